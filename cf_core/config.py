@@ -1,0 +1,145 @@
+"""Training settings in one place: `TrainConfig`, with the defaults that adapt to the data.
+
+Every field that says "auto" (None) is filled in by `resolve(config, stats)` from the data's size and rating
+scale, so a user who changes nothing gets a well-trained model on MovieLens 100k and on other data alike.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+MODEL_NAMES = ("dotbias", "dot", "nn")
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
+SCHEDULES = ("onecycle", "constant", "cosine", "cosine_restarts")
+WD_MODES = ("l2", "decoupled")
+
+
+@dataclass
+class DataStats:
+    """What the defaults depend on: counts and the rating scale of the training data."""
+
+    n_users: int
+    n_items: int
+    n_ratings: int
+    rating_min: float
+    rating_max: float
+    rating_mean: float
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run. None means "choose from the data" (see `resolve`)."""
+
+    # model
+    model: str = "dotbias"                 # dotbias (dot product + biases), dot (no biases) or nn (EmbeddingNN)
+    n_factors: int | None = None           # embedding size; nn uses it for users and items unless set below
+    user_factors: int | None = None        # nn only: user embedding size
+    item_factors: int | None = None        # nn only: item embedding size
+    layers: tuple[int, ...] = (64,)        # nn only: hidden layer sizes
+    dropout: tuple[float, ...] = (0.1,)    # nn only: dropout after each hidden layer (one value applies to all)
+    emb_dropout: float = 0.0               # nn only: dropout on the concatenated embeddings
+    y_range: tuple[float, float] | None = None  # sigmoid range; None: the rating scale widened by 1/8 each side
+    use_y_range: bool = True               # False: a plain linear output (no sigmoid)
+    init_std: float = 0.01                 # std of the normal init of the embeddings
+    # optimizer
+    optimizer: str = "adam"                # sgd, momentum (SGD with momentum), adam, adamw
+    lr: float | None = None                # peak learning rate; None: a default per optimizer
+    betas: tuple[float, float] = (0.9, 0.99)  # Adam/AdamW moment decay rates
+    eps: float = 1e-8                      # Adam/AdamW denominator guard
+    momentum: float = 0.9                  # for optimizer="momentum"
+    wd: float | None = None                # weight decay strength; None: a default per model and scale
+    wd_mode: str | None = None             # l2 (penalty in the loss) or decoupled (AdamW style); None: decoupled for adamw, else l2
+    bias_wd: float = 0.0                   # extra L2 on the biases, relative to wd (l2 mode)
+    # schedule
+    epochs: int | None = None              # None: by data size
+    batch_size: int | None = None          # None: by data size
+    schedule: str = "onecycle"             # onecycle, constant, cosine, cosine_restarts
+    pct_start: float = 0.25                # onecycle: fraction of steps spent warming up
+    div: float = 25.0                      # onecycle: start lr = lr / div
+    final_div: float = 1e4                 # onecycle/cosine: end lr = lr / final_div
+    restart_epochs: float = 1.0            # cosine_restarts: length of the first cycle, in epochs
+    restart_mult: float = 2.0              # cosine_restarts: each cycle is this many times longer
+    # run
+    keep_best: bool = True                 # end with the weights of the best validation epoch
+    seed: int = 42                         # seeds torch for init and batch order
+    device: str = "auto"                   # auto (cuda if present), cpu, cuda
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict (tuples become lists)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """Inverse of `to_dict`; unknown keys are ignored so old runs still load."""
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        kw = {}
+        for k, v in d.items():
+            if k not in names:
+                continue
+            kw[k] = tuple(v) if isinstance(v, list) else v
+        return cls(**kw)
+
+    def validate(self) -> None:
+        """Raise ValueError with a plain sentence for a setting that cannot work."""
+        checks = [
+            (self.model in MODEL_NAMES, f"model must be one of {', '.join(MODEL_NAMES)}, not {self.model!r}"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}"),
+            (self.wd_mode in (None, *WD_MODES), f"wd_mode must be l2 or decoupled, not {self.wd_mode!r}"),
+            (self.n_factors is None or self.n_factors >= 1, "n_factors must be at least 1"),
+            (self.lr is None or self.lr > 0, "lr must be positive"),
+            (self.wd is None or self.wd >= 0, "wd must be zero or positive"),
+            (self.epochs is None or self.epochs >= 1, "epochs must be at least 1"),
+            (self.batch_size is None or self.batch_size >= 1, "batch_size must be at least 1"),
+            (all(0 <= b < 1 for b in self.betas), "betas must each be in [0, 1)"),
+            (all(0 <= p < 1 for p in (*self.dropout, self.emb_dropout)), "dropout must be in [0, 1)"),
+            (self.y_range is None or self.y_range[0] < self.y_range[1], "y_range must be (low, high) with low < high"),
+            (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device must be auto, cpu or cuda"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+# Peak learning rates that work with the mean-squared-error loss at the default batch sizes.
+DEFAULT_LR = {"sgd": 0.5, "momentum": 0.05, "adam": 1e-2, "adamw": 1e-2}
+# Per-rating L2 strength on a 1..5 scale (scaled with the rating range for other scales).
+DEFAULT_WD = {"dotbias": 0.1, "dot": 0.1, "nn": 0.02}
+DEFAULT_WD_DECOUPLED = {"dotbias": 1.0, "dot": 1.0, "nn": 0.1}
+
+
+def resolve(cfg: TrainConfig, stats: DataStats) -> TrainConfig:
+    """Fill every None field of `cfg` from the data; the result is what actually trains (and is saved)."""
+    cfg.validate()
+    span = max(stats.rating_max - stats.rating_min, 1e-6)
+    changes: dict[str, Any] = {}
+    if cfg.y_range is None and cfg.use_y_range:
+        pad = span / 8
+        changes["y_range"] = (float(stats.rating_min - pad), float(stats.rating_max + pad))
+    if cfg.n_factors is None:
+        changes["n_factors"] = 64 if cfg.model != "nn" else 50
+    n_factors = changes.get("n_factors", cfg.n_factors)
+    if cfg.model == "nn":
+        changes["user_factors"] = cfg.user_factors or n_factors
+        changes["item_factors"] = cfg.item_factors or n_factors
+    wd_mode = cfg.wd_mode or ("decoupled" if cfg.optimizer == "adamw" else "l2")
+    changes["wd_mode"] = wd_mode
+    if cfg.wd is None:
+        # The penalty competes with squared errors, which grow with the square of the scale while the
+        # factors' norms grow linearly: so the strength grows with the scale.
+        base = (DEFAULT_WD_DECOUPLED if wd_mode == "decoupled" else DEFAULT_WD)[cfg.model]
+        changes["wd"] = base * span / 4
+    if cfg.lr is None:
+        changes["lr"] = DEFAULT_LR[cfg.optimizer]
+    if cfg.batch_size is None:
+        # About 80 steps per epoch on small data, capped so huge data still makes big, fast steps.
+        bs = 1 << max(8, min(18, round(stats.n_ratings / 80).bit_length() - 1))
+        changes["batch_size"] = bs
+    if cfg.epochs is None:
+        changes["epochs"] = 20 if stats.n_ratings < 2_000_000 else 10
+    return cfg.replace(**changes)

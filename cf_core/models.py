@@ -1,0 +1,133 @@
+"""The lesson's models: dot product (with biases and a sigmoid `y_range`) and a neural net over embeddings.
+
+Models only compute: `forward(user, item)` takes index tensors and returns predicted ratings, and
+`penalty(user, item)` returns the per-rating L2 term of the embeddings a batch used. Training, id mapping and
+fallbacks for unknown ids live elsewhere (`train.py`, `recommender.py`).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def sigmoid_range(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    """Squash x into (lo, hi), as fastai's `sigmoid_range`."""
+    return torch.sigmoid(x) * (hi - lo) + lo
+
+
+def _embedding(n: int, dim: int, std: float) -> nn.Embedding:
+    emb = nn.Embedding(n, dim)
+    nn.init.normal_(emb.weight, 0.0, std)
+    return emb
+
+
+def _logit_of(value: float, y_range: tuple[float, float] | None) -> float:
+    """The pre-activation that makes the output equal `value` (so training starts at the mean rating)."""
+    if y_range is None:
+        return value
+    lo, hi = y_range
+    p = min(max((value - lo) / (hi - lo), 1e-3), 1 - 1e-3)
+    return math.log(p / (1 - p))
+
+
+class DotProduct(nn.Module):
+    """Plain matrix factorization: rating = user . item (optionally squashed into `y_range`)."""
+
+    has_bias = False
+
+    def __init__(self, n_users: int, n_items: int, n_factors: int, y_range: tuple[float, float] | None = None,
+                 init_std: float = 0.01, mean_rating: float = 0.0):
+        super().__init__()
+        self.user_factors = _embedding(n_users, n_factors, init_std)
+        self.item_factors = _embedding(n_items, n_factors, init_std)
+        self.y_range = tuple(y_range) if y_range is not None else None
+        # A global offset (the mean rating) lets the factors model only the deviations.
+        self.global_bias = nn.Parameter(torch.tensor(_logit_of(mean_rating, self.y_range)))
+
+    def raw(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
+        return (self.user_factors(user) * self.item_factors(item)).sum(1) + self.global_bias
+
+    def forward(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
+        x = self.raw(user, item)
+        return sigmoid_range(x, *self.y_range) if self.y_range is not None else x
+
+    def forward_user(self, vector: torch.Tensor, bias: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
+        """Predictions of a user given as a factor vector (and bias) rather than an index: for fold-in."""
+        x = self.item_factors(item) @ vector + self.global_bias
+        if self.has_bias:
+            x = x + bias + self.item_bias(item).squeeze(1)
+        return sigmoid_range(x, *self.y_range) if self.y_range is not None else x
+
+    def penalty(self, user: torch.Tensor, item: torch.Tensor, bias_weight: float = 0.0) -> torch.Tensor:
+        """Mean over the batch of the squared norms of the embeddings each rating used."""
+        return (self.user_factors(user).pow(2).sum(1) + self.item_factors(item).pow(2).sum(1)).mean()
+
+
+class DotProductBias(DotProduct):
+    """fastai's `EmbeddingDotBias`: user . item + user_bias + item_bias, squashed into `y_range`."""
+
+    has_bias = True
+
+    def __init__(self, n_users: int, n_items: int, n_factors: int, y_range: tuple[float, float] | None = None,
+                 init_std: float = 0.01, mean_rating: float = 0.0):
+        super().__init__(n_users, n_items, n_factors, y_range, init_std, mean_rating)
+        self.user_bias = _embedding(n_users, 1, 0.0)
+        self.item_bias = _embedding(n_items, 1, 0.0)
+
+    def raw(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
+        dot = (self.user_factors(user) * self.item_factors(item)).sum(1)
+        return dot + self.user_bias(user).squeeze(1) + self.item_bias(item).squeeze(1) + self.global_bias
+
+    def penalty(self, user: torch.Tensor, item: torch.Tensor, bias_weight: float = 0.0) -> torch.Tensor:
+        p = super().penalty(user, item)
+        if bias_weight:
+            p = p + bias_weight * (self.user_bias(user).pow(2) + self.item_bias(item).pow(2)).mean()
+        return p
+
+
+class EmbeddingNN(nn.Module):
+    """fastai's `EmbeddingNN`: concatenated user and item embeddings through hidden layers with dropout."""
+
+    has_bias = False
+
+    def __init__(self, n_users: int, n_items: int, user_factors: int, item_factors: int,
+                 layers: tuple[int, ...] = (128,), dropout: tuple[float, ...] = (0.2,), emb_dropout: float = 0.0,
+                 y_range: tuple[float, float] | None = None, init_std: float = 0.01, mean_rating: float = 0.0):
+        super().__init__()
+        if len(dropout) == 1 and len(layers) > 1:
+            dropout = tuple(dropout) * len(layers)
+        if len(dropout) != len(layers):
+            raise ValueError(f"need one dropout per hidden layer: {len(layers)} layers, {len(dropout)} dropouts")
+        self.user_factors = _embedding(n_users, user_factors, init_std)
+        self.item_factors = _embedding(n_items, item_factors, init_std)
+        self.emb_drop = nn.Dropout(emb_dropout)
+        blocks: list[nn.Module] = []
+        width = user_factors + item_factors
+        for size, p in zip(layers, dropout):
+            blocks += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(p)]
+            width = size
+        self.layers = nn.Sequential(*blocks)
+        self.head = nn.Linear(width, 1)
+        self.y_range = tuple(y_range) if y_range is not None else None
+        nn.init.zeros_(self.head.weight)
+        nn.init.constant_(self.head.bias, _logit_of(mean_rating, self.y_range))
+
+    def forward(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
+        x = self.emb_drop(torch.cat([self.user_factors(user), self.item_factors(item)], dim=1))
+        x = self.head(self.layers(x)).squeeze(1)
+        return sigmoid_range(x, *self.y_range) if self.y_range is not None else x
+
+    def forward_user(self, vector: torch.Tensor, bias: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
+        """Predictions of a user given as an embedding vector rather than an index: for fold-in."""
+        x = torch.cat([vector.expand(len(item), -1), self.item_factors(item)], dim=1)
+        x = self.head(self.layers(x)).squeeze(1)
+        return sigmoid_range(x, *self.y_range) if self.y_range is not None else x
+
+    def penalty(self, user: torch.Tensor, item: torch.Tensor, bias_weight: float = 0.0) -> torch.Tensor:
+        """Mean over the batch of the squared norms of the embeddings each rating used."""
+        return (self.user_factors(user).pow(2).sum(1) + self.item_factors(item).pow(2).sum(1)).mean()
+
+
+MODELS = {"dotbias": DotProductBias, "dot": DotProduct, "nn": EmbeddingNN}

@@ -1,0 +1,204 @@
+"""`Recommender`: one interface for every model (Surprise's AlgoBase): fit, predict on raw ids, evaluate.
+
+It owns what a bare model does not know: the id <-> index mappings, the rating scale, the device, and the
+fallback for users or items never seen in training (global mean plus whatever bias is known), so unknown ids
+never reach an embedding lookup.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .config import DataStats, TrainConfig, resolve
+from .ids import IdMap
+from .metrics import mae, rmse
+from .models import MODELS, DotProduct, EmbeddingNN
+from .train import Callback, History, Tensors, Trainer, find_lr, pick_device, LRFinderResult
+
+# Shrinkage of the fallback biases toward zero, in ratings (the classic damped baseline).
+ITEM_DAMPING, USER_DAMPING = 25.0, 10.0
+PREDICT_CHUNK = 1 << 20
+
+
+def _frame(data: Any) -> pd.DataFrame:
+    """Accept a `Ratings` (from cf_core.data) or a DataFrame with user, item, rating columns."""
+    df = getattr(data, "df", data)
+    missing = {"user", "item", "rating"} - set(df.columns)
+    if missing:
+        raise ValueError(f"ratings need columns user, item, rating; missing {', '.join(sorted(missing))}")
+    return df
+
+
+class Recommender:
+    """A collaborative-filtering model with its id mappings; `fit` returns self."""
+
+    def __init__(self, config: TrainConfig | None = None, **overrides: Any):
+        self.config = (config or TrainConfig()).replace(**overrides) if overrides else (config or TrainConfig())
+        self.config.validate()
+        self.model: torch.nn.Module | None = None
+        self.history = History()
+        self.user_map = self.item_map = None
+        self.device = torch.device("cpu")
+
+    # ------------------------------------------------------------ building
+    def _stats(self, df: pd.DataFrame) -> DataStats:
+        r = df["rating"].to_numpy(dtype=np.float64)
+        return DataStats(df["user"].nunique(), df["item"].nunique(), len(df), float(r.min()), float(r.max()), float(r.mean()))
+
+    def _build(self, df: pd.DataFrame) -> None:
+        """Resolve the config against the data, map ids, compute fallbacks, create the model."""
+        stats = self._stats(df)
+        self.config = resolve(self.config, stats)
+        self.device = pick_device(self.config.device)
+        self.user_map = IdMap.from_values(df["user"].to_numpy(), "user")
+        self.item_map = IdMap.from_values(df["item"].to_numpy(), "item")
+        self.rating_scale = (stats.rating_min, stats.rating_max)
+        user = self.user_map.encode(df["user"].to_numpy())
+        item = self.item_map.encode(df["item"].to_numpy())
+        rating = df["rating"].to_numpy(dtype=np.float64)
+        self.global_mean = float(rating.mean())
+        self.user_counts = np.bincount(user, minlength=len(self.user_map))
+        self.item_counts = np.bincount(item, minlength=len(self.item_map))
+        self.item_sum = np.bincount(item, weights=rating, minlength=len(self.item_map))
+        self.user_sum = np.bincount(user, weights=rating, minlength=len(self.user_map))
+        # Damped baseline biases: the fallback for cold users or items (global mean plus known bias).
+        self.item_offset = np.bincount(item, weights=rating - self.global_mean, minlength=len(self.item_map)) / (self.item_counts + ITEM_DAMPING)
+        resid = rating - self.global_mean - self.item_offset[item]
+        self.user_offset = np.bincount(user, weights=resid, minlength=len(self.user_map)) / (self.user_counts + USER_DAMPING)
+        self.model = self._new_model().to(self.device)
+        self._train_tensors = Tensors(torch.from_numpy(user), torch.from_numpy(item),
+                                      torch.from_numpy(rating.astype(np.float32))).to(self.device)
+
+    def _new_model(self) -> torch.nn.Module:
+        cfg, nu, ni = self.config, len(self.user_map), len(self.item_map)
+        torch.manual_seed(cfg.seed)
+        y_range = cfg.y_range if cfg.use_y_range else None
+        if cfg.model == "nn":
+            return EmbeddingNN(nu, ni, cfg.user_factors, cfg.item_factors, tuple(cfg.layers), tuple(cfg.dropout),
+                               cfg.emb_dropout, y_range, cfg.init_std, self.global_mean)
+        return MODELS[cfg.model](nu, ni, cfg.n_factors, y_range, cfg.init_std, self.global_mean)
+
+    # ------------------------------------------------------------ training
+    def fit(self, train: Any, valid: Any = None, callbacks: Sequence[Callback] = (),
+            cancel: threading.Event | None = None) -> "Recommender":
+        """Train on `train`; with `valid`, report validation RMSE/MAE each epoch and keep the best epoch."""
+        df = _frame(train)
+        self._build(df)
+        evaluate = self._validator(_frame(valid)) if valid is not None and len(_frame(valid)) else None
+        trainer = Trainer(self.model, self.config, callbacks, cancel)
+        self.history = trainer.fit(self._train_tensors, evaluate)
+        del self._train_tensors
+        return self
+
+    def lr_find(self, train: Any, **kwargs: Any) -> LRFinderResult:
+        """Run the learning-rate finder on a fresh model for `train` (the weights are thrown away)."""
+        self._build(_frame(train))
+        result = find_lr(self.model, self._train_tensors, self.config, **kwargs)
+        del self._train_tensors
+        return result
+
+    def _validator(self, valid: pd.DataFrame):
+        """A closure computing (rmse, mae) on `valid`, cold rows predicted by the fallback."""
+        u, i = self.user_map.encode(valid["user"].to_numpy(), "ignore"), self.item_map.encode(valid["item"].to_numpy(), "ignore")
+        truth = torch.from_numpy(valid["rating"].to_numpy(dtype=np.float32)).to(self.device)
+        warm = (u >= 0) & (i >= 0)
+        fallback = torch.from_numpy(self._fallback(u, i).astype(np.float32)).to(self.device)
+        warm_t = torch.from_numpy(warm).to(self.device)
+        tu, ti = torch.from_numpy(np.where(warm, u, 0)).to(self.device), torch.from_numpy(np.where(warm, i, 0)).to(self.device)
+        lo, hi = self.rating_scale
+
+        def evaluate(model: torch.nn.Module) -> tuple[float, float]:
+            pred = torch.where(warm_t, self._predict_tensor(model, tu, ti).clamp(lo, hi), fallback)
+            err = pred - truth
+            return float(err.pow(2).mean().sqrt()), float(err.abs().mean())
+
+        return evaluate
+
+    # ------------------------------------------------------------ predicting
+    @torch.no_grad()
+    def _predict_tensor(self, model: torch.nn.Module, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
+        was_training = model.training
+        model.eval()
+        out = torch.cat([model(user[s:s + PREDICT_CHUNK], item[s:s + PREDICT_CHUNK])
+                         for s in range(0, len(user), PREDICT_CHUNK)]) if len(user) else torch.zeros(0, device=user.device)
+        model.train(was_training)
+        return out
+
+    def _fallback(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """Global mean plus the known user and item biases (0 for the unknown side)."""
+        pred = self.global_mean + np.where(u >= 0, self.user_offset[np.maximum(u, 0)], 0.0) \
+            + np.where(i >= 0, self.item_offset[np.maximum(i, 0)], 0.0)
+        return np.clip(pred, *self.rating_scale)
+
+    def _check_fitted(self) -> None:
+        if self.model is None:
+            raise RuntimeError("this Recommender is not trained yet: call fit() or load a run first")
+
+    def predict_indices(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """Predictions for index arrays (-1 = unknown, predicted by the fallback), clipped to the rating scale."""
+        self._check_fitted()
+        u, i = np.asarray(u, dtype=np.int64), np.asarray(i, dtype=np.int64)
+        warm = (u >= 0) & (i >= 0)
+        out = self._fallback(u, i)
+        if warm.any():
+            pred = self._predict_tensor(self.model, torch.from_numpy(u[warm]).to(self.device), torch.from_numpy(i[warm]).to(self.device))
+            out[warm] = np.clip(pred.float().cpu().numpy(), *self.rating_scale)
+        return out
+
+    def predict(self, user: Any, item: Any, unknown: str = "fallback") -> np.ndarray:
+        """Predicted ratings for raw (user, item) ids. unknown='fallback' (default) or 'error' (UnknownIdError)."""
+        self._check_fitted()
+        mode = "error" if unknown == "error" else "ignore"
+        users, items = np.atleast_1d(np.asarray(user, dtype=object if isinstance(user, str) else None)), np.atleast_1d(np.asarray(item, dtype=object if isinstance(item, str) else None))
+        if len(users) == 1 and len(items) > 1:
+            users = np.repeat(users, len(items))
+        return self.predict_indices(self.user_map.encode(users, mode), self.item_map.encode(items, mode))
+
+    def predict_frame(self, data: Any) -> pd.DataFrame:
+        """The ratings with a `prediction` column and a `cold` flag (user or item unseen in training)."""
+        df = _frame(data)
+        u, i = self.user_map.encode(df["user"].to_numpy(), "ignore"), self.item_map.encode(df["item"].to_numpy(), "ignore")
+        out = df[["user", "item", "rating"]].copy()
+        out["prediction"] = self.predict_indices(u, i).astype(np.float32)
+        out["cold"] = (u < 0) | (i < 0)
+        return out
+
+    def evaluate(self, data: Any) -> dict:
+        """RMSE and MAE on `data`, cold rows included (predicted by the fallback), with their count."""
+        pf = self.predict_frame(data)
+        return {"rmse": rmse(pf["prediction"], pf["rating"]), "mae": mae(pf["prediction"], pf["rating"]),
+                "n": int(len(pf)), "n_cold": int(pf["cold"].sum())}
+
+    # ------------------------------------------------------------ learned parameters, as numpy
+    @property
+    def n_users(self) -> int:
+        return len(self.user_map)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_map)
+
+    def item_factors(self) -> np.ndarray:
+        """Item embedding matrix, one row per item index."""
+        self._check_fitted()
+        return self.model.item_factors.weight.detach().float().cpu().numpy()
+
+    def user_factors(self) -> np.ndarray:
+        """User embedding matrix, one row per user index."""
+        self._check_fitted()
+        return self.model.user_factors.weight.detach().float().cpu().numpy()
+
+    def item_bias(self) -> np.ndarray | None:
+        """Learned item biases (None for models without them)."""
+        self._check_fitted()
+        return self.model.item_bias.weight.detach().float().cpu().numpy()[:, 0] if getattr(self.model, "has_bias", False) else None
+
+    def user_bias(self) -> np.ndarray | None:
+        """Learned user biases (None for models without them)."""
+        self._check_fitted()
+        return self.model.user_bias.weight.detach().float().cpu().numpy()[:, 0] if getattr(self.model, "has_bias", False) else None

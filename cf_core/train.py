@@ -1,0 +1,306 @@
+"""One flat training loop (minGPT style) with callbacks, optimizers, learning-rate schedules and an LR finder.
+
+The data lives on the device as three tensors; a batch is a slice of a random permutation, so there is no
+DataLoader and no per-batch host work. Everything that watches training (loss history, live charts, progress,
+cancel) hangs on callbacks.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .config import TrainConfig
+
+
+@dataclass
+class Tensors:
+    """Ratings as index and value tensors on one device."""
+
+    user: torch.Tensor
+    item: torch.Tensor
+    rating: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.rating)
+
+    def to(self, device: torch.device | str) -> "Tensors":
+        return Tensors(self.user.to(device), self.item.to(device), self.rating.to(device))
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """cuda when asked for or (auto) present, else cpu; asking for cuda without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device cuda was asked for, but no CUDA GPU is available here (use --device cpu or auto)")
+    return torch.device(name)
+
+
+def smooth(values: Sequence[float], beta: float = 0.98) -> list[float]:
+    """The lesson's debiased exponentially weighted moving average."""
+    avg, out = 0.0, []
+    for n, v in enumerate(values, 1):
+        avg = beta * avg + (1 - beta) * v
+        out.append(avg / (1 - beta**n))
+    return out
+
+
+# ---------------------------------------------------------------- learning-rate schedules
+def _cos(start: float, end: float, pct: float) -> float:
+    return end + (start - end) * (1 + math.cos(math.pi * pct)) / 2
+
+
+def lr_at(cfg: TrainConfig, step: int, total: int, steps_per_epoch: int) -> float:
+    """The learning rate at `step` of `total` steps."""
+    lr, pct = cfg.lr, step / max(total, 1)
+    if cfg.schedule == "constant":
+        return lr
+    if cfg.schedule == "onecycle":
+        if pct < cfg.pct_start:  # warm up from lr/div, then anneal to lr/(div*final_div), as fastai's fit_one_cycle
+            return _cos(lr / cfg.div, lr, pct / cfg.pct_start)
+        return _cos(lr, lr / (cfg.div * cfg.final_div), (pct - cfg.pct_start) / (1 - cfg.pct_start))
+    if cfg.schedule == "cosine":
+        return _cos(lr, lr / cfg.final_div, pct)
+    if cfg.schedule == "cosine_restarts":  # SGDR: cycles of restart_epochs, each restart_mult times longer
+        t, length = step / steps_per_epoch, cfg.restart_epochs
+        while t >= length:
+            t -= length
+            length *= cfg.restart_mult
+        return _cos(lr, lr / cfg.final_div, t / length)
+    raise ValueError(f"unknown schedule {cfg.schedule!r}")
+
+
+# ---------------------------------------------------------------- optimizers
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """SGD, SGD with momentum, Adam or AdamW; decoupled weight decay is applied by the loop (see `fit`)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    fused = next(model.parameters()).is_cuda or None
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr)
+    if cfg.optimizer == "momentum":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
+    if cfg.optimizer in ("adam", "adamw"):
+        return torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=fused)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+
+
+def decayed_params(model: nn.Module) -> list[torch.Tensor]:
+    """Weights that decoupled weight decay shrinks: embeddings and layer weights, not scalar offsets."""
+    return [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+
+
+# ---------------------------------------------------------------- callbacks
+@dataclass
+class BatchInfo:
+    """What a callback hears after each batch."""
+
+    step: int            # 1-based optimizer step
+    total_steps: int
+    epoch: float         # fractional epoch (1.5 = half-way through the second)
+    loss: float          # this batch's MSE
+    smooth_loss: float   # debiased EWMA of the batch losses, beta 0.98
+    lr: float
+
+
+@dataclass
+class EpochInfo:
+    """Per-epoch metrics; valid_* are None without a validation set."""
+
+    epoch: int
+    train_rmse: float
+    train_mae: float
+    valid_rmse: float | None
+    valid_mae: float | None
+    seconds: float       # wall time since fit started
+    lr: float
+    complete: bool = True  # False for an epoch cut short by cancel
+
+
+class Callback:
+    """Override what you need; every hook is optional."""
+
+    def on_fit_start(self, trainer: "Trainer") -> None: ...
+    def on_batch_end(self, trainer: "Trainer", info: BatchInfo) -> None: ...
+    def on_epoch_end(self, trainer: "Trainer", info: EpochInfo) -> None: ...
+    def on_fit_end(self, trainer: "Trainer") -> None: ...
+
+
+@dataclass
+class History:
+    """The recorder: batch losses, smoothed losses, learning rates and per-epoch metrics."""
+
+    loss: list[float] = field(default_factory=list)
+    smooth_loss: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    epochs: list[dict] = field(default_factory=list)
+    best_epoch: int | None = None
+    cancelled: bool = False
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("loss", "smooth_loss", "lr", "epochs", "best_epoch", "cancelled", "seconds")}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "History":
+        return cls(**{k: d[k] for k in ("loss", "smooth_loss", "lr", "epochs", "best_epoch", "cancelled", "seconds") if k in d})
+
+
+Evaluator = Callable[[nn.Module], tuple[float, float]]  # model -> (rmse, mae) on the validation set
+
+
+# ---------------------------------------------------------------- the loop
+class Trainer:
+    """Trains `model` on `train` tensors with the settings of a resolved `TrainConfig`."""
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig, callbacks: Sequence[Callback] = (),
+                 cancel: threading.Event | None = None):
+        self.model, self.cfg, self.callbacks = model, cfg, list(callbacks)
+        self.cancel = cancel or threading.Event()
+        self.history = History()
+
+    def _emit(self, hook: str, *args) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(self, *args)
+
+    def fit(self, train: Tensors, evaluate: Evaluator | None = None) -> History:
+        """Run cfg.epochs epochs (or until cancel is set); returns the history."""
+        cfg, model, hist = self.cfg, self.model, self.history
+        n, bs = len(train), cfg.batch_size
+        steps_per_epoch = math.ceil(n / bs)
+        total = steps_per_epoch * cfg.epochs
+        opt = make_optimizer(model, cfg)
+        l2 = cfg.wd if cfg.wd_mode == "l2" else 0.0
+        decay = decayed_params(model) if cfg.wd_mode == "decoupled" and cfg.wd > 0 else []
+        gen = torch.Generator(device=train.rating.device).manual_seed(cfg.seed)
+        best_rmse, best_state = math.inf, None
+        ewma, step, t0 = 0.0, 0, time.perf_counter()
+        self._emit("on_fit_start")
+        for epoch in range(cfg.epochs):
+            model.train()
+            perm = torch.randperm(n, device=train.rating.device, generator=gen)
+            sse = torch.zeros((), device=train.rating.device)
+            sae = torch.zeros((), device=train.rating.device)
+            seen = 0
+            for b in range(steps_per_epoch):
+                if self.cancel.is_set():
+                    break
+                idx = perm[b * bs:(b + 1) * bs]
+                user, item, rating = train.user[idx], train.item[idx], train.rating[idx]
+                lr = lr_at(cfg, step, total, steps_per_epoch)
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                pred = model(user, item)
+                err = pred - rating
+                mse = err.pow(2).mean()
+                # Per-rating L2: the penalty is averaged over the batch like the loss, so its weight relative
+                # to the data term does not shrink as the batch grows.
+                loss = mse + l2 * model.penalty(user, item, cfg.bias_wd) if l2 else mse
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if decay:  # decoupled weight decay (AdamW): shrink the weights directly, outside the gradient
+                    with torch.no_grad():
+                        torch._foreach_mul_(decay, 1 - lr * cfg.wd)
+                opt.step()
+                step += 1
+                with torch.no_grad():
+                    sse += err.detach().pow(2).sum()
+                    sae += err.detach().abs().sum()
+                seen += len(idx)
+                if self.callbacks or b == steps_per_epoch - 1:
+                    value = float(mse.detach())  # a device sync; only paid when someone listens
+                    ewma = 0.98 * ewma + 0.02 * value
+                    smoothed = ewma / (1 - 0.98 ** step)
+                    hist.loss.append(value)
+                    hist.smooth_loss.append(smoothed)
+                    hist.lr.append(lr)
+                    self._emit("on_batch_end", BatchInfo(step, total, epoch + (b + 1) / steps_per_epoch, value, smoothed, lr))
+            if seen == 0:
+                break
+            valid_rmse = valid_mae = None
+            if evaluate is not None:
+                valid_rmse, valid_mae = evaluate(model)
+            info = EpochInfo(epoch + 1, math.sqrt(float(sse) / seen), float(sae) / seen, valid_rmse, valid_mae,
+                             time.perf_counter() - t0, lr, complete=seen == n)
+            hist.epochs.append(vars(info).copy())
+            if cfg.keep_best and valid_rmse is not None and valid_rmse < best_rmse:
+                best_rmse, hist.best_epoch = valid_rmse, epoch + 1
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            self._emit("on_epoch_end", info)
+            if self.cancel.is_set():
+                break
+        hist.cancelled = self.cancel.is_set()
+        if best_state is not None and hist.best_epoch != len(hist.epochs):
+            model.load_state_dict(best_state)  # keep the best-so-far model, not the last
+        hist.seconds = time.perf_counter() - t0
+        model.eval()
+        self._emit("on_fit_end")
+        return hist
+
+
+# ---------------------------------------------------------------- learning-rate finder
+@dataclass
+class LRFinderResult:
+    """The sweep's learning rates and smoothed losses, and a suggested learning rate."""
+
+    lrs: list[float]
+    losses: list[float]
+    suggestion: float
+
+
+def find_lr(model: nn.Module, train: Tensors, cfg: TrainConfig, start: float = 1e-6, end: float = 10.0,
+            steps: int = 100) -> LRFinderResult:
+    """Exponential LR sweep (Leslie Smith, as fastai's lr_find) on a throwaway copy of the weights.
+
+    Stops when the smoothed loss exceeds 4x its minimum. Suggests the rate where the smoothed loss falls
+    fastest, which sits safely below the minimum.
+    """
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    opt = make_optimizer(model, cfg)
+    l2 = cfg.wd if cfg.wd_mode == "l2" else 0.0
+    gen = torch.Generator(device=train.rating.device).manual_seed(cfg.seed)
+    n, bs = len(train), cfg.batch_size
+    lrs, losses, ewma, best = [], [], 0.0, math.inf
+    model.train()
+    for step in range(1, steps + 1):
+        lr = start * (end / start) ** ((step - 1) / (steps - 1))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        idx = torch.randint(0, n, (min(bs, n),), device=train.rating.device, generator=gen)
+        user, item, rating = train.user[idx], train.item[idx], train.rating[idx]
+        mse = (model(user, item) - rating).pow(2).mean()
+        loss = mse + l2 * model.penalty(user, item, cfg.bias_wd) if l2 else mse
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        value = float(mse)
+        ewma = 0.98 * ewma + 0.02 * value
+        smoothed = ewma / (1 - 0.98**step)
+        if not math.isfinite(smoothed):
+            break
+        lrs.append(lr)
+        losses.append(smoothed)
+        best = min(best, smoothed)
+        if step > 10 and smoothed > 4 * best:
+            break
+    model.load_state_dict(state)
+    model.eval()
+    return LRFinderResult(lrs, losses, suggest_lr(lrs, losses))
+
+
+def suggest_lr(lrs: Sequence[float], losses: Sequence[float]) -> float:
+    """The learning rate of the steepest fall of the loss (in log-lr), before the minimum."""
+    if len(lrs) < 3:
+        return lrs[0] if lrs else 1e-3
+    i_min = min(range(len(losses)), key=losses.__getitem__)
+    upto = max(i_min, 2)
+    slopes = [(losses[i + 1] - losses[i - 1]) / (math.log(lrs[i + 1]) - math.log(lrs[i - 1])) for i in range(1, upto)]
+    if not slopes:
+        return lrs[i_min] / 10
+    i = 1 + min(range(len(slopes)), key=slopes.__getitem__)
+    return float(lrs[i])
