@@ -70,6 +70,9 @@ class Recommender:
         self.item_offset = np.bincount(item, weights=rating - self.global_mean, minlength=len(self.item_map)) / (self.item_counts + ITEM_DAMPING)
         resid = rating - self.global_mean - self.item_offset[item]
         self.user_offset = np.bincount(user, weights=resid, minlength=len(self.user_map)) / (self.user_counts + USER_DAMPING)
+        # What each user rated, as CSR (indptr into item indices), to leave it out of their recommendations.
+        self.rated_indptr = np.concatenate([[0], np.cumsum(self.user_counts)]).astype(np.int64)
+        self.rated_items = item[np.argsort(user, kind="stable")].astype(np.int32)
         self.model = self._new_model().to(self.device)
         self._train_tensors = Tensors(torch.from_numpy(user), torch.from_numpy(item),
                                       torch.from_numpy(rating.astype(np.float32))).to(self.device)
@@ -173,6 +176,34 @@ class Recommender:
         pf = self.predict_frame(data)
         return {"rmse": rmse(pf["prediction"], pf["rating"]), "mae": mae(pf["prediction"], pf["rating"]),
                 "n": int(len(pf)), "n_cold": int(pf["cold"].sum())}
+
+    # ------------------------------------------------------------ saving and loading (used by store.py)
+    STATE_ARRAYS = ("user_counts", "item_counts", "user_sum", "item_sum", "user_offset", "item_offset", "rated_indptr", "rated_items")
+
+    def to_state(self) -> tuple[dict, dict[str, torch.Tensor], dict]:
+        """(meta, tensors, ids): everything needed to rebuild this Recommender, with no pickle."""
+        self._check_fitted()
+        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        tensors.update({k: torch.from_numpy(np.ascontiguousarray(getattr(self, k))) for k in self.STATE_ARRAYS})
+        meta = {"config": self.config.to_dict(), "history": self.history.to_dict(), "rating_scale": list(self.rating_scale),
+                "global_mean": self.global_mean}
+        return meta, tensors, {"user": self.user_map.to_list(), "item": self.item_map.to_list()}
+
+    @classmethod
+    def from_state(cls, meta: dict, tensors: dict[str, torch.Tensor], ids: dict, device: str = "auto") -> "Recommender":
+        """Inverse of `to_state`, onto `device` (a run trained on a GPU loads on a CPU and back)."""
+        rec = cls(TrainConfig.from_dict(meta["config"]).replace(device=device))
+        rec.device = pick_device(device)
+        rec.user_map, rec.item_map = IdMap.from_list(ids["user"], "user"), IdMap.from_list(ids["item"], "item")
+        rec.rating_scale = tuple(meta["rating_scale"])
+        rec.global_mean = float(meta["global_mean"])
+        for k in cls.STATE_ARRAYS:
+            setattr(rec, k, tensors[k].numpy())
+        rec.model = rec._new_model()
+        rec.model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        rec.model.to(rec.device).eval()
+        rec.history = History.from_dict(meta.get("history", {}))
+        return rec
 
     # ------------------------------------------------------------ learned parameters, as numpy
     @property

@@ -1,0 +1,172 @@
+"""Command line: `python -m cf_core train | recommend | similar | fetch`.
+
+Progress goes to stderr; `train` prints one JSON object as its last stdout line. Bad input gives a one-line
+error on stderr and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from .config import MODEL_NAMES, OPTIMIZERS, SCHEDULES, TrainConfig
+from .data import DataError, read_items, read_ratings
+from .ids import UnknownIdError
+from .store import RunNotFound, RunStore
+from .train import BatchInfo, Callback, EpochInfo
+
+
+class StderrProgress(Callback):
+    """One line per epoch on stderr (and a dot per tenth of an epoch when it is a tty)."""
+
+    def on_epoch_end(self, trainer, info: EpochInfo) -> None:
+        valid = f" valid_rmse {info.valid_rmse:.4f} valid_mae {info.valid_mae:.4f}" if info.valid_rmse is not None else ""
+        print(f"epoch {info.epoch}/{trainer.cfg.epochs} train_rmse {info.train_rmse:.4f}{valid} "
+              f"lr {info.lr:.2e} {info.seconds:.1f}s", file=sys.stderr, flush=True)
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in text.split(",") if x.strip())
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(",") if x.strip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m cf_core", description="Collab Studio engine: train and query collaborative-filtering models.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model and save it as a run")
+    t.add_argument("--ratings", required=True, help="ratings file (csv, tsv, ::, parquet, xlsx) or 'ml-100k'")
+    t.add_argument("--valid", help="a separate validation ratings file")
+    t.add_argument("--valid-frac", type=float, default=0.2, help="validation fraction when --valid is not given (0 for none)")
+    t.add_argument("--split", choices=("random", "user", "time"), default="random")
+    t.add_argument("--seed", type=int, default=42)
+    t.add_argument("--items", help="item metadata (titles, genres)")
+    t.add_argument("--model", choices=MODEL_NAMES, default="dotbias")
+    t.add_argument("--factors", type=int, help="embedding size (default: chosen from the data)")
+    t.add_argument("--layers", type=_ints, help="nn hidden layers, e.g. 64,32")
+    t.add_argument("--dropout", type=_floats, help="nn dropout per layer, e.g. 0.2,0.1")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--wd", type=float)
+    t.add_argument("--wd-mode", choices=("l2", "decoupled"))
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    t.add_argument("--betas", type=_floats)
+    t.add_argument("--schedule", choices=SCHEDULES)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--y-range", type=_floats, help="low,high of the sigmoid output")
+    t.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    t.add_argument("--out", help="runs folder (default ./runs or $COLLAB_STUDIO_RUNS)")
+    t.add_argument("--name", default="")
+    t.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+    for name, helptext in (("recommend", "top-N items for a user of a saved run"), ("similar", "items most similar to an item")):
+        s = sub.add_parser(name, help=helptext)
+        s.add_argument("--run", required=True, help="run id (see the runs folder or the dashboard)")
+        s.add_argument("--user" if name == "recommend" else "--item", required=True)
+        s.add_argument("-n", type=int, default=10)
+        s.add_argument("--min-ratings", type=int, default=0)
+        s.add_argument("--out", help="runs folder")
+        s.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+
+    f = sub.add_parser("fetch", help="download MovieLens 100k into the cache (checksum verified)")
+    f.add_argument("--force", action="store_true")
+    return p
+
+
+def _load_ratings(source: str):
+    if source in ("ml-100k", "movielens-100k"):
+        from .datasets import movielens_100k
+        ratings, items = movielens_100k()
+        return ratings, items
+    return read_ratings(source), None
+
+
+def _config(a: argparse.Namespace) -> TrainConfig:
+    fields = {"model": a.model, "n_factors": a.factors, "layers": a.layers, "dropout": a.dropout, "epochs": a.epochs,
+              "lr": a.lr, "wd": a.wd, "wd_mode": a.wd_mode, "optimizer": a.optimizer, "betas": a.betas,
+              "schedule": a.schedule, "batch_size": a.batch_size, "y_range": a.y_range, "device": a.device}
+    cfg = TrainConfig().replace(**{k: v for k, v in fields.items() if v is not None})
+    cfg.validate()
+    return cfg
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from .recommender import Recommender
+    from .splits import cold_count, split
+
+    cfg = _config(a)
+    ratings, items = _load_ratings(a.ratings)
+    if a.items:
+        items = read_items(a.items)
+    df = ratings.df
+    if a.valid:
+        train, valid = df, read_ratings(a.valid).df
+    elif a.valid_frac > 0:
+        train, valid = split(df, a.split, a.valid_frac, a.seed)
+    else:
+        train, valid = df, None
+    callbacks = [] if a.quiet else [StderrProgress()]
+    t0 = time.perf_counter()
+    rec = Recommender(cfg).fit(train, valid, callbacks)
+    seconds = time.perf_counter() - t0
+    metrics = rec.evaluate(valid) if valid is not None else {"rmse": None, "mae": None, "n": 0, "n_cold": 0}
+    out = {"valid_rmse": metrics["rmse"], "valid_mae": metrics["mae"], "train_seconds": round(seconds, 3),
+           "fit_seconds": round(rec.history.seconds, 3), "epochs": len(rec.history.epochs),
+           "best_epoch": rec.history.best_epoch, "device": str(rec.device), "model": rec.config.model,
+           "n_users": rec.n_users, "n_items": rec.n_items, "n_train": len(train),
+           "n_valid": 0 if valid is None else len(valid), "n_valid_cold": 0 if valid is None else cold_count(train, valid)}
+    store = RunStore(a.out)
+    out["run_id"] = store.save(rec, name=a.name or Path(a.ratings).stem, dataset=Path(a.ratings).name,
+                               metrics={k: v for k, v in out.items() if k.startswith(("valid", "train", "fit"))},
+                               items=items, valid=valid, train=train[["user", "item", "rating"]])
+    print(json.dumps(out))
+    return 0
+
+
+def _print_frame(frame: pd.DataFrame, as_json: bool) -> None:
+    if as_json:
+        for row in frame.to_dict("records"):
+            print(json.dumps(row, default=str))
+    else:
+        print(frame.to_string(index=False))
+
+
+def cmd_query(a: argparse.Namespace) -> int:
+    from . import analysis
+
+    run = RunStore(a.out).load(a.run)
+    if a.command == "recommend":
+        frame = analysis.recommend(run.recommender, a.user, run.items, a.n, a.min_ratings)
+    else:
+        frame = analysis.similar_items(run.recommender, a.item, run.items, a.n, a.min_ratings)
+    _print_frame(frame[[c for c in frame.columns if c not in ("genres", "year")]], a.json)
+    return 0
+
+
+def cmd_fetch(a: argparse.Namespace) -> int:
+    from .datasets import fetch_movielens_100k
+
+    path = fetch_movielens_100k(force=a.force)
+    print(path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return cmd_train(args)
+        if args.command in ("recommend", "similar"):
+            return cmd_query(args)
+        return cmd_fetch(args)
+    except (DataError, UnknownIdError, RunNotFound, ValueError, FileNotFoundError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"error: {message}", file=sys.stderr)
+        return 2

@@ -1,0 +1,169 @@
+"""Background training jobs: a worker thread per job, a thread-safe progress object, cancel, and a queue.
+
+The dashboard (or any caller) submits a job and polls `Job.progress.snapshot()`; workers never touch the UI.
+Jobs on the same device run one at a time (a GPU is not shared between two trainings fighting for memory),
+others wait with status "queued". A finished or stopped job saves its run to the store.
+"""
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from .config import TrainConfig
+from .recommender import Recommender
+from .store import RunStore
+from .train import BatchInfo, Callback, EpochInfo, Trainer, pick_device
+
+# How many batch points the live loss curve keeps at most (older points are thinned, not dropped).
+MAX_BATCH_POINTS = 2000
+
+
+class Progress:
+    """What a running job has done so far; every method takes the lock, so any thread may call it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.status = "queued"          # queued, running, done, stopped, failed
+        self.error: str | None = None
+        self.step = self.total_steps = 0
+        self.epoch = 0.0
+        self.n_epochs = 0
+        self.batches: list[tuple[float, float, float]] = []   # (epoch, smoothed loss, lr)
+        self.epochs: list[dict] = []
+        self.started: float | None = None
+        self.finished: float | None = None
+        self.run_id: str | None = None
+        self.metrics: dict = {}
+        self.device = ""
+        self._stride = 1
+
+    def update(self, **fields: Any) -> None:
+        with self._lock:
+            for k, v in fields.items():
+                setattr(self, k, v)
+
+    def add_batch(self, info: BatchInfo) -> None:
+        with self._lock:
+            self.step, self.total_steps, self.epoch = info.step, info.total_steps, info.epoch
+            if info.step % self._stride == 0:
+                self.batches.append((info.epoch, info.smooth_loss, info.lr))
+                if len(self.batches) > MAX_BATCH_POINTS:  # keep every other point and record half as often
+                    self.batches = self.batches[::2]
+                    self._stride *= 2
+
+    def add_epoch(self, info: EpochInfo) -> None:
+        with self._lock:
+            self.epochs.append(vars(info).copy())
+
+    def snapshot(self) -> dict:
+        """A consistent copy of everything, with elapsed seconds and an ETA."""
+        with self._lock:
+            now = time.time()
+            elapsed = (self.finished or now) - self.started if self.started else 0.0
+            frac = self.step / self.total_steps if self.total_steps else 0.0
+            eta = elapsed * (1 - frac) / frac if self.status == "running" and frac > 0 else None
+            return {"status": self.status, "error": self.error, "step": self.step, "total_steps": self.total_steps,
+                    "epoch": self.epoch, "n_epochs": self.n_epochs, "batches": list(self.batches),
+                    "epochs": [dict(e) for e in self.epochs], "elapsed": elapsed, "eta": eta, "run_id": self.run_id,
+                    "metrics": dict(self.metrics), "device": self.device, "fraction": frac}
+
+
+class ProgressCallback(Callback):
+    """Feeds a `Progress` from the training loop."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self.progress.update(n_epochs=trainer.cfg.epochs)
+
+    def on_batch_end(self, trainer: Trainer, info: BatchInfo) -> None:
+        self.progress.add_batch(info)
+
+    def on_epoch_end(self, trainer: Trainer, info: EpochInfo) -> None:
+        self.progress.add_epoch(info)
+
+
+@dataclass
+class Job:
+    """One training job."""
+
+    id: str
+    owner: str
+    name: str
+    config: TrainConfig
+    progress: Progress = field(default_factory=Progress)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    def stop(self) -> None:
+        """Ask the loop to stop after the current batch; the best-so-far model is kept and saved."""
+        self.cancel.set()
+
+    @property
+    def active(self) -> bool:
+        return self.progress.status in ("queued", "running")
+
+
+class JobManager:
+    """Starts jobs in worker threads; one job at a time per device."""
+
+    def __init__(self, store: RunStore):
+        self.store = store
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self._device_locks: dict[str, threading.Lock] = {}
+
+    def _device_lock(self, device: str) -> threading.Lock:
+        with self._lock:
+            return self._device_locks.setdefault(device, threading.Lock())
+
+    def submit(self, train: pd.DataFrame, valid: pd.DataFrame | None, config: TrainConfig, *, owner: str = "",
+               name: str = "", dataset: str = "", items: pd.DataFrame | None = None) -> Job:
+        """Queue a training job and return at once."""
+        config.validate()
+        job = Job(secrets.token_urlsafe(12), owner, name or config.model, config)
+        job.thread = threading.Thread(target=self._work, args=(job, train, valid, dataset, items), daemon=True,
+                                      name=f"train-{job.id}")
+        with self._lock:
+            self._jobs[job.id] = job
+        job.thread.start()
+        return job
+
+    def _work(self, job: Job, train: pd.DataFrame, valid: pd.DataFrame | None, dataset: str, items: pd.DataFrame | None) -> None:
+        progress = job.progress
+        try:
+            device = str(pick_device(job.config.device))
+            progress.update(device=device)
+            with self._device_lock(device.split(":")[0] if device.startswith("cuda") else "cpu"):
+                if job.cancel.is_set():
+                    progress.update(status="stopped", finished=time.time())
+                    return
+                progress.update(status="running", started=time.time())
+                rec = Recommender(job.config).fit(train, valid, [ProgressCallback(progress)], job.cancel)
+                metrics = rec.evaluate(valid) if valid is not None and len(valid) else {}
+                metrics = {f"valid_{k}": v for k, v in metrics.items()}
+                metrics.update(train_seconds=rec.history.seconds, epochs=len(rec.history.epochs),
+                               best_epoch=rec.history.best_epoch, device=device)
+                run_id = self.store.save(rec, name=job.name, dataset=dataset, metrics=metrics, items=items, valid=valid,
+                                         train=train[["user", "item", "rating"]])
+            progress.update(status="stopped" if rec.history.cancelled else "done", run_id=run_id, metrics=metrics,
+                            finished=time.time())
+        except Exception as exc:  # the page shows the message; the server keeps running
+            progress.update(status="failed", error=f"{type(exc).__name__}: {exc}", finished=time.time())
+            traceback.print_exc()
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def jobs(self, owner: str | None = None) -> list[Job]:
+        """All jobs (of one owner), oldest first."""
+        with self._lock:
+            return [j for j in self._jobs.values() if owner is None or j.owner == owner]
