@@ -17,7 +17,7 @@ class UnknownIdError(KeyError):
 
     def __init__(self, kind: str, ids: list[Any]):
         self.kind, self.ids = kind, ids
-        shown = ", ".join(repr(i) for i in ids[:5]) + (" ..." if len(ids) > 5 else "")
+        shown = ", ".join(repr(i.item() if hasattr(i, "item") else i) for i in ids[:5]) + (" ..." if len(ids) > 5 else "")
         super().__init__(f"unknown {kind} id{'s' if len(ids) > 1 else ''}: {shown} (not in the training data)")
 
     def __str__(self) -> str:  # KeyError would quote the message

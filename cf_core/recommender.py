@@ -108,7 +108,7 @@ class Recommender:
     def _validator(self, valid: pd.DataFrame):
         """A closure computing (rmse, mae) on `valid`, cold rows predicted by the fallback."""
         u, i = self.user_map.encode(valid["user"].to_numpy(), "ignore"), self.item_map.encode(valid["item"].to_numpy(), "ignore")
-        truth = torch.from_numpy(valid["rating"].to_numpy(dtype=np.float32)).to(self.device)
+        truth = torch.tensor(valid["rating"].to_numpy(dtype=np.float32), device=self.device)
         warm = (u >= 0) & (i >= 0)
         fallback = torch.from_numpy(self._fallback(u, i).astype(np.float32)).to(self.device)
         warm_t = torch.from_numpy(warm).to(self.device)

@@ -278,7 +278,7 @@ def find_lr(model: nn.Module, train: Tensors, cfg: TrainConfig, start: float = 1
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        value = float(mse)
+        value = float(mse.detach())
         ewma = 0.98 * ewma + 0.02 * value
         smoothed = ewma / (1 - 0.98**step)
         if not math.isfinite(smoothed):

@@ -1,0 +1,36 @@
+"""Shared fixtures: small planted low-rank data the trainer must recover, and a quickly trained model."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from cf_core.datasets import synthetic
+from cf_core.recommender import Recommender
+from cf_core.splits import random_split
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def planted():
+    """2,000 ratings from a rank-4 model plus N(0, 0.3^2) noise."""
+    return synthetic(n_users=120, n_items=80, n_ratings=4000, n_factors=4, noise=0.3, seed=3)
+
+
+@pytest.fixture(scope="session")
+def split_planted(planted):
+    return random_split(planted.ratings, 0.2, 0)
+
+
+@pytest.fixture(scope="session")
+def items_meta(planted):
+    ids = np.sort(planted.ratings["item"].unique())
+    genres = ["Comedy", "Drama|Romance", "Action"]
+    return pd.DataFrame({"item": ids, "title": [f"Movie {i}" for i in ids], "year": 1990 + ids % 10,
+                         "genres": [genres[i % 3] for i in ids]})
+
+
+@pytest.fixture(scope="session")
+def trained(split_planted):
+    train, valid = split_planted
+    return Recommender(epochs=8, n_factors=8).fit(train, valid)

@@ -1,0 +1,75 @@
+"""The CLI end to end on generated data, as a subprocess (as a user runs it)."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cf_core.datasets import synthetic
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "cf_core", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    data = synthetic(n_users=80, n_items=60, n_ratings=3000, n_factors=3, seed=2)
+    data.ratings.rename(columns={"user": "userId", "item": "movieId"}).to_csv(d / "ratings.csv", index=False)
+    ids = sorted(data.ratings["item"].unique())
+    (d / "items.csv").write_text("item_id,title,year,genres\n" + "".join(f"{i},Film {i},2000,Drama\n" for i in ids))
+    return d
+
+
+@pytest.fixture(scope="module")
+def trained_run(files):
+    p = run("train", "--ratings", str(files / "ratings.csv"), "--items", str(files / "items.csv"), "--epochs", "3",
+            "--out", str(files / "runs"))
+    assert p.returncode == 0, p.stderr
+    return p
+
+
+def test_train_prints_json_last_and_progress_on_stderr(trained_run):
+    out = json.loads(trained_run.stdout.strip().splitlines()[-1])
+    for key in ("valid_rmse", "valid_mae", "train_seconds", "epochs", "device", "n_users", "n_items", "n_train",
+                "n_valid", "n_valid_cold", "run_id"):
+        assert key in out
+    assert out["epochs"] == 3 and out["n_train"] == 2400 and out["n_valid"] == 600 and out["device"] == "cpu"
+    assert 0 < out["valid_rmse"] < 1.2
+    assert "epoch 3/3" in trained_run.stderr
+
+
+def test_recommend_and_similar(files, trained_run):
+    run_id = json.loads(trained_run.stdout.strip().splitlines()[-1])["run_id"]
+    p = run("recommend", "--run", run_id, "--user", "1", "-n", "4", "--json", "--out", str(files / "runs"))
+    assert p.returncode == 0, p.stderr
+    rows = [json.loads(line) for line in p.stdout.splitlines()]
+    assert len(rows) == 4 and rows[0]["title"].startswith("Film ")
+    p = run("similar", "--run", run_id, "--item", "1", "-n", "3", "--out", str(files / "runs"))
+    assert p.returncode == 0 and "similarity" in p.stdout
+
+
+def test_separate_valid_file_and_options(files):
+    p = run("train", "--ratings", str(files / "ratings.csv"), "--valid", str(files / "ratings.csv"), "--model", "nn",
+            "--factors", "8", "--layers", "16,8", "--dropout", "0.1", "--optimizer", "adamw", "--epochs", "1",
+            "--batch-size", "256", "--device", "cpu", "--out", str(files / "runs2"), "--quiet")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["model"] == "nn" and out["n_valid"] == 3000 and out["n_valid_cold"] == 0
+    assert p.stderr == ""
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--ratings", "does-not-exist.csv"], "does-not-exist.csv"),
+    (["train", "--ratings", "{bad}"], "rating"),
+    (["recommend", "--run", "nonexistent_run_id_123", "--user", "1"], "no run"),
+    (["train", "--ratings", "{good}", "--device", "tpu"], "device"),
+])
+def test_bad_input_one_line_error_exit_2(files, args, message):
+    (files / "bad.csv").write_text("user,item,score_x\n1,2,3\n")
+    args = [a.replace("{bad}", str(files / "bad.csv")).replace("{good}", str(files / "ratings.csv")) for a in args]
+    p = run(*args, "--out", str(files / "runs3")) if args[0] != "train" or "--out" not in args else run(*args)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]

@@ -1,0 +1,58 @@
+import time
+
+from cf_core.config import TrainConfig
+from cf_core.jobs import JobManager, Progress
+from cf_core.store import RunStore
+
+
+def _wait(job, timeout=60):
+    t0 = time.time()
+    while job.active and time.time() - t0 < timeout:
+        time.sleep(0.05)
+    return job.progress.snapshot()
+
+
+def test_job_runs_in_background_reports_progress_and_saves(tmp_path, split_planted):
+    train, valid = split_planted
+    mgr = JobManager(RunStore(tmp_path))
+    job = mgr.submit(train, valid, TrainConfig(epochs=3), owner="alice", name="j1", dataset="planted")
+    snap = _wait(job)
+    assert snap["status"] == "done", snap["error"]
+    assert len(snap["epochs"]) == 3 and snap["batches"] and snap["fraction"] == 1.0
+    assert snap["metrics"]["valid_rmse"] > 0
+    assert RunStore(tmp_path).info(snap["run_id"]).name == "j1"
+    assert mgr.jobs("alice") == [job] and mgr.jobs("bob") == []
+
+
+def test_stop_keeps_best_so_far_and_queue_runs_one_at_a_time(tmp_path, split_planted):
+    train, valid = split_planted
+    mgr = JobManager(RunStore(tmp_path))
+    first = mgr.submit(train, valid, TrainConfig(epochs=400, batch_size=64), owner="a")
+    second = mgr.submit(train, valid, TrainConfig(epochs=1), owner="b")
+    t0 = time.time()
+    while not first.progress.snapshot()["epochs"] and time.time() - t0 < 60:
+        time.sleep(0.02)
+    assert second.progress.snapshot()["status"] == "queued"  # waits for the device
+    first.stop()
+    s1, s2 = _wait(first), _wait(second)
+    assert s1["status"] == "stopped" and s1["run_id"] and len(s1["epochs"]) < 400
+    assert s2["status"] == "done"
+
+
+def test_failed_job_reports_error(tmp_path):
+    import pandas as pd
+
+    mgr = JobManager(RunStore(tmp_path))
+    job = mgr.submit(pd.DataFrame({"user": [1], "item": [1]}), None, TrainConfig(epochs=1))
+    snap = _wait(job)
+    assert snap["status"] == "failed" and "rating" in snap["error"]
+
+
+def test_progress_thins_batch_points():
+    from cf_core.train import BatchInfo
+
+    p = Progress()
+    for step in range(1, 10_001):
+        p.add_batch(BatchInfo(step, 10_000, step / 100, 1.0, 1.0, 0.1))
+    snap = p.snapshot()
+    assert len(snap["batches"]) <= 2000 and snap["step"] == 10_000

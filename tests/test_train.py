@@ -1,0 +1,194 @@
+import math
+import threading
+
+import pytest
+import torch
+
+from cf_core.config import DataStats, TrainConfig, resolve
+from cf_core.models import DotProductBias
+from cf_core.train import Callback, Tensors, Trainer, find_lr, lr_at, make_optimizer, pick_device, smooth, suggest_lr
+
+
+def _data(n=600, n_users=30, n_items=20, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    u = torch.randint(0, n_users, (n,), generator=g)
+    i = torch.randint(0, n_items, (n,), generator=g)
+    true_u, true_i = torch.randn(n_users, 2, generator=g), torch.randn(n_items, 2, generator=g)
+    r = 3 + (true_u[u] * true_i[i]).sum(1)
+    return Tensors(u, i, r.float())
+
+
+def _cfg(**kw):
+    stats = DataStats(30, 20, 600, 1.0, 5.0, 3.0)
+    return resolve(TrainConfig(**{"n_factors": 4, "epochs": 3, "batch_size": 64, **kw}), stats)
+
+
+class Recorder(Callback):
+    def __init__(self):
+        self.events, self.batches, self.epochs = [], [], []
+
+    def on_fit_start(self, trainer):
+        self.events.append("start")
+
+    def on_batch_end(self, trainer, info):
+        self.batches.append(info)
+
+    def on_epoch_end(self, trainer, info):
+        self.epochs.append(info)
+
+    def on_fit_end(self, trainer):
+        self.events.append("end")
+
+
+def test_smooth_is_debiased_ewma():
+    assert smooth([2.0, 2.0, 2.0]) == pytest.approx([2.0, 2.0, 2.0])
+    s = smooth([1.0, 0.0])
+    assert s[1] == pytest.approx(0.98 * 0.02 / (1 - 0.98**2))
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam", "adamw"])
+def test_each_optimizer_changes_weights_and_lowers_loss(optimizer):
+    torch.manual_seed(0)
+    data = _data()
+    cfg = _cfg(optimizer=optimizer, lr={"sgd": 0.5, "momentum": 0.05}.get(optimizer, 0.02), wd=0.0)
+    model = DotProductBias(30, 20, 4, cfg.y_range, mean_rating=3.0)
+    before = model.item_factors.weight.detach().clone()
+    rec = Recorder()
+    hist = Trainer(model, cfg, [rec]).fit(data)
+    assert not torch.equal(before, model.item_factors.weight)
+    assert hist.epochs[-1]["train_rmse"] < hist.epochs[0]["train_rmse"]
+    assert rec.events == ["start", "end"]
+    assert len(rec.batches) == 3 * math.ceil(600 / 64)
+
+
+def test_l2_and_decoupled_weight_decay_shrink_weights_differently():
+    data = _data()
+    norms = {}
+    for mode in ("l2", "decoupled"):
+        for wd in (0.0, 1.0):
+            torch.manual_seed(0)
+            cfg = _cfg(optimizer="adam", lr=0.02, wd=wd, wd_mode=mode)
+            model = DotProductBias(30, 20, 4, cfg.y_range, mean_rating=3.0)
+            Trainer(model, cfg).fit(data)
+            norms[mode, wd] = model.item_factors.weight.norm().item()
+    assert norms["l2", 1.0] < norms["l2", 0.0]
+    assert norms["decoupled", 1.0] < norms["decoupled", 0.0]
+    assert norms["l2", 1.0] != pytest.approx(norms["decoupled", 1.0], rel=1e-3)
+
+
+def test_adamw_defaults_to_decoupled_and_adam_to_l2():
+    stats = DataStats(10, 10, 100, 1, 5, 3)
+    assert resolve(TrainConfig(optimizer="adamw"), stats).wd_mode == "decoupled"
+    assert resolve(TrainConfig(optimizer="adam"), stats).wd_mode == "l2"
+
+
+@pytest.mark.parametrize("schedule", ["constant", "onecycle", "cosine", "cosine_restarts"])
+def test_schedules_shape(schedule):
+    cfg = TrainConfig(lr=1.0, schedule=schedule, restart_epochs=1, restart_mult=2)
+    lrs = [lr_at(cfg, s, 100, 10) for s in range(100)]
+    assert max(lrs) == pytest.approx(1.0, rel=1e-6)
+    if schedule == "constant":
+        assert set(lrs) == {1.0}
+    if schedule == "onecycle":
+        assert lrs[0] == pytest.approx(1 / 25) and lrs.index(max(lrs)) == 25 and lrs[-1] < 1e-3
+    if schedule == "cosine":
+        assert lrs == sorted(lrs, reverse=True)
+    if schedule == "cosine_restarts":  # restarts after 1, 3 and 7 epochs
+        assert lrs[10] == pytest.approx(1.0) and lrs[30] == pytest.approx(1.0) and lrs[70] == pytest.approx(1.0)
+        assert lrs[9] < 0.1
+
+
+@pytest.mark.parametrize("schedule", ["constant", "onecycle", "cosine", "cosine_restarts"])
+def test_each_schedule_trains(schedule):
+    data = _data()
+    cfg = _cfg(schedule=schedule)
+    torch.manual_seed(0)
+    model = DotProductBias(30, 20, 4, cfg.y_range, mean_rating=3.0)
+    before = model.user_factors.weight.detach().clone()
+    hist = Trainer(model, cfg).fit(data)
+    assert not torch.equal(before, model.user_factors.weight)
+    assert len(hist.lr) == len(hist.loss) > 0
+    assert max(hist.lr) <= cfg.lr * (1 + 1e-9)
+
+
+def test_cancel_between_batches_keeps_best_model():
+    data = _data()
+    cfg = _cfg(epochs=50)
+    cancel = threading.Event()
+
+    class StopAfter(Callback):
+        def on_batch_end(self, trainer, info):
+            if info.step == 25:
+                cancel.set()
+
+    model = DotProductBias(30, 20, 4, cfg.y_range, mean_rating=3.0)
+    evaluations = []
+
+    def evaluate(m):
+        evaluations.append(1)
+        return 1.0 / len(evaluations), 0.5  # gets "better" each epoch
+
+    hist = Trainer(model, cfg, [StopAfter()], cancel).fit(data, evaluate)
+    assert hist.cancelled
+    assert sum(1 for _ in hist.loss) == 25
+    assert len(hist.epochs) == 3 and hist.epochs[-1]["complete"] is False
+    assert hist.best_epoch == 3
+
+
+def test_keep_best_restores_best_epoch_weights():
+    data = _data()
+    cfg = _cfg(epochs=4)
+    model = DotProductBias(30, 20, 4, cfg.y_range, mean_rating=3.0)
+    snapshots = []
+
+    def evaluate(m):
+        snapshots.append(m.item_factors.weight.detach().clone())
+        return [0.9, 0.5, 0.7, 0.8][len(snapshots) - 1], 0.1
+
+    hist = Trainer(model, cfg).fit(data, evaluate)
+    assert hist.best_epoch == 2
+    assert torch.equal(model.item_factors.weight, snapshots[1])
+
+
+def test_lr_finder_returns_curve_and_leaves_weights():
+    data = _data()
+    cfg = _cfg()
+    model = DotProductBias(30, 20, 4, cfg.y_range, mean_rating=3.0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    res = find_lr(model, data, cfg, steps=80)
+    assert len(res.lrs) == len(res.losses) >= 10
+    assert res.lrs == sorted(res.lrs)
+    assert res.lrs[0] <= res.suggestion <= res.lrs[-1]
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_suggest_lr_finds_steepest_descent():
+    lrs = [10 ** (-6 + k * 0.1) for k in range(60)]
+    losses = [1.0 if k < 30 else (0.2 if k > 40 else 1.0 - 0.08 * (k - 30)) for k in range(60)]
+    assert 10**-3 <= suggest_lr(lrs, losses) <= 10**-2
+
+
+def test_pick_device():
+    assert pick_device("cpu").type == "cpu"
+    assert pick_device("auto").type in ("cpu", "cuda")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            pick_device("cuda")
+
+
+def test_config_validation_messages():
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        TrainConfig(optimizer="rmsprop").validate()
+    with pytest.raises(ValueError, match="betas"):
+        TrainConfig(betas=(0.9, 1.5)).validate()
+    cfg = TrainConfig(layers=(8, 4))
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_defaults_adapt_to_scale_and_size():
+    small = resolve(TrainConfig(), DataStats(900, 1600, 80_000, 1, 5, 3.5))
+    ten = resolve(TrainConfig(), DataStats(900, 1600, 80_000, 1, 10, 5))
+    big = resolve(TrainConfig(), DataStats(160_000, 59_000, 20_000_000, 0.5, 5, 3.5))
+    assert small.y_range[0] < 1 < 5 < small.y_range[1]
+    assert ten.y_range[1] > 10 and ten.wd > small.wd
+    assert big.batch_size > small.batch_size
