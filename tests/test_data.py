@@ -10,6 +10,7 @@ import pytest
 from cf_core.data import (
     DUPLICATE_RULE,
     DataError,
+    preview,
     crosstab,
     ratings_per_item,
     ratings_per_user,
@@ -437,3 +438,21 @@ def test_crosstab(tiny):
     assert table.loc[1, 10] == 4.0 and table.loc[1, 20] == 3.5 and table.loc[2, 10] == 5.0
     assert math.isnan(table.loc[2, 20])
     assert crosstab(tiny).shape == (3, 3)
+
+
+def test_preview_shows_columns_even_when_roles_are_missing():
+    """preview() names the columns of a file read_ratings rejects, so a user can pick the rating column."""
+    data = b"who,what,points\n1,10,4\n2,20,3\n3,30,5\n"
+    with pytest.raises(DataError, match="no rating column"):
+        read_ratings(data, name="odd.csv")
+    frame = preview(data, n=2, name="odd.csv")
+    assert list(frame.columns) == ["who", "what", "points"]
+    assert frame.values.tolist() == [["1", "10", "4"], ["2", "20", "3"]]
+    assert read_ratings(data, user="who", item="what", rating="points").n_ratings == 3
+
+
+def test_preview_rejects_unreadable_input():
+    with pytest.raises(DataError, match="empty"):
+        preview(b"", name="e.csv")
+    with pytest.raises(DataError, match="binary"):
+        preview(bytes(range(256)) * 4, name="b.bin")

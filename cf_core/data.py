@@ -1,0 +1,954 @@
+"""Read and validate ratings tables and item metadata.
+
+`read_ratings` turns whatever a user hands us (CSV, TSV, `::`, `|` or `;` separated text, Parquet, Excel, a wide
+user x item matrix, with or without a header, UTF-8 or Latin-1) into a `Ratings`: a long table of
+user, item, rating[, timestamp]. Bad input is a first-class case: every problem a user can cause raises a
+`DataError` whose message names the file, the row (as an editor shows it) and the column. `read_items` reads
+movie/item metadata; `summarize`, `ratings_per_user`, `ratings_per_item` and `crosstab` describe a table.
+
+The delimited path is built for large files (tens of millions of rows): pyarrow parses, and validation is
+vectorised; no Python loop ever runs over rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+DUPLICATE_RULE = (
+    "When a (user, item) pair is rated more than once, the latest rating by timestamp is kept (the later one in "
+    "the file among equal timestamps); without a timestamp, the last one in the file is kept."
+)
+
+# Names people give each column, compared after lower-casing and dropping punctuation ("User-ID" == "userid").
+# A ":type" suffix (RecBole's "user_id:token") is ignored.
+KNOWN_NAMES: dict[str, tuple[str, ...]] = {
+    "user": ("user_id", "userId", "user", "User-ID", "uid", "customer_id", "customer", "reviewer_id",
+             "reviewerID", "member_id", "person_id", "rater_id", "visitor_id", "client_id", "account_id",
+             "username", "user_name"),
+    "item": ("item_id", "movieId", "movie_id", "item", "ISBN", "product_id", "asin", "book_id", "isbn",
+             "movie", "book", "product", "iid", "track_id", "song_id", "artist_id", "anime_id", "game_id",
+             "recipe_id", "business_id", "article_id", "parent_asin"),
+    "rating": ("rating", "score", "stars", "star", "Book-Rating", "rate", "overall", "preference",
+               "user_rating", "review_score", "grade"),
+    "timestamp": ("timestamp", "time", "date", "datetime", "date_time", "unix_time", "unix_timestamp",
+                  "unixReviewTime", "ts", "rated_at", "created_at"),
+}
+_ROLES = ("user", "item", "rating", "timestamp")
+# A substring that marks a column's role when no exact name matches ("movie_rating", "customerNumber"...).
+_FUZZY = {
+    "user": ("user", "customer", "reviewer"),
+    "item": ("item", "movie", "product", "book", "isbn"),
+    "rating": ("rating", "score"),
+    "timestamp": ("timestamp", "time", "date"),
+}
+
+_SAMPLE_BYTES = 1 << 16
+_SAMPLE_LINES = 200
+_SEPARATORS = ("\t", ",", ";", "|", " ")  # tried in this order after "::"; the first most consistent wins
+_MULTI_SEP = "\x1f"  # "::" is rewritten to this byte because pyarrow only takes one-byte delimiters
+_NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
+_YEAR_SUFFIX = re.compile(r"^(?P<title>.*?)\s*\((?P<year>\d{4})\)\s*$")
+_BOM = b"\xef\xbb\xbf"
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", str(name).split(":")[0].lower())
+
+
+_KNOWN_NORM = {role: {_norm(n) for n in names} for role, names in KNOWN_NAMES.items()}
+
+
+class DataError(ValueError):
+    """Bad input a user can cause; the message names the file, row and column."""
+
+    def __init__(self, message: str, *, source: str | None = None, row: int | None = None,
+                 column: str | None = None) -> None:
+        self.reason = message
+        self.source = source
+        self.row = row
+        self.column = column
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = [self.source] if self.source else []
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.column is not None:
+            where.append(f"column {self.column!r}")
+        return f"{', '.join(where)}: {self.reason}" if where else self.reason
+
+
+@dataclass
+class Ratings:
+    """A validated long ratings table plus what reading it found out."""
+
+    df: pd.DataFrame  # user, item, rating (float32)[, timestamp (int64 seconds)]; index 0..n-1
+    columns: dict[str, str]  # role -> column name as found in the file ("column 1"... without a header)
+    source: str  # the file name shown in messages
+    n_rows_read: int = 0  # data rows in the input (cells for a wide matrix)
+    n_duplicates: int = 0  # rows removed because their (user, item) pair was rated again (DUPLICATE_RULE)
+    warnings: list[str] = field(default_factory=list)  # notes for the user about what reading did
+
+    @cached_property
+    def n_users(self) -> int:
+        """Number of distinct users."""
+        return int(self.df["user"].nunique())
+
+    @cached_property
+    def n_items(self) -> int:
+        """Number of distinct items."""
+        return int(self.df["item"].nunique())
+
+    @property
+    def n_ratings(self) -> int:
+        """Number of ratings (rows of `df`)."""
+        return len(self.df)
+
+    @property
+    def sparsity(self) -> float:
+        """Share of the user x item matrix that is empty."""
+        return 1.0 - self.n_ratings / (self.n_users * self.n_items)
+
+    @cached_property
+    def rating_scale(self) -> tuple[float, float]:
+        """Smallest and largest rating."""
+        r = self.df["rating"].to_numpy()
+        return float(r.min()), float(r.max())
+
+
+# ----------------------------------------------------------------------------------------------------- input
+
+
+def _open(source: Any, name: str | None) -> tuple[str, Any]:
+    """Return (display name, buffer) for a path, bytes or binary file-like (e.g. Streamlit's UploadedFile)."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        display = name or path.name
+        if not path.is_file():
+            raise DataError("file not found" if not path.exists() else "not a file", source=display)
+        if path.stat().st_size == 0:
+            return display, b""
+        # Memory-mapping lets pyarrow parse a large file without first copying it into a bytes object.
+        return display, pa.memory_map(str(path)).read_buffer()
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return name or "<upload>", bytes(source)
+    if hasattr(source, "getvalue"):
+        data = source.getvalue()  # UploadedFile.read() is empty once read; getvalue() always has it all
+    elif hasattr(source, "read"):
+        data = source.read()
+    else:
+        raise TypeError(f"cannot read ratings from {type(source).__name__}")
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    raw_name = getattr(source, "name", None)
+    return name or (Path(str(raw_name)).name if raw_name else "<upload>"), bytes(data)
+
+
+def _looks_binary(sample: bytes) -> bool:
+    if b"\x00" in sample:
+        return True
+    arr = np.frombuffer(sample, np.uint8)
+    control = (arr < 32) & (arr != 9) & (arr != 10) & (arr != 13)
+    return bool(control.mean() > 0.01) if len(arr) else False
+
+
+def _is_number(cell: str) -> bool:
+    return bool(_NUMBER.match(cell))
+
+
+def _cell_str(value: Any) -> str:
+    """Render a spreadsheet cell as text the way a person reads it (27.0 -> "27", None -> "")."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _decode_text(buf: Any, display: str, warnings: list[str]) -> Any:
+    """Strip a BOM and return UTF-8 bytes, falling back to Latin-1 (with a warning) when UTF-8 fails."""
+    if bytes(buf[:3]) == _BOM:
+        buf = buf[3:]
+    arr = np.frombuffer(buf, np.uint8)
+    if len(arr) and arr.max() >= 128:
+        data = bytes(buf)
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            warnings.append(f"{display} is not valid UTF-8; read it as Latin-1.")
+            return data.decode("latin-1").encode("utf-8")
+        return data
+    return buf
+
+
+def _sample_lines(buf: Any) -> list[str]:
+    head = bytes(buf[:_SAMPLE_BYTES])
+    text = head.decode("utf-8", errors="replace")
+    lines = text.splitlines()
+    if len(buf) > _SAMPLE_BYTES and lines:
+        lines = lines[:-1]  # the sample may end mid-line
+    return [line for line in lines if line.strip()][:_SAMPLE_LINES]
+
+
+def _split(lines: list[str], sep: str) -> list[list[str]]:
+    quoting = csv.QUOTE_MINIMAL if sep in ",;" else csv.QUOTE_NONE
+    return [row for row in csv.reader(lines, delimiter=sep, quoting=quoting)]
+
+
+def _sniff_sep(lines: list[str], display: str) -> str:
+    """Pick the separator that splits the sample into the same number (>= 2) of fields most consistently."""
+    best, best_score = None, 0.0
+    candidates = ("::",) + _SEPARATORS
+    for sep in candidates:
+        if sep == "::":
+            counts = [line.count("::") + 1 for line in lines]
+        else:
+            counts = [len(row) for row in _split(lines, sep)]
+        mode, freq = Counter(counts).most_common(1)[0]
+        score = freq / len(counts)
+        if mode >= 2 and score > best_score:
+            best, best_score = sep, score
+    if best is None or best_score < 0.5:
+        raise DataError("does not look like a ratings table (found no separator that splits every line "
+                        "into columns)", source=display)
+    return best
+
+
+def _role_of_name(name: str) -> str | None:
+    n = _norm(name)
+    for role in _ROLES:
+        if n in _KNOWN_NORM[role]:
+            return role
+    return None
+
+
+def _detect_header(rows: list[list[str]]) -> bool:
+    """A header row has known column names, or text cells where the rows below are numeric."""
+    first, rest = rows[0], rows[1:]
+    if len({_role_of_name(c) for c in first} - {None}) >= 2:
+        return True
+    if not rest:
+        return any(_role_of_name(c) for c in first) or not any(_is_number(c) for c in first)
+    for j, cell in enumerate(first):
+        below = [r[j] for r in rest if j < len(r) and r[j].strip()]
+        if cell.strip() and below and not _is_number(cell) and sum(map(_is_number, below)) >= 0.8 * len(below):
+            return True
+    # A wide matrix often leaves its top-left cell blank above the user ids, its other cells are item ids.
+    others = [c.strip() for c in first[1:]]
+    return not first[0].strip() and len(others) >= 3 and all(others) and len(set(others)) == len(others)
+
+
+def _unique_names(raw: list[str]) -> list[str]:
+    names: list[str] = []
+    for j, name in enumerate(raw):
+        name = name.strip() or f"column {j + 1}"
+        base, k = name, 1
+        while name in names:
+            name, k = f"{base}.{k}", k + 1
+        names.append(name)
+    return names
+
+
+@dataclass
+class _Table:
+    """A parsed input before validation: column names and a way to read columns as Arrow arrays."""
+
+    names: list[str]  # unique column names
+    raw_names: list[str]  # header cells as written (a wide matrix's item ids)
+    header: bool
+    sample: list[list[str]]  # first data rows as text, for inference
+    read: Callable[[list[str]], dict[str, pa.ChunkedArray]]
+    row_of: Callable[[int], int]  # data row index -> row number a person sees
+
+
+def _text_table(buf: Any, display: str, sep: str | None, header: bool | None, wide: bool | None,
+                warnings: list[str]) -> _Table:
+    if _looks_binary(bytes(buf[:_SAMPLE_BYTES])):
+        raise DataError("does not look like a ratings table (it is a binary file)", source=display)
+    buf = _decode_text(buf, display, warnings)
+    lines = _sample_lines(buf)
+    if not lines:
+        raise DataError("the file is empty", source=display)
+    sep = sep or _sniff_sep(lines, display)
+    if sep == "::":
+        buf = bytes(buf).replace(b"::", _MULTI_SEP.encode())
+        lines = [line.replace("::", _MULTI_SEP) for line in lines]
+        sep = _MULTI_SEP
+    if len(sep) != 1:
+        raise DataError(f"separator {sep!r} must be one character or '::'", source=display)
+    rows = _split(lines, sep)
+    if header is None:
+        header = True if wide else _detect_header(rows)
+    n_cols = len(rows[0]) if header else Counter(len(r) for r in rows).most_common(1)[0][0]
+    raw = [c.strip() for c in rows[0]] if header else [f"column {j + 1}" for j in range(n_cols)]
+    names = _unique_names(raw)
+    sample = rows[1:] if header else rows
+    quote = '"' if sep in ",;" else False
+
+    def read(cols: list[str]) -> dict[str, pa.ChunkedArray]:
+        ragged: list[Any] = []
+
+        def on_invalid(row: Any) -> str:
+            ragged.append(row)
+            return "skip" if len(ragged) < 100 else "error"  # enough to report; stop a hopeless parse
+
+        try:
+            table = pacsv.read_csv(
+                pa.BufferReader(buf),
+                read_options=pacsv.ReadOptions(column_names=names, skip_rows=1 if header else 0),
+                parse_options=pacsv.ParseOptions(delimiter=sep, quote_char=quote, invalid_row_handler=on_invalid),
+                # Everything as text: ids keep leading zeros, and bad cells are reported by us, not by pyarrow.
+                convert_options=pacsv.ConvertOptions(
+                    column_types={c: pa.string() for c in cols}, include_columns=cols, null_values=[""],
+                    strings_can_be_null=True, quoted_strings_can_be_null=True),
+            )
+        except pa.ArrowInvalid as exc:
+            if not ragged:
+                raise DataError(f"could not be read as a table: {exc}", source=display) from exc
+        if ragged:
+            first = ragged[0]
+            line = _line_of_text(buf, first.text)
+            raise DataError(
+                f"expected {first.expected_columns} fields, found {first.actual_columns}: {first.text[:80]!r}"
+                + (f" ({len(ragged)}{'+' if len(ragged) >= 100 else ''} rows have the wrong number of fields)"
+                   if len(ragged) > 1 else ""), source=display, row=line)
+        return {c: table.column(c) for c in cols}
+
+    return _Table(names, raw, header, sample, read, lambda i: _data_line(buf, i, header))
+
+
+def _lines(buf: Any) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """The text with "\\n" line endings, and each line's start offset and whether it is blank (error path only)."""
+    data = bytes(buf).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    breaks = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
+    starts = np.r_[0, breaks + 1]
+    ends = np.r_[breaks, len(data)]
+    return data, starts, ends == starts
+
+
+def _data_line(buf: Any, i: int, header: bool) -> int:
+    """The editor line number of data row i; the parser skips blank lines, so count only the others."""
+    _, _, blank = _lines(buf)
+    nonblank = np.flatnonzero(~blank)
+    k = i + int(header)
+    return int(nonblank[k]) + 1 if k < len(nonblank) else k + 1
+
+
+def _line_of_text(buf: Any, text: str) -> int | None:
+    """The editor line number of the line that reads exactly `text`."""
+    data, starts, _ = _lines(buf)
+    m = re.search(rb"(?m)^" + re.escape(text.encode("utf-8")) + rb"$", data)
+    return int(np.searchsorted(starts, m.start(), side="right")) if m else None
+
+
+def _frame_table(frame: pd.DataFrame, header: bool, row_numbers: np.ndarray) -> _Table:
+    raw = [_cell_str(c) for c in frame.columns]
+    names = _unique_names(raw)
+    frame = frame.set_axis(names, axis=1)
+    sample = [[_cell_str(v) for v in row] for row in frame.head(_SAMPLE_LINES).itertuples(index=False)]
+
+    def read(cols: list[str]) -> dict[str, pa.ChunkedArray]:
+        return {c: _to_arrow(frame[c]) for c in cols}
+
+    return _Table(names, raw, header, sample, read, lambda i: int(row_numbers[i]))
+
+
+def _to_arrow(s: pd.Series) -> pa.ChunkedArray:
+    try:
+        arr = pa.array(s, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        # Mixed cells (numbers and text in one spreadsheet column) are read as text.
+        arr = pa.array(s.map(_cell_str).where(s.notna()), type=pa.string(), from_pandas=True)
+    if pa.types.is_null(arr.type):
+        arr = arr.cast(pa.string())
+    return pa.chunked_array([arr])
+
+
+def _excel_table(data: bytes, display: str, header: bool | None, wide: bool | None) -> _Table:
+    try:
+        sheet = pd.read_excel(io.BytesIO(data), header=None, dtype=object, sheet_name=0)
+    except Exception as exc:  # openpyxl raises many types for a corrupt workbook
+        raise DataError(f"does not look like a ratings table (unreadable Excel file: {exc})",
+                        source=display) from exc
+    sheet = sheet.dropna(how="all").dropna(axis=1, how="all")
+    if sheet.empty:
+        raise DataError("the file is empty", source=display)
+    rows = [[_cell_str(v) for v in row] for row in sheet.head(_SAMPLE_LINES).itertuples(index=False)]
+    if header is None:
+        header = True if wide else _detect_header(rows)
+    numbers = sheet.index.to_numpy() + 1  # Excel numbers rows from 1
+    if header:
+        body = sheet.iloc[1:]
+        body.columns = [_cell_str(v) for v in sheet.iloc[0]]
+        return _frame_table(body.reset_index(drop=True), True, numbers[1:])
+    sheet.columns = [f"column {j + 1}" for j in range(sheet.shape[1])]
+    return _frame_table(sheet.reset_index(drop=True), False, numbers)
+
+
+def _parquet_table(buf: Any, display: str) -> _Table:
+    try:
+        pfile = pq.ParquetFile(pa.BufferReader(buf))
+    except Exception as exc:
+        raise DataError(f"does not look like a ratings table (unreadable Parquet file: {exc})",
+                        source=display) from exc
+    names = [str(n) for n in pfile.schema_arrow.names]
+    head = pfile.read_row_group(0).slice(0, _SAMPLE_LINES) if pfile.num_row_groups else None
+    sample = ([[_cell_str(v) for v in row] for row in zip(*(head.column(j).to_pylist() for j in range(len(names))))]
+              if head is not None else [])
+
+    def read(cols: list[str]) -> dict[str, pa.ChunkedArray]:
+        table = pfile.read(columns=cols)
+        return {c: table.column(c) for c in cols}
+
+    return _Table(names, names, True, sample, read, lambda i: i + 1)
+
+
+# ------------------------------------------------------------------------------------------------ inference
+
+
+def _find_column(names: list[str], wanted: str, display: str, role: str) -> str:
+    if wanted in names:
+        return wanted
+    matches = [n for n in names if _norm(n) == _norm(wanted)]
+    if matches:
+        return matches[0]
+    raise DataError(f"there is no column {wanted!r} for the {role}; the columns are: "
+                    + ", ".join(repr(n) for n in names), source=display)
+
+
+def _infer_roles(table: _Table, explicit: dict[str, str | None], display: str) -> dict[str, str]:
+    """Map each role to a column: explicit arguments first, then names, or positions without a header."""
+    roles = {r: _find_column(table.names, c, display, r) for r, c in explicit.items() if c}
+    used = set(roles.values())
+    free = [n for n in table.names if n not in used]
+    if not table.header:
+        for role in _ROLES:
+            if role not in roles and free:
+                roles[role] = free.pop(0)
+        return roles
+    for role in _ROLES:  # exact names first, so "rating" is never taken by a fuzzy "rating_date"
+        if role not in roles:
+            hit = next((n for n in free if _norm(n) in _KNOWN_NORM[role]), None)
+            if hit:
+                roles[role] = hit
+                free.remove(hit)
+    for role in _ROLES:
+        if role not in roles:
+            hit = next((n for n in free if any(k in _norm(n) for k in _FUZZY[role])), None)
+            if hit:
+                roles[role] = hit
+                free.remove(hit)
+    return roles
+
+
+def _require(roles: dict[str, str], table: _Table, display: str) -> None:
+    for role in ("rating", "user", "item"):
+        if role not in roles:
+            found = ", ".join(repr(n) for n in table.names)
+            if table.header:
+                looks = ", ".join(KNOWN_NAMES[role][:8])
+                raise DataError(f"no {role} column found; the columns are {found}; looked for names like "
+                                f"{looks} (pass {role}=... to choose one)", source=display)
+            raise DataError(f"no {role} column found: the file has {len(table.names)} columns and no header, "
+                            "so they are read as user, item, rating[, timestamp]", source=display)
+
+
+def _looks_wide(table: _Table, roles: dict[str, str], explicit: dict[str, str | None]) -> bool:
+    """A header of item ids over a grid of numbers, with no rating-like column."""
+    if not table.header or "rating" in roles or any(explicit.values()) or len(table.names) < 3:
+        return False
+    others = table.raw_names[1:]
+    if sum(_is_number(n) for n in others) >= 0.5 * len(others):
+        return True
+    cells = [c for row in table.sample for c in row[1:] if c.strip()]
+    return ("item" not in roles and len(others) >= 3 and bool(cells)
+            and sum(map(_is_number, cells)) >= 0.9 * len(cells))
+
+
+# ----------------------------------------------------------------------------------------------- validation
+
+
+def _first_bad(mask: np.ndarray) -> tuple[int, int]:
+    bad = np.flatnonzero(mask)
+    return int(bad[0]), len(bad)
+
+
+def _how_many(n_bad: int, what: str) -> str:
+    return f" ({n_bad:,} rows {what})" if n_bad > 1 else ""
+
+
+def _null_mask(arr: pa.ChunkedArray) -> np.ndarray:
+    mask = arr.is_null()
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        mask = pc.or_kleene(mask, pc.equal(arr, ""))  # callers pass trimmed text
+    elif pa.types.is_floating(arr.type):
+        mask = pc.or_kleene(mask, pc.is_nan(arr))
+    return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _to_ids(arr: pa.ChunkedArray, role: str, col: str, row_of: Callable[[int], int],
+            display: str) -> np.ndarray | pd.Series:
+    """Raw ids as int64 when every id is an integer (without leading zeros), else as str."""
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.cast(arr.type.value_type)
+    numeric = pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)
+    text = arr if numeric else pc.utf8_trim_whitespace(arr.cast(pa.string()))
+    missing = _null_mask(text)
+    if missing.any():
+        i, n = _first_bad(missing)
+        raise DataError(f"missing {role} id (blank){_how_many(n, 'have none')}",
+                        source=display, row=row_of(i), column=col)
+    if pa.types.is_integer(arr.type):
+        return arr.to_numpy().astype(np.int64, copy=False)
+    if pa.types.is_floating(arr.type):
+        values = arr.to_numpy()
+        if np.all(values == np.round(values)) and np.all(np.abs(values) < 2**53):
+            return values.astype(np.int64)
+        return pd.Series(values).astype("str")
+    # "007" must stay "007" (ISBNs), so leading zeros and signs keep ids as text.
+    keep_text = pc.any(pc.or_(pc.and_(pc.starts_with(text, "0"), pc.greater(pc.utf8_length(text), 1)),
+                              pc.starts_with(text, "+"))).as_py()
+    if not keep_text:
+        try:
+            return pc.cast(text, pa.int64()).to_numpy()
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    return text.to_pandas().astype("str")
+
+
+def _to_ratings(arr: pa.ChunkedArray, col: str, row_of: Callable[[int], int], display: str) -> np.ndarray:
+    missing = arr.is_null().to_numpy(zero_copy_only=False)
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        text = pc.utf8_trim_whitespace(arr)
+        missing = missing | np.asarray(pc.equal(text, "").to_numpy(zero_copy_only=False), dtype=bool)
+    if missing.any():
+        i, n = _first_bad(missing)
+        raise DataError(f"missing rating (blank){_how_many(n, 'have none')}",
+                        source=display, row=row_of(i), column=col)
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        try:
+            values = pc.cast(text, pa.float64()).to_numpy()
+        except pa.ArrowInvalid:
+            raw = text.to_pandas()
+            bad = pd.to_numeric(raw, errors="coerce").isna().to_numpy()
+            i, n = _first_bad(bad)
+            raise DataError(f"not a number: {raw.iloc[i]!r}{_how_many(n, 'are not numbers')}",
+                            source=display, row=row_of(i), column=col) from None
+    elif pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_boolean(arr.type):
+        values = arr.cast(pa.float64()).to_numpy()
+    else:
+        raise DataError(f"ratings must be numbers, found {arr.type}", source=display, column=col)
+    finite = np.isfinite(values)
+    if not finite.all():
+        i, n = _first_bad(~finite)
+        raise DataError(f"not a finite number: {values[i]!r}{_how_many(n, 'are not finite')}",
+                        source=display, row=row_of(i), column=col)
+    return values
+
+
+def _to_timestamps(arr: pa.ChunkedArray, col: str, row_of: Callable[[int], int], display: str) -> np.ndarray:
+    """Seconds since 1970 as int64, from numbers or from date/time text."""
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        arr = pc.utf8_trim_whitespace(arr)
+    missing = _null_mask(arr)
+    if missing.any():
+        i, n = _first_bad(missing)
+        raise DataError(f"missing timestamp (blank){_how_many(n, 'have none')}",
+                        source=display, row=row_of(i), column=col)
+    if pa.types.is_integer(arr.type):
+        return arr.cast(pa.int64()).to_numpy()
+    if pa.types.is_floating(arr.type):
+        return np.floor(arr.to_numpy()).astype(np.int64)
+    if pa.types.is_timestamp(arr.type) or pa.types.is_date(arr.type):
+        stamps = pd.to_datetime(arr.to_pandas(), utc=True)
+    else:
+        text = pc.utf8_trim_whitespace(arr.cast(pa.string()))
+        for target in (pa.int64(), pa.float64()):
+            try:
+                return np.floor(pc.cast(text, target).to_numpy()).astype(np.int64)
+            except pa.ArrowInvalid:
+                pass
+        raw = text.to_pandas()
+        stamps = pd.to_datetime(raw, errors="coerce", utc=True, format="mixed")
+        bad = stamps.isna().to_numpy()
+        if bad.any():
+            i, n = _first_bad(bad)
+            raise DataError(f"not a timestamp (seconds since 1970 or a date): {raw.iloc[i]!r}"
+                            f"{_how_many(n, 'are not timestamps')}", source=display, row=row_of(i),
+                            column=col)
+    return ((stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
+
+
+def _codes(ids: np.ndarray | pd.Series) -> tuple[np.ndarray, int]:
+    """Dense non-negative int64 codes and their range, avoiding a hash table for integer ids."""
+    if isinstance(ids, np.ndarray) and ids.dtype.kind == "i":
+        lo, hi = int(ids.min()), int(ids.max())
+        if hi - lo < 2**31:
+            return ids - lo, hi - lo + 1
+    codes, uniques = pd.factorize(ids)
+    return codes.astype(np.int64), len(uniques)
+
+
+def _duplicate_drops(user: Any, item: Any, ts: np.ndarray | None) -> tuple[np.ndarray, int]:
+    """Row positions to drop under DUPLICATE_RULE, and how many distinct pairs were duplicated."""
+    ucode, _ = _codes(user)
+    icode, n_icode = _codes(item)
+    key = ucode * n_icode + icode
+    # Sorting a copy is far cheaper than hashing 25M keys; the full regrouping runs only on duplicated rows.
+    s = np.sort(key)
+    repeated = s[1:][s[1:] == s[:-1]]
+    if len(repeated) == 0:
+        return np.empty(0, np.int64), 0
+    dup_keys = repeated[np.r_[True, repeated[1:] != repeated[:-1]]]  # already sorted
+    # A table lookup by user narrows the rows first; searchsorted over every row would cost seconds.
+    dup_user = np.zeros(int(ucode.max()) + 1, dtype=bool)
+    dup_user[dup_keys // n_icode] = True
+    rows = np.flatnonzero(dup_user[ucode])
+    pos = np.minimum(np.searchsorted(dup_keys, key[rows]), len(dup_keys) - 1)
+    rows = rows[dup_keys[pos] == key[rows]]
+    sub = key[rows]
+    order = np.lexsort((rows, ts[rows], sub) if ts is not None else (rows, sub))
+    sub_sorted = sub[order]
+    last = np.r_[sub_sorted[1:] != sub_sorted[:-1], True]
+    return rows[order[~last]], len(dup_keys)
+
+
+def _finish(cols: dict[str, Any], columns: dict[str, str], display: str,
+            warnings: list[str], missing: float | None, n_rows_read: int) -> Ratings:
+    """Drop sentinel ratings and duplicates, check there is enough data, and build the Ratings."""
+    df = pd.DataFrame({r: cols[r] for r in _ROLES if r in cols})
+    if missing is not None and "rating" in columns and columns.get("item") != "(header row)":
+        is_missing = df["rating"].to_numpy() == missing
+        if is_missing.any():
+            df = df[~is_missing]
+            warnings.append(f"Dropped {int(is_missing.sum()):,} ratings equal to the missing-value marker "
+                            f"{missing:g}.")
+    ts = df["timestamp"].to_numpy() if "timestamp" in df else None
+    n_dup = 0
+    if len(df) > 1:
+        drops, n_pairs = _duplicate_drops(df["user"].to_numpy() if df["user"].dtype.kind == "i" else df["user"],
+                                          df["item"].to_numpy() if df["item"].dtype.kind == "i" else df["item"], ts)
+        if len(drops):
+            n_dup = len(drops)
+            keep = np.ones(len(df), dtype=bool)
+            keep[drops] = False
+            df = df[keep]
+            warnings.append(f"{n_pairs:,} (user, item) pairs were rated more than once; removed {n_dup:,} "
+                            f"duplicate ratings. {DUPLICATE_RULE}")
+    df = df.reset_index(drop=True)
+    df["rating"] = df["rating"].astype(np.float32)
+    if len(df) < 2:
+        raise DataError(f"needs at least 2 ratings, found {len(df)}", source=display)
+    for role in ("user", "item"):
+        n = df[role].nunique()
+        if n < 2:
+            raise DataError(f"needs at least 2 different {role}s, found {n}", source=display,
+                            column=columns.get(role))
+    r = df["rating"].to_numpy()
+    if r.min() == r.max():
+        warnings.append(f"Every rating is {r[0]:g}; a model cannot learn preferences from that.")
+    return Ratings(df=df, columns=columns, source=display, n_rows_read=n_rows_read, n_duplicates=n_dup,
+                   warnings=warnings)
+
+
+def _wide_to_long(table: _Table, missing: float | None, display: str, warnings: list[str]) -> Ratings:
+    """Convert a user x item matrix (first column user ids, header item ids) to long form."""
+    if not table.header:
+        raise DataError("a wide matrix needs a header row of item ids", source=display)
+    user_col, item_cols = table.names[0], table.names[1:]
+    if not item_cols:
+        raise DataError("a wide matrix needs item columns after the user column", source=display)
+    cols = table.read(table.names)
+    grid = pd.DataFrame({c: cols[c].to_pandas() for c in item_cols})
+    numbers = grid.apply(lambda s: pd.to_numeric(s.str.strip() if s.dtype == "str" else s, errors="coerce"))
+    blank = grid.isna() | (grid.astype("str").apply(lambda s: s.str.strip()) == "")
+    values = numbers.to_numpy(np.float64)
+    bad = np.isnan(values) & ~blank.to_numpy()
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise DataError(f"not a number: {grid.iat[i, j]!r}{_how_many(int(bad.sum()), 'are not numbers')}",
+                        source=display, row=table.row_of(int(i)), column=item_cols[j])
+    inf = np.isinf(values)
+    if inf.any():
+        i, j = np.argwhere(inf)[0]
+        raise DataError(f"not a finite number: {values[i, j]!r}", source=display, row=table.row_of(int(i)),
+                        column=item_cols[j])
+    present = ~np.isnan(values)
+    if missing is not None:
+        present &= values != missing
+    has_any = present.any(axis=1)
+    user_text = cols[user_col]
+    if pa.types.is_string(user_text.type):
+        user_text = pc.utf8_trim_whitespace(user_text)
+    no_user = _null_mask(user_text) & has_any
+    if no_user.any():
+        i, n = _first_bad(no_user)
+        raise DataError(f"missing user id (blank) in a row with ratings{_how_many(n, 'have none')}",
+                        source=display, row=table.row_of(i), column=user_col)
+    rows = np.flatnonzero(has_any)
+    users = _to_ids(cols[user_col].take(pa.array(rows)), "user", user_col, lambda i: table.row_of(int(rows[i])),
+                    display)
+    items = _to_ids(pa.chunked_array([pa.array(table.raw_names[1:])]), "item", "(header row)",
+                    lambda i: 1, display)
+    r_idx, c_idx = np.nonzero(present[rows])
+    long = {
+        "user": users[r_idx] if isinstance(users, np.ndarray) else users.iloc[r_idx].reset_index(drop=True),
+        "item": items[c_idx] if isinstance(items, np.ndarray) else items.iloc[c_idx].reset_index(drop=True),
+        "rating": values[rows][r_idx, c_idx],
+    }
+    marker = " or equal to " + f"{missing:g}" if missing is not None else ""
+    warnings.append(f"Converted a wide {len(values):,} users x {len(item_cols):,} items matrix to "
+                    f"{len(r_idx):,} ratings (blank cells{marker} are missing).")
+    columns = {"user": user_col, "item": "(header row)", "rating": "(cells)"}
+    return _finish(long, columns, display, warnings, missing, values.size)
+
+
+def _open_table(source: Any, name: str | None, sep: str | None, header: bool | None, wide: bool | None,
+                warnings: list[str]) -> tuple[str, _Table]:
+    """Parse any supported input into a `_Table` (display name first), dispatching on its magic bytes."""
+    if isinstance(source, pd.DataFrame):
+        return name or "<dataframe>", _frame_table(source.reset_index(drop=True), True, np.arange(len(source)) + 1)
+    display, buf = _open(source, name)
+    if len(buf) == 0:
+        raise DataError("the file is empty (0 bytes)", source=display)
+    magic = bytes(buf[:4])
+    if magic == b"PAR1":
+        return display, _parquet_table(buf, display)
+    if magic == b"PK\x03\x04":
+        return display, _excel_table(bytes(buf), display, header, wide)
+    return display, _text_table(buf, display, sep, header, wide, warnings)
+
+
+def preview(source: Any, *, n: int = 20, sep: str | None = None, header: bool | None = None,
+            name: str | None = None) -> pd.DataFrame:
+    """The first `n` rows as text, under the column names `read_ratings` sees (to let a user pick columns).
+
+    Raises:
+        DataError: when the input cannot be parsed as a table at all (empty, binary, no separator).
+    """
+    display, table = _open_table(source, name, sep, header, None, [])
+    rows = [row[:len(table.names)] + [""] * (len(table.names) - len(row)) for row in table.sample[:n]]
+    return pd.DataFrame(rows, columns=table.names, dtype=object)
+
+
+def read_ratings(source: Any, *, user: str | None = None, item: str | None = None, rating: str | None = None,
+                 timestamp: str | None = None, sep: str | None = None, header: bool | None = None,
+                 missing: float | None = None, wide: bool | None = None, name: str | None = None) -> Ratings:
+    """Read a ratings table from a path, bytes, file-like or DataFrame and validate it.
+
+    Args:
+        source: a path, bytes, a binary file-like (with .getvalue() or .read()), or a pandas DataFrame.
+        user, item, rating, timestamp: column names that override inference.
+        sep: the separator ("," "\\t" ";" "|" " " or "::"); sniffed when None.
+        header: whether the first row names the columns; detected when None.
+        missing: a rating value that means "not rated" (e.g. 0 or -1): such cells/rows are dropped with a warning.
+        wide: True for a user x item matrix, False for a long table; detected when None.
+        name: the file name to show in messages.
+    Raises:
+        DataError: for any problem with the input, naming the file, row and column.
+    """
+    warnings: list[str] = []
+    display, table = _open_table(source, name, sep, header, wide, warnings)
+    explicit = {"user": user, "item": item, "rating": rating, "timestamp": timestamp}
+    roles = _infer_roles(table, explicit, display)
+    if wide or (wide is None and _looks_wide(table, roles, explicit)):
+        return _wide_to_long(table, missing, display, warnings)
+    _require(roles, table, display)
+    arrays = table.read([roles[r] for r in _ROLES if r in roles])
+    n_read = len(arrays[roles["rating"]])
+    if n_read == 0:
+        raise DataError("the file has a header but no data rows", source=display)
+    cols: dict[str, Any] = {
+        "user": _to_ids(arrays[roles["user"]], "user", roles["user"], table.row_of, display),
+        "item": _to_ids(arrays[roles["item"]], "item", roles["item"], table.row_of, display),
+        "rating": _to_ratings(arrays[roles["rating"]], roles["rating"], table.row_of, display),
+    }
+    if "timestamp" in roles:
+        try:
+            cols["timestamp"] = _to_timestamps(arrays[roles["timestamp"]], roles["timestamp"], table.row_of, display)
+        except DataError as exc:
+            if table.header or explicit["timestamp"]:
+                raise
+            # A fourth unnamed column may be anything (a review text...); it only costs the timestamp.
+            warnings.append(f"Ignored {roles['timestamp']} as a timestamp: {exc.reason}")
+            del roles["timestamp"]
+    return _finish(cols, dict(roles), display, warnings, missing, n_read)
+
+
+# --------------------------------------------------------------------------------------------------- items
+
+# MovieLens 100k's u.item: id | title | release date | video release date | IMDb URL | 19 genre flags.
+ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
+                 "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
+                 "War", "Western")
+_ITEM_NAMES = {
+    "title": {_norm(n) for n in ("title", "movie_title", "name", "book_title", "Book-Title", "product_title")},
+    "year": {_norm(n) for n in ("year", "release_year", "Year-Of-Publication", "year_of_publication")},
+    "genres": {_norm(n) for n in ("genres", "genre", "class", "categories", "category", "tags")},
+}
+
+
+def _u_item_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """item, title, year, genres from MovieLens 100k's u.item columns (genres from its 19 flag columns)."""
+    flags = frame.iloc[:, 5:5 + len(ML100K_GENRES)].to_numpy() == "1"
+    genres = pd.Series("", index=frame.index)
+    for j, genre in enumerate(ML100K_GENRES):  # 19 columns, not rows
+        genres = genres + np.where(flags[:, j], genre + "|", "")
+    return pd.DataFrame({"item": frame.iloc[:, 0], "title": frame.iloc[:, 1],
+                         "year": frame.iloc[:, 2].str.extract(r"(\d{4})\s*$")[0],
+                         "genres": genres.str.rstrip("|")})
+
+
+def read_items(source: Any, *, name: str | None = None) -> pd.DataFrame:
+    """Read item metadata (items.csv, MovieLens movies.csv or u.item) as item, title, year, genres.
+
+    `item` is int64 when every id is an integer, else str; `year` is nullable Int64 (taken from a
+    "Title (1995)" suffix when there is no year column); `genres` is '|'-joined ("" when none). A missing title
+    becomes str(item); repeated item ids keep their first row.
+    """
+    display, buf = _open(source, name)
+    if len(buf) == 0:
+        raise DataError("the file is empty (0 bytes)", source=display)
+    data = bytes(buf)
+    if data[:4] == b"PAR1":
+        frame = pd.read_parquet(io.BytesIO(data)).astype("str").fillna("")
+        header = True
+    elif data[:4] == b"PK\x03\x04":
+        frame = pd.read_excel(io.BytesIO(data), dtype=object).map(_cell_str)
+        header = True
+    else:
+        if _looks_binary(data[:_SAMPLE_BYTES]):
+            raise DataError("does not look like an items table (it is a binary file)", source=display)
+        text = bytes(_decode_text(data, display, [])).decode("utf-8")
+        lines = _sample_lines(text.encode("utf-8"))
+        if not lines:
+            raise DataError("the file is empty", source=display)
+        sep = _sniff_sep(lines, display)
+        first = _split(lines[:1], sep)[0]
+        header = any(_role_of_name(c) in ("item",) or any(_norm(c) in s for s in _ITEM_NAMES.values())
+                     for c in first)
+        frame = pd.read_csv(io.StringIO(text), sep=sep, header=0 if header else None, dtype=str,
+                            keep_default_na=False, engine="python" if len(sep) > 1 else "c",
+                            quoting=csv.QUOTE_MINIMAL if sep in ",;" else csv.QUOTE_NONE)
+        frame.columns = [str(c) for c in frame.columns] if header else [f"column {j + 1}"
+                                                                          for j in range(frame.shape[1])]
+        frame = frame.apply(lambda col: col.str.strip())
+    row_base = 2 if header else 1
+    names = list(frame.columns)
+    if not header and frame.shape[1] >= 5 + len(ML100K_GENRES):
+        out = _u_item_frame(frame)
+        item_col = names[0]
+    elif header:
+        roles: dict[str, str] = {}
+        for col in names:
+            n = _norm(col)
+            if "item" not in roles and n in _KNOWN_NORM["item"]:
+                roles["item"] = col
+            for key, known in _ITEM_NAMES.items():
+                if key not in roles and n in known:
+                    roles[key] = col
+        if "item" not in roles:
+            raise DataError("no item id column found; the columns are " + ", ".join(repr(c) for c in names)
+                            + "; looked for names like " + ", ".join(KNOWN_NAMES["item"][:8]), source=display)
+        out = pd.DataFrame({k: frame[roles[k]] if k in roles else "" for k in ("item", "title", "year", "genres")})
+        item_col = roles["item"]
+    else:
+        # Headerless and not u.item: positions as in movies.csv (id, title, genres) or items.csv (+ year).
+        layout = {3: ("item", "title", "genres"), 4: ("item", "title", "year", "genres")}.get(
+            frame.shape[1], ("item", "title")[:frame.shape[1]])
+        out = pd.DataFrame({k: (frame.iloc[:, layout.index(k)] if k in layout else "")
+                            for k in ("item", "title", "year", "genres")})
+        item_col = names[0]
+    out = out.fillna("").astype("str")
+    if out.empty:
+        raise DataError("the file has no items", source=display)
+    ids = _to_ids(pa.chunked_array([pa.array(out["item"], type=pa.string(), from_pandas=True)]), "item",
+                  item_col, lambda i: i + row_base, display)
+    parts = out["title"].str.extract(_YEAR_SUFFIX)
+    has_suffix = parts["title"].notna()
+    title = out["title"].where(~has_suffix, parts["title"]).str.strip()
+    year_text = out["year"].where(out["year"].str.strip() != "", parts["year"])
+    year = pd.to_numeric(year_text, errors="coerce")
+    year = year.where(year == year.round()).astype("Int64")
+    genres = out["genres"].str.replace(r"\s*\|\s*", "|", regex=True).replace("(no genres listed)", "")
+    result = pd.DataFrame({"item": ids, "title": title, "year": year, "genres": genres.astype("str")})
+    result["title"] = result["title"].where(result["title"] != "", result["item"].astype("str"))
+    return result.drop_duplicates("item", keep="first").reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------------------- describe
+
+
+def ratings_per_user(ratings: Ratings) -> pd.Series:
+    """Number of ratings per user, most active first (for long-tail plots)."""
+    return ratings.df["user"].value_counts().rename("n_ratings").rename_axis("user")
+
+
+def ratings_per_item(ratings: Ratings) -> pd.Series:
+    """Number of ratings per item, most rated first (for long-tail plots)."""
+    return ratings.df["item"].value_counts().rename("n_ratings").rename_axis("item")
+
+
+def _count_stats(counts: pd.Series) -> dict[str, float]:
+    q = counts.quantile([0.25, 0.5, 0.75, 0.9])
+    return {"min": int(counts.min()), "p25": float(q[0.25]), "median": float(q[0.5]), "p75": float(q[0.75]),
+            "p90": float(q[0.9]), "max": int(counts.max()), "mean": float(counts.mean())}
+
+
+def summarize(ratings: Ratings) -> dict:
+    """Headline numbers: sizes, sparsity, scale, mean, rating histogram and per-user/per-item count quantiles.
+
+    The histogram maps each rating value to its count when there are at most 50 distinct values; continuous
+    ratings are binned into 20 equal-width bins keyed by the bin's lower edge.
+    """
+    r = ratings.df["rating"].to_numpy()
+    values, counts = np.unique(r, return_counts=True)
+    if len(values) <= 50:
+        hist = {float(v): int(c) for v, c in zip(values, counts)}
+    else:
+        c, edges = np.histogram(r, bins=20)
+        hist = {float(e): int(n) for e, n in zip(edges[:-1], c)}
+    return {
+        "n_users": ratings.n_users,
+        "n_items": ratings.n_items,
+        "n_ratings": ratings.n_ratings,
+        "sparsity": ratings.sparsity,
+        "rating_scale": ratings.rating_scale,
+        "mean_rating": float(r.mean(dtype=np.float64)),
+        "rating_histogram": hist,
+        "ratings_per_user": _count_stats(ratings_per_user(ratings)),
+        "ratings_per_item": _count_stats(ratings_per_item(ratings)),
+    }
+
+
+def crosstab(ratings: Ratings, n_users: int = 15, n_items: int = 15) -> pd.DataFrame:
+    """The most active users x the most rated items, NaN where unrated (the fast.ai lesson's cross-tab).
+
+    Rows and columns are ordered by activity/popularity, ties by id.
+    """
+    def top(counts: pd.Series, n: int) -> list:
+        frame = counts.rename("n").reset_index()
+        key = frame.columns[0]
+        return frame.sort_values(["n", key], ascending=[False, True])[key].head(n).tolist()
+
+    users = top(ratings_per_user(ratings), n_users)
+    items = top(ratings_per_item(ratings), n_items)
+    df = ratings.df
+    sub = df[df["user"].isin(users) & df["item"].isin(items)]
+    table = sub.pivot(index="user", columns="item", values="rating")
+    return table.reindex(index=users, columns=items)
