@@ -62,6 +62,7 @@ class TrainConfig:
     restart_mult: float = 2.0              # cosine_restarts: each cycle is this many times longer
     # run
     keep_best: bool = True                 # end with the weights of the best validation epoch
+    fused: bool | None = None              # fused step with row-wise Adam (dot models, adam, l2); None: when it is faster
     seed: int = 42                         # seeds torch for init and batch order
     device: str = "auto"                   # auto (cuda if present), cpu, cuda
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .config import TrainConfig
+from .fused import FusedDotStep, use_fused
 
 
 @dataclass
@@ -174,6 +175,8 @@ class Trainer:
         n, bs = len(train), cfg.batch_size
         steps_per_epoch = math.ceil(n / bs)
         total = steps_per_epoch * cfg.epochs
+        # The fused step computes gradients in closed form and updates only the rows a batch touches.
+        fused = FusedDotStep(model, cfg.betas, cfg.eps, cfg.wd, cfg.bias_wd) if use_fused(model, cfg) else None
         opt = make_optimizer(model, cfg)
         l2 = cfg.wd if cfg.wd_mode == "l2" else 0.0
         decay = decayed_params(model) if cfg.wd_mode == "decoupled" and cfg.wd > 0 else []
@@ -195,18 +198,20 @@ class Trainer:
                 lr = lr_at(cfg, step, total, steps_per_epoch)
                 for group in opt.param_groups:
                     group["lr"] = lr
-                pred = model(user, item)
-                err = pred - rating
-                mse = err.pow(2).mean()
-                # Per-rating L2: the penalty is averaged over the batch like the loss, so its weight relative
-                # to the data term does not shrink as the batch grows.
-                loss = mse + l2 * model.penalty(user, item, cfg.bias_wd) if l2 else mse
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if decay:  # decoupled weight decay (AdamW): shrink the weights directly, outside the gradient
-                    with torch.no_grad():
-                        torch._foreach_mul_(decay, 1 - lr * cfg.wd)
-                opt.step()
+                if fused is not None:
+                    mse, err = fused(user, item, rating, lr)
+                else:
+                    err = model(user, item) - rating
+                    mse = err.pow(2).mean()
+                    # Per-rating L2: the penalty is averaged over the batch like the loss, so its weight relative
+                    # to the data term does not shrink as the batch grows.
+                    loss = mse + l2 * model.penalty(user, item, cfg.bias_wd) if l2 else mse
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if decay:  # decoupled weight decay (AdamW): shrink the weights directly, outside the gradient
+                        with torch.no_grad():
+                            torch._foreach_mul_(decay, 1 - lr * cfg.wd)
+                    opt.step()
                 step += 1
                 with torch.no_grad():
                     sse += err.detach().pow(2).sum()
