@@ -25,6 +25,7 @@ class DataStats:
     rating_min: float
     rating_max: float
     rating_mean: float
+    rating_std: float = 1.126  # MovieLens 100k's, when not given
 
 
 @dataclass
@@ -46,7 +47,7 @@ class TrainConfig:
     optimizer: str = "adam"                # sgd, momentum (SGD with momentum), adam, adamw
     lr: float | None = None                # peak learning rate; None: a default per optimizer
     betas: tuple[float, float] = (0.9, 0.99)  # Adam/AdamW moment decay rates
-    eps: float = 1e-8                      # Adam/AdamW denominator guard
+    eps: float | None = None               # Adam/AdamW denominator guard; None: one rating's gradient scale / batch_size (see resolve)
     momentum: float = 0.9                  # for optimizer="momentum"
     wd: float | None = None                # weight decay strength; None: a default per model and scale
     wd_mode: str | None = None             # l2 (penalty in the loss) or decoupled (AdamW style); None: decoupled for adamw, else l2
@@ -61,6 +62,7 @@ class TrainConfig:
     restart_epochs: float = 1.0            # cosine_restarts: length of the first cycle, in epochs
     restart_mult: float = 2.0              # cosine_restarts: each cycle is this many times longer
     # run
+    ema_epochs: float = 2.5                # average the weights over about this many recent epochs (0: off); the average is evaluated and kept
     keep_best: bool = True                 # end with the weights of the best validation epoch
     fused: bool | None = None              # fused step with row-wise Adam (dot models, adam, l2); None: when it is faster
     seed: int = 42                         # seeds torch for init and batch order
@@ -94,6 +96,8 @@ class TrainConfig:
             (self.wd_mode in (None, *WD_MODES), f"wd_mode must be l2 or decoupled, not {self.wd_mode!r}"),
             (self.n_factors is None or self.n_factors >= 1, "n_factors must be at least 1"),
             (self.lr is None or self.lr > 0, "lr must be positive"),
+            (self.eps is None or self.eps > 0, "eps must be positive"),
+            (self.ema_epochs >= 0, "ema_epochs must be zero or positive"),
             (self.wd is None or self.wd >= 0, "wd must be zero or positive"),
             (self.epochs is None or self.epochs >= 1, "epochs must be at least 1"),
             (self.batch_size is None or self.batch_size >= 1, "batch_size must be at least 1"),
@@ -108,9 +112,14 @@ class TrainConfig:
 
 
 # Peak learning rates that work with the mean-squared-error loss at the default batch sizes.
-DEFAULT_LR = {"sgd": 0.5, "momentum": 0.05, "adam": 1e-2, "adamw": 1e-2}
+DEFAULT_LR = {"sgd": 0.5, "momentum": 0.05, "adam": 2e-2, "adamw": 1e-2}
 # Per-rating L2 strength on a 1..5 scale (scaled with the rating range for other scales).
-DEFAULT_WD = {"dotbias": 0.1, "dot": 0.1, "nn": 0.02}
+DEFAULT_WD = {"dotbias": 0.07, "dot": 0.07, "nn": 0.02}
+# Adam's eps in units of one rating's gradient on a 1..5 scale. Adam divides each row's step by the root of its
+# squared gradients, so a rare user or item would move as far as a popular one on every batch it appears in; an
+# eps of about one rating's gradient (which is 1/batch_size of the mean loss) keeps rare rows' steps in
+# proportion to their evidence, as plain SGD does, while popular rows still get Adam's normalized steps.
+EPS_PER_RATING = 1.0
 DEFAULT_WD_DECOUPLED = {"dotbias": 1.0, "dot": 1.0, "nn": 0.1}
 
 
@@ -118,6 +127,9 @@ def resolve(cfg: TrainConfig, stats: DataStats) -> TrainConfig:
     """Fill every None field of `cfg` from the data; the result is what actually trains (and is saved)."""
     cfg.validate()
     span = max(stats.rating_max - stats.rating_min, 1e-6)
+    # Strengths tuned on MovieLens 100k (1..5, std 1.126) scale with the spread of the ratings: the std, not
+    # max - min, so a few outliers on a continuous scale do not over-regularise.
+    scale = max(stats.rating_std, 1e-6) / 1.126
     changes: dict[str, Any] = {}
     if cfg.y_range is None and cfg.use_y_range:
         pad = span / 8
@@ -134,13 +146,15 @@ def resolve(cfg: TrainConfig, stats: DataStats) -> TrainConfig:
         # The penalty competes with squared errors, which grow with the square of the scale while the
         # factors' norms grow linearly: so the strength grows with the scale.
         base = (DEFAULT_WD_DECOUPLED if wd_mode == "decoupled" else DEFAULT_WD)[cfg.model]
-        changes["wd"] = base * span / 4
+        changes["wd"] = base * scale
     if cfg.lr is None:
         changes["lr"] = DEFAULT_LR[cfg.optimizer]
     if cfg.batch_size is None:
         # About 80 steps per epoch on small data, capped so huge data still makes big, fast steps.
         bs = 1 << max(8, min(18, round(stats.n_ratings / 80).bit_length() - 1))
         changes["batch_size"] = bs
+    if cfg.eps is None:
+        changes["eps"] = EPS_PER_RATING * scale / changes.get("batch_size", cfg.batch_size)
     if cfg.epochs is None:
         changes["epochs"] = 20 if stats.n_ratings < 2_000_000 else 10
     return cfg.replace(**changes)

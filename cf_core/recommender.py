@@ -48,7 +48,8 @@ class Recommender:
     # ------------------------------------------------------------ building
     def _stats(self, df: pd.DataFrame) -> DataStats:
         r = df["rating"].to_numpy(dtype=np.float64)
-        return DataStats(df["user"].nunique(), df["item"].nunique(), len(df), float(r.min()), float(r.max()), float(r.mean()))
+        return DataStats(df["user"].nunique(), df["item"].nunique(), len(df), float(r.min()), float(r.max()), float(r.mean()),
+                         float(r.std()) if len(r) > 1 else 1.0)
 
     def _build(self, df: pd.DataFrame) -> None:
         """Resolve the config against the data, map ids, compute fallbacks, create the model."""

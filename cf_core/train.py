@@ -155,6 +155,14 @@ class History:
 Evaluator = Callable[[nn.Module], tuple[float, float]]  # model -> (rmse, mae) on the validation set
 
 
+def _swap(params: list[torch.Tensor], values: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Copy `values` into `params`; returns the previous contents."""
+    with torch.no_grad():
+        previous = [p.detach().clone() for p in params]
+        torch._foreach_copy_(params, values)
+    return previous
+
+
 # ---------------------------------------------------------------- the loop
 class Trainer:
     """Trains `model` on `train` tensors with the settings of a resolved `TrainConfig`."""
@@ -182,6 +190,11 @@ class Trainer:
         decay = decayed_params(model) if cfg.wd_mode == "decoupled" and cfg.wd > 0 else []
         gen = torch.Generator(device=train.rating.device).manual_seed(cfg.seed)
         best_rmse, best_state = math.inf, None
+        params = [p for p in model.parameters() if p.requires_grad]
+        # Weight averaging (Polyak/EMA): the average of the recent weights generalizes better than the last
+        # noisy iterate; it is what is evaluated, kept and returned. Its horizon is set in epochs.
+        ema_decay = 1 - 1 / (cfg.ema_epochs * steps_per_epoch) if cfg.ema_epochs else 0.0
+        averaged = [p.detach().clone() for p in params] if ema_decay else []
         ewma, step, t0 = 0.0, 0, time.perf_counter()
         self._emit("on_fit_start")
         for epoch in range(cfg.epochs):
@@ -213,6 +226,8 @@ class Trainer:
                             torch._foreach_mul_(decay, 1 - lr * cfg.wd)
                     opt.step()
                 step += 1
+                if averaged:  # debiased warm-up so the average does not remember the initial weights
+                    torch._foreach_lerp_(averaged, [p.detach() for p in params], 1 - min(ema_decay, (1 + step) / (10 + step)))
                 with torch.no_grad():
                     sse += err.detach().pow(2).sum()
                     sae += err.detach().abs().sum()
@@ -226,8 +241,12 @@ class Trainer:
                     hist.lr.append(lr)
                     self._emit("on_batch_end", BatchInfo(step, total, epoch + (b + 1) / steps_per_epoch, value, smoothed, lr))
             if seen == 0:
+                if averaged:
+                    _swap(params, averaged)
                 break
             valid_rmse = valid_mae = None
+            if averaged:
+                current = _swap(params, averaged)
             if evaluate is not None:
                 valid_rmse, valid_mae = evaluate(model)
             info = EpochInfo(epoch + 1, math.sqrt(float(sse) / seen), float(sae) / seen, valid_rmse, valid_mae,
@@ -236,6 +255,8 @@ class Trainer:
             if cfg.keep_best and valid_rmse is not None and valid_rmse < best_rmse:
                 best_rmse, hist.best_epoch = valid_rmse, epoch + 1
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if averaged and epoch < cfg.epochs - 1 and not self.cancel.is_set():
+                _swap(params, current)  # keep training the raw weights; the model ends holding the average
             self._emit("on_epoch_end", info)
             if self.cancel.is_set():
                 break

@@ -34,3 +34,27 @@ def items_meta(planted):
 def trained(split_planted):
     train, valid = split_planted
     return Recommender(epochs=8, n_factors=8).fit(train, valid)
+
+
+@pytest.fixture
+def app_env(tmp_path, monkeypatch):
+    """The app's runs store and data cache in tmp dirs, and MovieLens 100k replaced by small generated data."""
+    from cf_core import datasets
+    from tests.app_helpers import fake_movielens_100k
+
+    monkeypatch.setenv("COLLAB_STUDIO_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("COLLAB_STUDIO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(datasets, "movielens_100k", fake_movielens_100k)
+    return tmp_path
+
+
+@pytest.fixture
+def saved_run(app_env, trained, split_planted, items_meta):
+    """The id of the `trained` model saved in the app's runs store, as a finished job saves it."""
+    from cf_core.store import RunStore
+
+    train, valid = split_planted
+    metrics = {f"valid_{k}": v for k, v in trained.evaluate(valid).items()}
+    metrics.update(epochs=len(trained.history.epochs), train_seconds=trained.history.seconds)
+    return RunStore().save(trained, name="planted", dataset="planted", metrics=metrics, items=items_meta, valid=valid,
+                           train=train[["user", "item", "rating"]])

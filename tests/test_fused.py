@@ -55,7 +55,7 @@ def test_loss_curve_close_to_dense_adam_through_the_trainer():
     stats = DataStats(NU, NI, N, 1.0, 5.0, 3.0)
     curves = {}
     for fused in (True, False):
-        cfg = resolve(TrainConfig(n_factors=K, epochs=6, batch_size=256, fused=fused, lr=0.01), stats)
+        cfg = resolve(TrainConfig(n_factors=K, epochs=6, batch_size=256, fused=fused, lr=0.01, eps=1e-8), stats)
         model = _model()
         hist = Trainer(model, cfg).fit(data)
         curves[fused] = [e["train_rmse"] for e in hist.epochs]

@@ -187,7 +187,7 @@ def test_config_validation_messages():
 
 def test_defaults_adapt_to_scale_and_size():
     small = resolve(TrainConfig(), DataStats(900, 1600, 80_000, 1, 5, 3.5))
-    ten = resolve(TrainConfig(), DataStats(900, 1600, 80_000, 1, 10, 5))
+    ten = resolve(TrainConfig(), DataStats(900, 1600, 80_000, 1, 10, 5, 2.25))
     big = resolve(TrainConfig(), DataStats(160_000, 59_000, 20_000_000, 0.5, 5, 3.5))
     assert small.y_range[0] < 1 < 5 < small.y_range[1]
     assert ten.y_range[1] > 10 and ten.wd > small.wd

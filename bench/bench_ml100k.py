@@ -1,0 +1,62 @@
+"""Accuracy and speed with defaults on MovieLens 100k (random 80/20 split, seed 42), beside Surprise's SVD.
+
+    .venv/bin/python bench/bench_ml100k.py [--repeat 3]
+
+Prints one JSON line per model: valid RMSE/MAE and training seconds (median of --repeat runs), on the exact
+split the README quotes (rows permuted by numpy.random.default_rng(42).permutation, the first 80% train).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import numpy as np
+from common import Timer, emit, machine, ml100k
+
+from cf_core.recommender import Recommender
+from cf_core.splits import random_split
+
+
+def bench_ours(train, valid, repeat: int, **config) -> dict:
+    times, scores = [], []
+    for _ in range(repeat):
+        with Timer() as t:
+            rec = Recommender(**config).fit(train, valid)
+        times.append(t.seconds)
+        scores.append(rec.evaluate(valid))
+    return {"valid_rmse": round(scores[-1]["rmse"], 4), "valid_mae": round(scores[-1]["mae"], 4),
+            "train_seconds": round(statistics.median(times), 3), "epochs": len(rec.history.epochs),
+            "best_epoch": rec.history.best_epoch, "batch_size": rec.config.batch_size, "n_factors": rec.config.n_factors}
+
+
+def bench_surprise(train, valid, repeat: int) -> dict:
+    from surprise import SVD, Dataset, Reader
+
+    reader = Reader(rating_scale=(1, 5))
+    trainset = Dataset.load_from_df(train[["user", "item", "rating"]], reader).build_full_trainset()
+    times = []
+    for _ in range(repeat):
+        algo = SVD(random_state=0)
+        with Timer() as t:
+            algo.fit(trainset)
+        times.append(t.seconds)
+    pred = np.array([algo.predict(u, i).est for u, i in zip(valid["user"], valid["item"])])
+    err = pred - valid["rating"].to_numpy()
+    return {"valid_rmse": round(float(np.sqrt((err**2).mean())), 4), "valid_mae": round(float(np.abs(err).mean()), 4),
+            "train_seconds": round(statistics.median(times), 3)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    ratings, _ = ml100k()
+    train, valid = random_split(ratings, 0.2, 42)
+    where = {"data": "ml-100k random 80/20 seed 42", "n_train": len(train), "n_valid": len(valid), "machine": machine()}
+    emit(what="dotbias defaults", **bench_ours(train, valid, args.repeat), **where)
+    emit(what="nn defaults", **bench_ours(train, valid, args.repeat, model="nn"), **where)
+    emit(what="surprise SVD defaults", **bench_surprise(train, valid, args.repeat), **where)
+
+
+if __name__ == "__main__":
+    main()

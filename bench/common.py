@@ -1,0 +1,56 @@
+"""Helpers shared by the benchmark scripts: where the data is, timing, and JSON-line output."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def ml100k() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """MovieLens 100k ratings (user, item, rating, timestamp) and items, from ../shared/data or the product's cache."""
+    folder = SHARED / "ml-100k"
+    if not (folder / "ratings.csv").exists():
+        from cf_core.datasets import fetch_movielens_100k
+        folder = fetch_movielens_100k()
+    ratings = pd.read_csv(folder / "ratings.csv").rename(columns={"user_id": "user", "item_id": "item"})
+    items = pd.read_csv(folder / "items.csv").rename(columns={"item_id": "item"})
+    return ratings, items
+
+
+def machine() -> str:
+    """A short description of where a number was measured."""
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), {gpu}"
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def emit(**record) -> None:
+    """Print one JSON line."""
+    print(json.dumps(record), flush=True)
+
+
+class Timer:
+    """with Timer() as t: ...; t.seconds"""
+
+    def __enter__(self) -> "Timer":
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self.t0

@@ -1,0 +1,56 @@
+"""Embeddings: an interactive PCA map of the item embeddings, and the items at both ends of each component."""
+import streamlit as st
+
+from cf_core import analysis
+from ui import charts, widgets
+
+COLOR_LABELS = {"genre": "Genre (the first listed)", "year": "Year", "mean_rating": "Mean rating",
+                "n_ratings": "Number of ratings", "none": "None"}
+
+st.title("Embeddings")
+run = widgets.require_run()
+if run is None:
+    st.stop()
+rec = run.recommender
+n_factors = rec.item_factors().shape[1]
+if n_factors < 2:
+    st.info("This run's embeddings have a single factor: there is no map to draw.")
+    st.stop()
+
+most = int(rec.item_counts.max())
+controls = st.columns(4)
+min_ratings = controls[0].slider("Minimum number of ratings", 0, min(most, 500), min(20, most // 4), key="emb_min_ratings",
+                                 help="Items with few ratings have noisy embeddings.")
+try:
+    frame, ratio = analysis.item_pca(rec, run.items, min(5, n_factors), min_ratings)
+except ValueError as exc:
+    st.warning(str(exc))
+    st.stop()
+n_components = len(ratio)  # fewer when only a few items pass the minimum
+options = [f"pc{i + 1}" for i in range(n_components)]
+x = controls[1].selectbox("Horizontal axis", options, 0, key="pc_x")
+y = controls[2].selectbox("Vertical axis", options, min(1, n_components - 1), key="pc_y")
+has = run.items is not None
+color = controls[3].selectbox("Colour by", [c for c in COLOR_LABELS if has or c not in ("genre", "year")],
+                              format_func=COLOR_LABELS.get, key="emb_color")
+if "genres" in frame:
+    frame["genre"] = frame["genres"].fillna("").astype(str).str.split("|").str[0].replace("", "(none)")
+if "year" in frame:
+    frame["year"] = frame["year"].astype("Float64").astype(float)
+
+st.caption(f"{len(frame):,} items with at least {min_ratings} ratings. {x.upper()} explains "
+           f"{ratio[int(x[2:]) - 1]:.1%} of the variance, {y.upper()} {ratio[int(y[2:]) - 1]:.1%}.")
+st.plotly_chart(charts.pca_scatter(frame, x, y, None if color == "none" else color), key="pca_map")
+
+st.subheader("The ends of each component")
+st.caption("What the items at one end share and the other end lacks is what the component means.")
+n = st.slider("Items at each end", 3, 25, 10, key="emb_n")
+for c in range(1, n_components + 1):
+    low, high = analysis.component_extremes(frame, c, n)
+    with st.expander(f"PC{c} ({ratio[c - 1]:.1%} of the variance)", expanded=c <= 2):
+        left, right = st.columns(2)
+        left.caption("Lowest")
+        left.dataframe(low, hide_index=True, key=f"low_{c}")
+        right.caption("Highest")
+        right.dataframe(high, hide_index=True, key=f"high_{c}")
+st.plotly_chart(charts.explained_variance(ratio), key="variance")

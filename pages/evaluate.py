@@ -1,0 +1,56 @@
+"""Evaluate: predictions vs actuals as a joint density plot, errors by true rating and by user activity, runs compared."""
+import pandas as pd
+import streamlit as st
+
+from cf_core import analysis
+from ui import charts, state, widgets
+
+st.title("Evaluate")
+run = widgets.require_run()
+if run is None:
+    st.stop()
+
+frame = state.predictions(run.info.id)
+if not len(frame):
+    st.info("This run was trained without a validation set, so there is nothing to compare predictions with.")
+    st.stop()
+
+err = frame["prediction"] - frame["rating"]
+cols = st.columns(4)
+cols[0].metric("Validation RMSE", f"{(err ** 2).mean() ** 0.5:.4f}")
+cols[1].metric("Validation MAE", f"{err.abs().mean():.4f}")
+cols[2].metric("Validation ratings", f"{len(frame):,}")
+cols[3].metric("Cold (unseen user or item)", f"{int(frame['cold'].sum()):,}",
+               help="Predicted by the fallback: global mean plus the known biases.")
+
+st.subheader("Predictions vs actuals")
+bins = st.slider("Bins", 10, 120, 50, key="bins")
+lo, hi = run.recommender.rating_scale
+d = analysis.density(frame["prediction"].to_numpy(), frame["rating"].to_numpy(), bins, lo, hi)
+st.plotly_chart(charts.joint_density(d), key="joint")
+
+left, right = st.columns(2)
+with left:
+    by_rating = analysis.error_by_rating(frame)
+    st.plotly_chart(charts.error_bars(by_rating, "rating", "Error by true rating"), key="by_rating")
+    with st.expander("Table"):
+        st.dataframe(by_rating, hide_index=True)
+with right:
+    by_activity = analysis.error_by_activity(run.recommender, frame)
+    st.plotly_chart(charts.error_bars(by_activity, by_activity.columns[0], "Error by the user's number of training ratings"),
+                    key="by_activity")
+    with st.expander("Table"):
+        st.dataframe(by_activity, hide_index=True)
+
+st.subheader("Beside earlier runs")
+runs = [info for info in state.store().list() if "valid_rmse" in info.metrics]
+same = st.checkbox("Only runs on the same dataset", True, key="same_dataset")
+if same:
+    runs = [info for info in runs if info.dataset == run.info.dataset]
+table = pd.DataFrame([{"label": f"{info.name} · {info.created_text}", "id": info.id, "model": info.model,
+                       "dataset": info.dataset, "valid_rmse": info.metrics["valid_rmse"],
+                       "valid_mae": info.metrics.get("valid_mae"), "epochs": info.metrics.get("epochs")}
+                      for info in runs[:20]][::-1])
+if len(table):
+    st.plotly_chart(charts.runs_metrics(table, run.info.id), key="runs_metrics")
+    st.dataframe(table.drop(columns="label"), hide_index=True, key="runs_table")

@@ -1,0 +1,73 @@
+"""Recommend: top-N for an existing user, items similar to an item, and recommendations for a new user (fold-in)."""
+import numpy as np
+import streamlit as st
+
+from cf_core import analysis
+from cf_core.ids import UnknownIdError
+from ui import widgets
+
+PICK_LIMIT = 5000  # items offered in the pickers, most rated first
+# The score first: genres can be long and would push it out of view.
+RECS = ("title", "predicted_rating", "n_ratings", "year", "genres", "item")
+HISTORY = ("title", "rating", "year", "genres", "item")
+SIMILAR = ("title", "similarity", "n_ratings", "year", "genres", "item")
+
+st.title("Recommend")
+run = widgets.require_run()
+if run is None:
+    st.stop()
+rec = run.recommender
+lo, hi = rec.rating_scale
+
+order = np.argsort(-rec.item_counts, kind="stable")[:PICK_LIMIT]
+popular = list(rec.item_map.decode(order))
+titles = {}
+if run.items is not None:
+    titles = dict(zip(run.items["item"].tolist(), run.items["title"].tolist()))
+
+
+def label(item) -> str:
+    title = titles.get(item) or titles.get(str(item))
+    return f"{title} ({item})" if title else str(item)
+
+
+controls = st.columns(2)
+n = controls[0].slider("How many", 5, 50, 10, key="rec_n")
+min_ratings = controls[1].slider("Only items with at least this many ratings", 0, 200, 10, key="rec_min_ratings")
+for_user, similar, new_user = st.tabs(["For a user", "Similar items", "For a new user"])
+
+with for_user:
+    top_user = rec.user_map.decode([int(np.argmax(rec.user_counts))])[0]
+    user = st.text_input("User id", str(top_user), key="rec_user", help=f"The most active user is {top_user}.")
+    try:
+        recs = analysis.recommend(rec, user, run.items, n, min_ratings)
+    except UnknownIdError as exc:
+        st.error(f"{exc}. Pick a user id that was in the training data.")
+    else:
+        left, right = st.columns(2)
+        left.caption("Recommended (not rated in training)")
+        left.dataframe(recs, hide_index=True, column_order=RECS, key="user_recs")
+        if run.train is not None:
+            right.caption("What they rated highest")
+            right.dataframe(analysis.user_history(rec, run.train, user, run.items, n), hide_index=True,
+                            column_order=HISTORY, key="user_history")
+
+with similar:
+    item = st.selectbox("Item", popular, format_func=label, key="similar_item")
+    st.dataframe(analysis.similar_items(rec, item, run.items, n, min_ratings), hide_index=True, column_order=SIMILAR,
+                 key="similar_table")
+    st.caption("Nearest by the cosine similarity of the item embeddings.")
+
+with new_user:
+    st.caption("Rate a handful of items: a new user vector is fitted to them against the frozen item embeddings "
+               "(no retraining), and you get recommendations at once.")
+    chosen = st.multiselect("Items you have an opinion on", popular[:500], format_func=label, key="new_items")
+    ratings = {}
+    for item in chosen:
+        ratings[item] = st.slider(label(item), float(lo), float(hi), float(hi), 0.5 if hi - lo <= 10 else 1.0,
+                                  key=f"new_rating_{item}")
+    if ratings:
+        st.dataframe(analysis.recommend_new_user(rec, ratings, run.items, n, min_ratings), hide_index=True,
+                     column_order=RECS, key="new_user_recs")
+    else:
+        st.info("Pick a few items above to get recommendations.")

@@ -1,0 +1,181 @@
+"""Train: choose the model, optimizer and schedule, find a learning rate, and train in the background with live curves."""
+import math
+
+import streamlit as st
+
+from cf_core.config import DEFAULT_LR, MODEL_NAMES, OPTIMIZERS, SCHEDULES, DataStats, TrainConfig, resolve
+from cf_core.recommender import Recommender
+from cf_core.splits import cold_count, split
+from ui import charts, state, widgets
+
+MODEL_LABELS = {"dotbias": "Dot product with biases", "dot": "Dot product (no biases)", "nn": "Neural net"}
+OPTIMIZER_LABELS = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam", "adamw": "AdamW"}
+SPLIT_LABELS = {"random": "Random", "user": "Per user", "time": "Each user's latest ratings"}
+POLL_SECONDS = 1.0
+
+st.title("Train")
+ds = widgets.require_dataset()
+if ds is None:
+    st.stop()
+
+
+def read_config() -> TrainConfig:
+    """The TrainConfig the widgets describe; empty inputs stay None (chosen from the data by `resolve`)."""
+    model = st.session_state["model"]
+    kw = {}
+    if model == "nn":
+        kw.update(layers=tuple(int(x) for x in st.session_state["layers"].replace(" ", "").split(",") if x),
+                  dropout=(st.session_state["dropout"],), emb_dropout=st.session_state["emb_dropout"])
+    y_lo, y_hi = st.session_state.get("y_lo"), st.session_state.get("y_hi")
+    return TrainConfig(
+        model=model, n_factors=st.session_state["n_factors"], use_y_range=st.session_state["use_y_range"],
+        y_range=(y_lo, y_hi) if y_lo is not None and y_hi is not None else None,
+        optimizer=st.session_state["optimizer"], lr=st.session_state["lr"],
+        betas=(st.session_state["beta1"], st.session_state["beta2"]), eps=st.session_state["eps"],
+        momentum=st.session_state["momentum"], wd=st.session_state["wd"],
+        wd_mode=None if st.session_state["wd_mode"] == "auto" else st.session_state["wd_mode"],
+        schedule=st.session_state["schedule"], epochs=st.session_state["epochs"],
+        batch_size=st.session_state["batch_size"], seed=st.session_state["seed"], **kw)
+
+
+def use_suggestion(lr: float) -> None:
+    st.session_state["lr"] = float(f"{lr:.3g}")
+
+
+lo, hi = ds.ratings.rating_scale
+st.caption(f"Training on **{ds.name}**: {ds.ratings.n_ratings:,} ratings, {ds.ratings.n_users:,} users, "
+           f"{ds.ratings.n_items:,} items. Empty fields are chosen from the data.")
+
+model_col, opt_col, sched_col = st.columns(3)
+with model_col:
+    st.subheader("Model")
+    model = st.selectbox("Model", MODEL_NAMES, format_func=MODEL_LABELS.get, key="model")
+    st.number_input("Number of factors", 1, 1024, value=None, step=1, placeholder="auto (64; 50 for the net)",
+                    key="n_factors")
+    if model == "nn":
+        st.text_input("Hidden layers (comma separated sizes)", "64", key="layers")
+        st.slider("Dropout after each hidden layer", 0.0, 0.9, 0.1, 0.05, key="dropout")
+        st.slider("Dropout on the embeddings", 0.0, 0.9, 0.0, 0.05, key="emb_dropout")
+    st.checkbox("Squash predictions into y_range (sigmoid)", True, key="use_y_range")
+    y1, y2 = st.columns(2)
+    y1.number_input("y_range low", value=None, format="%g", placeholder=f"auto ({lo - (hi - lo) / 8:g})", key="y_lo")
+    y2.number_input("y_range high", value=None, format="%g", placeholder=f"auto ({hi + (hi - lo) / 8:g})", key="y_hi")
+with opt_col:
+    st.subheader("Optimizer")
+    optimizer = st.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index("adam"), format_func=OPTIMIZER_LABELS.get,
+                             key="optimizer")
+    st.number_input("Learning rate", 0.0, 100.0, value=None, format="%g", placeholder=f"auto ({DEFAULT_LR[optimizer]:g})",
+                    key="lr")
+    b1, b2 = st.columns(2)
+    b1.number_input("beta1", 0.0, 0.9999, 0.9, 0.01, format="%g", key="beta1", disabled=optimizer not in ("adam", "adamw"))
+    b2.number_input("beta2", 0.0, 0.9999, 0.99, 0.001, format="%g", key="beta2", disabled=optimizer not in ("adam", "adamw"))
+    st.number_input("eps", 0.0, 1.0, 1e-8, format="%g", key="eps", disabled=optimizer not in ("adam", "adamw"))
+    st.number_input("Momentum", 0.0, 0.999, 0.9, 0.05, format="%g", key="momentum", disabled=optimizer != "momentum")
+    st.number_input("Weight decay", 0.0, 100.0, value=None, format="%g", placeholder="auto", key="wd")
+    st.selectbox("Weight decay mode", ["auto", "l2", "decoupled"], key="wd_mode",
+                 help="l2: a penalty in the loss; decoupled: shrink the weights directly (AdamW). auto: decoupled for AdamW.")
+with sched_col:
+    st.subheader("Schedule and data")
+    st.selectbox("Schedule", SCHEDULES, key="schedule")
+    st.number_input("Epochs", 1, 1000, value=None, step=1, placeholder="auto", key="epochs")
+    st.number_input("Batch size", 1, 1 << 22, value=None, step=256, placeholder="auto", key="batch_size")
+    how = st.selectbox("Validation split", list(SPLIT_LABELS), format_func=SPLIT_LABELS.get, key="split_how")
+    valid_frac = st.slider("Validation share", 0.05, 0.5, 0.2, 0.05, key="valid_frac")
+    st.number_input("Seed", 0, 2**31 - 1, 42, key="seed")
+    st.text_input("Run name", "", placeholder=MODEL_LABELS[model], key="run_name")
+
+try:
+    config = read_config()
+    config.validate()
+    train_df, valid_df = split(ds.ratings.df, how, valid_frac, st.session_state["seed"])
+except ValueError as exc:
+    st.error(f"These settings cannot train: {exc}", icon=":material/error:")
+    st.stop()
+
+r = train_df["rating"].to_numpy()
+stats = DataStats(int(train_df["user"].nunique()), int(train_df["item"].nunique()), len(train_df),
+                  float(r.min()), float(r.max()), float(r.mean()))
+with st.expander("What will train (the settings after choosing from the data)"):
+    st.json({k: v for k, v in resolve(config, stats).to_dict().items()
+             if config.model == "nn" or k not in ("layers", "dropout", "emb_dropout", "user_factors", "item_factors")})
+    st.caption(f"{len(train_df):,} training and {len(valid_df):,} validation ratings; "
+               f"{cold_count(train_df, valid_df):,} validation ratings have a user or item unseen in training.")
+
+# ---------------------------------------------------------------- learning-rate finder
+with st.expander("Learning-rate finder", expanded="lr_result" in st.session_state):
+    st.caption("Trains briefly with a learning rate that grows exponentially and plots the loss: pick a rate where "
+               "the loss still falls steeply, before it blows up.")
+    if st.button("Find a learning rate", key="lr_find", icon=":material/search:"):
+        with st.spinner("Sweeping learning rates…"):
+            result = Recommender(config).lr_find(train_df)
+        st.session_state["lr_result"] = (result.lrs, result.losses, result.suggestion)
+    if "lr_result" in st.session_state:
+        lrs, losses, suggestion = st.session_state["lr_result"]
+        st.plotly_chart(charts.lr_finder(lrs, losses, suggestion), key="lr_chart")
+        st.button(f"Use the suggested learning rate ({suggestion:.3g})", key="use_suggestion", on_click=use_suggestion,
+                  args=(suggestion,))
+
+# ---------------------------------------------------------------- training
+job = state.current_job()
+busy = job is not None and job.active
+if st.button("Start training", key="start", type="primary", icon=":material/play_arrow:", disabled=busy,
+             help="Stop the running job first" if busy else None):
+    name = st.session_state["run_name"].strip() or MODEL_LABELS[config.model]
+    job = state.jobs().submit(train_df, valid_df, config, owner=state.owner(), name=name, dataset=ds.name,
+                              items=ds.items)
+    state.remember_job(job)
+    st.rerun()
+
+if job is None:
+    if st.session_state.get("job_id"):
+        st.warning("That training job is not on this server any more (it restarted). If it finished, its run is on "
+                   "the Runs page.")
+    st.stop()
+st.query_params["job"] = job.id
+job_was_active = job.active
+
+
+@st.fragment(run_every=POLL_SECONDS if job_was_active else None)
+def show_job() -> None:
+    """Polls the job's progress snapshot; the worker thread never calls Streamlit."""
+    snap = job.progress.snapshot()
+    active = snap["status"] in ("queued", "running")
+    if snap["run_id"] and st.session_state.get("_applied_job") != job.id:
+        st.session_state["_applied_job"] = job.id
+        state.set_current_run(snap["run_id"])
+    if active != job_was_active:
+        st.rerun()  # the job ended (or started) since this page was drawn: redraw it all, and stop polling
+    st.subheader(f"Job: {job.name}")
+    if snap["status"] == "queued":
+        st.info("Queued: another training is using this device; this one starts when it ends.", icon=":material/schedule:")
+    elif snap["status"] == "running":
+        epoch = min(snap["n_epochs"], math.floor(snap["epoch"]) + 1)
+        eta = f" · about {snap['eta']:.0f} s left" if snap["eta"] is not None else ""
+        st.progress(snap["fraction"], text=f"Epoch {epoch}/{snap['n_epochs']}{eta} · on {snap['device']}")
+        if st.button("Stop", key="stop", icon=":material/stop:"):
+            job.stop()
+            st.toast("Stopping after this batch; the best model so far is kept.")
+    elif snap["status"] == "failed":
+        st.error(f"Training failed: {snap['error']}", icon=":material/error:")
+    else:
+        metrics = snap["metrics"]
+        verb = "Stopped early" if snap["status"] == "stopped" else "Done"
+        rmse = f": validation RMSE {metrics['valid_rmse']:.4f}, MAE {metrics['valid_mae']:.4f}" if "valid_rmse" in metrics else ""
+        st.success(f"{verb} in {snap['elapsed']:.0f} s{rmse}. This run is now the current run.", icon=":material/check_circle:")
+        links = st.columns(len(widgets.EXPLORE_PAGES))
+        for col, (page, label) in zip(links, widgets.EXPLORE_PAGES):
+            col.page_link(page, label=label)
+    left, right = st.columns(2)
+    with left:
+        if snap["batches"]:
+            st.plotly_chart(charts.loss_curve(snap["batches"]), key="loss_chart")
+        else:
+            st.caption("The loss curve appears with the first batches.")
+    with right:
+        if snap["epochs"]:
+            st.plotly_chart(charts.epoch_metrics(snap["epochs"]), key="metrics_chart")
+        else:
+            st.caption("Train and validation RMSE appear after the first epoch.")
+
+
+show_job()

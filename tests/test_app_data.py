@@ -1,0 +1,82 @@
+"""App test of the Data page: built-in data, uploads (good, bad, and corrected columns), summary and cross-tab."""
+import pytest
+
+from tests.app_helpers import app, open_page
+
+GOOD = b"user_id,movie_id,score\n" + b"".join(f"{u},{i},{(u * i) % 5 + 1}\n".encode() for u in range(1, 7) for i in range(1, 6))
+# 30 ratings by 6 users on 5 items; "points" is not a name the reader knows.
+ODD = GOOD.replace(b"user_id,movie_id,score", b"who,what,points")
+
+
+def upload(at, data: bytes, name: str = "ratings.csv"):
+    at.radio(key="source").set_value("upload").run()
+    at.get("file_uploader")[0].set_value((name, data, "text/csv"))
+    return at.run()
+
+
+def test_empty_state_says_what_to_do(app_env):
+    at = open_page(app(), "pages/data.py")
+    assert not at.exception
+    assert "No dataset yet" in at.info[0].value
+    assert at.button(key="load_builtin")
+
+
+def test_builtin_dataset_summary(app_env):
+    at = open_page(app(), "pages/data.py")
+    at.button(key="load_builtin").click().run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Users"] == "120" and metrics["Items"] == "90" and metrics["Ratings"] == "3,000"
+    assert metrics["Sparsity"] == f"{1 - 3000 / (120 * 90):.2%}"
+    assert metrics["Rating scale"] == "1 to 5"
+    assert len(at.get("plotly_chart")) == 4  # histogram, two long tails, cross-tab
+    at.slider(key="crosstab_n").set_value(5).run()
+    assert not at.exception
+    assert at.session_state["dataset"].name == "MovieLens 100k"
+
+
+def test_good_upload_is_summarised(app_env):
+    at = upload(open_page(app(), "pages/data.py"), GOOD)
+    assert not at.exception and not at.error
+    assert "user = 'user_id'" in at.success[0].value and "rating = 'score'" in at.success[0].value
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Users"] == "6" and metrics["Items"] == "5" and metrics["Ratings"] == "30"
+    assert at.session_state["dataset"].name == "ratings.csv"
+
+
+def test_columns_can_be_corrected(app_env):
+    at = upload(open_page(app(), "pages/data.py"), ODD, "odd.csv")
+    assert not at.exception
+    assert "no rating column found" in at.error[0].value and "odd.csv" in at.error[0].value
+    assert at.selectbox(key="col_rating").options == ["(inferred)", "who", "what", "points"]
+    at.selectbox(key="col_user").set_value("who")
+    at.selectbox(key="col_item").set_value("what")
+    at.selectbox(key="col_rating").set_value("points").run()
+    assert not at.exception and not at.error
+    assert {m.label: m.value for m in at.metric}["Ratings"] == "30"
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "the file is empty"),
+    (b"user,item\n1,2\n3,4\n", "no rating column found"),
+    (bytes(range(256)) * 8, "binary file"),
+    (b"user,item,rating\n1,2,3\n", "needs at least 2 ratings"),
+    (b"user,item,rating\n1,2,3\n2,2,x\n", "row 3"),
+])
+def test_bad_upload_gives_a_message_not_a_traceback(app_env, data, message):
+    at = upload(open_page(app(), "pages/data.py"), data, "bad.csv")
+    assert not at.exception
+    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+    assert "No dataset yet" in at.info[0].value  # and the page still works: the built-in data loads
+    at.radio(key="source").set_value("builtin").run()
+    at.button(key="load_builtin").click().run()
+    assert not at.exception and at.session_state["dataset"].name == "MovieLens 100k"
+
+
+def test_items_file_is_attached(app_env):
+    at = upload(open_page(app(), "pages/data.py"), GOOD)
+    items = b"item_id,title,genres\n1,Alpha (1990),Comedy\n2,Beta (1991),Drama\n"
+    at.get("file_uploader")[1].set_value(("items.csv", items, "text/csv"))
+    at.run()
+    assert not at.exception and not at.error
+    assert at.session_state["dataset"].items["title"].tolist() == ["Alpha", "Beta"]

@@ -1,0 +1,41 @@
+"""App test of the Evaluate page: the joint density plot, errors by rating and by activity, runs compared."""
+import numpy as np
+
+from cf_core import analysis
+from tests.app_helpers import app, chart_keys, explore, figure, open_page, values
+
+
+def test_empty_state_links_to_train_and_runs(app_env):
+    at = open_page(app(), "pages/evaluate.py")
+    assert not at.exception
+    assert "No run to explore yet" in at.info[0].value
+
+
+def test_unknown_run_is_a_message(app_env):
+    at = explore("x" * 22, "pages/evaluate.py")
+    assert not at.exception
+    assert "no saved run with id" in at.error[0].value
+
+
+def test_shared_run_is_evaluated(saved_run, trained, split_planted):
+    _, valid = split_planted
+    at = explore(saved_run, "pages/evaluate.py")
+    assert not at.exception and not at.error
+    expected = trained.evaluate(valid)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Validation RMSE"] == f"{expected['rmse']:.4f}"
+    assert metrics["Validation MAE"] == f"{expected['mae']:.4f}"
+    assert metrics["Validation ratings"] == f"{len(valid):,}"
+    assert chart_keys(at) == {"joint", "by_rating", "by_activity", "runs_metrics"}
+
+    joint = figure(at, "joint")
+    heat = next(t for t in joint["data"] if t["type"] == "heatmap")
+    assert np.nansum(values(heat["customdata"]).astype(float)) == len(valid)  # every rating lands in a bin
+    at.slider(key="bins").set_value(20).run()
+    heat = next(t for t in figure(at, "joint")["data"] if t["type"] == "heatmap")
+    assert len(values(heat["x"])) == 20
+
+    by_activity = analysis.error_by_activity(trained, trained.predict_frame(valid))
+    bars = figure(at, "by_activity")["data"][0]
+    assert list(values(bars["x"])) == by_activity["user_ratings"].astype(str).tolist()
+    assert np.allclose(values(bars["y"]), by_activity["rmse"], atol=1e-5)

@@ -1,0 +1,54 @@
+"""App test of the Runs page: the table, compared curves, open, share link, downloads and delete."""
+import io
+
+import pandas as pd
+
+from cf_core.store import RunStore
+from tests.app_helpers import app, chart_keys, figure, open_page, tables, values
+
+
+def test_empty_state(app_env):
+    at = open_page(app(), "pages/runs.py")
+    assert not at.exception and "No saved runs yet" in at.info[0].value
+
+
+def test_runs_table_open_share_and_delete(saved_run, trained, split_planted):
+    store = RunStore()
+    train, valid = split_planted
+    second = store.save(trained, name="second", dataset="planted", metrics={"valid_rmse": 0.9, "valid_mae": 0.7},
+                        valid=valid, train=train[["user", "item", "rating"]])
+    at = open_page(app(), "pages/runs.py")
+    assert not at.exception
+    runs = tables(at)[0]
+    assert runs["id"].tolist() == [second, saved_run]  # newest first
+    assert runs["n_factors"].tolist() == [8, 8] and runs.loc[1, "valid_rmse"] < 0.9
+    assert chart_keys(at) == {"compare_chart"}
+    curves = figure(at, "compare_chart")["data"]
+    assert len(curves) == 2 and list(values(curves[0]["x"])) == list(range(1, 9))  # 8 epochs each
+    valid_rmse = [e["valid_rmse"] for e in trained.history.epochs]
+    assert list(values(curves[1]["y"])) == valid_rmse
+    at.selectbox(key="run_pick").set_value(saved_run)
+    at.button(key="open_run").click().run()
+    assert not at.exception
+    assert at.session_state["run_id"] == saved_run and at.query_params["run"] == saved_run
+    assert at.code[0].value.endswith(f"/evaluate?run={saved_run}")
+
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Predictions (CSV)", "Embeddings (CSV)"]
+
+    at.selectbox(key="run_pick").set_value(second).run()
+    assert at.button(key="delete_run").disabled
+    at.checkbox(key="confirm_delete").check().run()
+    at.button(key="delete_run").click().run()
+    assert not at.exception
+    assert [r.id for r in store.list()] == [saved_run]
+    assert tables(at)[0]["id"].tolist() == [saved_run]
+    assert at.session_state["run_id"] == saved_run
+
+
+def test_csv_exports(saved_run, trained, split_planted):
+    from ui import state
+
+    _, valid = split_planted
+    frame = pd.read_csv(io.BytesIO(state.predictions(saved_run).to_csv(index=False).encode()))
+    assert list(frame.columns) == ["user", "item", "rating", "prediction", "cold"] and len(frame) == len(valid)

@@ -1,0 +1,119 @@
+"""App test of the Train page: settings, the LR finder, a real short training run reaching the page, stop, and jobs
+that survive a new session (?job=ID) without leaking into other sessions."""
+import json
+import time
+
+from cf_core.config import DEFAULT_LR
+
+from tests.app_helpers import app, open_page
+
+
+def train_page(epochs: int | None = 2):
+    at = open_page(app(), "pages/train.py")
+    at.button(key="empty_load_builtin").click().run()
+    if epochs:
+        at.number_input(key="epochs").set_value(epochs).run()
+    return at
+
+
+def wait_for(at, statuses=("done", "stopped", "failed"), timeout=60.0):
+    """Rerun the page (as the polling fragment does) until the session's job reaches one of `statuses`."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        at.run()
+        job = _job(at)
+        if job.progress.snapshot()["status"] in statuses:
+            return at.run()
+        time.sleep(0.2)
+    raise AssertionError("the job did not finish in time")
+
+
+def _job(at):
+    from ui.state import _jobs, _root
+
+    return _jobs(_root()).get(at.session_state["job_id"])
+
+
+def test_empty_state_offers_the_builtin_data(app_env):
+    at = open_page(app(), "pages/train.py")
+    assert not at.exception
+    assert "No dataset yet" in at.info[0].value
+    at.button(key="empty_load_builtin").click().run()
+    assert not at.exception and at.button(key="start")
+
+
+def test_settings_resolve_and_bad_settings_are_explained(app_env):
+    at = train_page(epochs=None)
+    at.selectbox(key="model").set_value("nn").run()
+    at.text_input(key="layers").set_value("32,16").run()
+    assert not at.exception
+    resolved = json.loads(at.json[0].value)
+    assert resolved["layers"] == [32, 16] and resolved["n_factors"] == 50
+    assert resolved["y_range"] == [0.5, 5.5] and resolved["lr"] == DEFAULT_LR["adam"]  # auto: scale widened by 1/8
+    at.selectbox(key="split_how").set_value("time").run()
+    assert not at.exception and not at.error
+    at.number_input(key="y_lo").set_value(5.0)
+    at.number_input(key="y_hi").set_value(1.0).run()
+    assert not at.exception
+    assert "y_range must be (low, high)" in at.error[0].value
+
+
+def test_lr_finder_plots_and_suggestion_is_used(app_env):
+    at = train_page()
+    at.button(key="lr_find").click().run()
+    assert not at.exception
+    assert any(c for c in at.get("plotly_chart"))
+    suggestion = at.session_state["lr_result"][2]
+    assert 1e-6 <= suggestion <= 10
+    at.button(key="use_suggestion").click().run()
+    assert at.number_input(key="lr").value == float(f"{suggestion:.3g}")
+
+
+def test_training_progress_reaches_the_page(app_env):
+    at = train_page(epochs=2)
+    at.text_input(key="run_name").set_value("tiny")
+    at.button(key="start").click().run()
+    assert not at.exception
+    job_id = at.session_state["job_id"]
+    assert at.query_params["job"] == job_id
+    at = wait_for(at)
+    snap = _job(at).progress.snapshot()
+    assert snap["status"] == "done" and len(snap["epochs"]) == 2 and snap["batches"]
+    assert not at.exception
+    assert "Done" in at.success[0].value and "validation RMSE" in at.success[0].value
+    assert len(at.get("plotly_chart")) == 2  # loss curve and RMSE per epoch
+    assert at.session_state["run_id"] == snap["run_id"]  # the new run is the session's current run
+    assert 0.3 < snap["metrics"]["valid_rmse"] < 2.0
+
+    # Leaving the page and coming back shows the job again.
+    at.switch_page("pages/evaluate.py").run()
+    assert not at.exception and at.metric  # the new run is explored at once
+    at.switch_page("pages/train.py").run()
+    assert "Done" in at.success[0].value and at.query_params["job"] == job_id
+
+    # A new tab with ?job=ID shows the same job; a different session without it sees none.
+    other = app()
+    other.query_params["job"] = job_id
+    open_page(other, "pages/train.py")
+    other.button(key="empty_load_builtin").click().run()
+    assert not other.exception and "Done" in other.success[0].value
+    stranger = open_page(app(), "pages/train.py")
+    stranger.button(key="empty_load_builtin").click().run()
+    assert not stranger.exception and not stranger.success and "job_id" not in stranger.session_state
+
+
+def test_stop_keeps_the_best_model(app_env):
+    at = train_page(epochs=400)
+    at.button(key="start").click().run()
+    job = _job(at)
+    deadline = time.time() + 30
+    while job.progress.snapshot()["status"] != "running" or not job.progress.snapshot()["epochs"]:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    at.run()
+    at.button(key="stop").click().run()
+    at = wait_for(at)
+    snap = job.progress.snapshot()
+    assert snap["status"] == "stopped" and 1 <= len(snap["epochs"]) < 400
+    assert "Stopped early" in at.success[0].value
+    assert at.session_state["run_id"] == snap["run_id"]

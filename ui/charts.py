@@ -1,0 +1,167 @@
+"""Plotly figure builders for every page: plain functions of DataFrames and dicts, testable without Streamlit."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+ACCENT = "#d6336c"
+SECOND = "#1c7ed6"
+MUTED = "#adb5bd"
+# SVG keeps every point a DOM element (hover, selection, tests); WebGL draws faster beyond a few thousand points.
+SVG_MAX_POINTS = 3000
+
+
+def _layout(fig: go.Figure, title: str | None = None, **kwargs) -> go.Figure:
+    fig.update_layout(title=title, margin=dict(l=10, r=10, t=40 if title else 10, b=10), hovermode="closest",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1), **kwargs)
+    return fig
+
+
+# ---------------------------------------------------------------- data
+def rating_histogram(histogram: Mapping[float, int]) -> go.Figure:
+    """Bars of the number of ratings per rating value (summarize()["rating_histogram"])."""
+    values, counts = list(histogram.keys()), list(histogram.values())
+    fig = go.Figure(go.Bar(x=values, y=counts, marker_color=ACCENT, hovertemplate="rating %{x}: %{y:,} ratings<extra></extra>"))
+    return _layout(fig, "Ratings by value", xaxis_title="rating", yaxis_title="ratings", bargap=0.15)
+
+
+def long_tail(counts: pd.Series, what: str) -> go.Figure:
+    """Ratings per user or per item, sorted from most to least active, on a log scale: the long tail."""
+    y = np.sort(counts.to_numpy())[::-1]
+    x = np.arange(1, len(y) + 1)
+    fig = go.Figure(go.Scatter(x=x, y=y, mode="lines", line=dict(color=ACCENT), fill="tozeroy",
+                               hovertemplate=f"{what} #%{{x}}: %{{y:,}} ratings<extra></extra>"))
+    return _layout(fig, f"Ratings per {what}", xaxis_title=f"{what}s, most active first", yaxis_title="ratings",
+                   yaxis_type="log")
+
+
+def crosstab_heatmap(table: pd.DataFrame) -> go.Figure:
+    """The lesson's cross-tab: most active users (rows) x most rated items (columns), blank where unrated."""
+    z = table.to_numpy(dtype=float)
+    text = np.where(np.isnan(z), "", np.vectorize(lambda v: f"{v:g}")(np.nan_to_num(z)))
+    fig = go.Figure(go.Heatmap(z=z, x=[str(c) for c in table.columns], y=[str(i) for i in table.index], text=text,
+                               texttemplate="%{text}", colorscale="RdPu", colorbar=dict(title="rating"),
+                               hovertemplate="user %{y}, item %{x}: %{z}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", type="category", title="user")
+    fig.update_xaxes(type="category", title="item")
+    return _layout(fig, "Most active users x most rated items")
+
+
+# ---------------------------------------------------------------- training
+def loss_curve(batches: Sequence[Sequence[float]]) -> go.Figure:
+    """The smoothed batch loss (MSE) against the fractional epoch, from a progress snapshot's batches."""
+    arr = np.asarray(batches, dtype=float).reshape(-1, 3)
+    fig = go.Figure(go.Scatter(x=arr[:, 0], y=arr[:, 1], mode="lines+markers" if len(arr) < 30 else "lines",
+                               name="smoothed loss", line=dict(color=ACCENT),
+                               hovertemplate="epoch %{x:.2f}: loss %{y:.4f}<extra></extra>"))
+    return _layout(fig, "Training loss (smoothed)", xaxis_title="epoch", yaxis_title="MSE")
+
+
+def epoch_metrics(epochs: Sequence[Mapping], metric: str = "rmse") -> go.Figure:
+    """Train and validation `metric` per epoch (progress snapshot's or a run history's epochs)."""
+    frame = pd.DataFrame(list(epochs))
+    fig = go.Figure()
+    for split, color in (("train", MUTED), ("valid", ACCENT)):
+        col = f"{split}_{metric}"
+        if len(frame) and col in frame and frame[col].notna().any():
+            fig.add_trace(go.Scatter(x=frame["epoch"], y=frame[col], mode="lines+markers", name=f"{split} {metric.upper()}",
+                                     line=dict(color=color), hovertemplate=f"epoch %{{x}}: %{{y:.4f}}<extra>{split}</extra>"))
+    return _layout(fig, f"{metric.upper()} per epoch", xaxis_title="epoch", yaxis_title=metric.upper())
+
+
+def lr_finder(lrs: Sequence[float], losses: Sequence[float], suggestion: float | None = None) -> go.Figure:
+    """Smoothed loss against the learning rate (log scale), with the suggested rate marked."""
+    fig = go.Figure(go.Scatter(x=list(lrs), y=list(losses), mode="lines", name="loss", line=dict(color=ACCENT),
+                               hovertemplate="lr %{x:.2e}: loss %{y:.4f}<extra></extra>"))
+    if suggestion is not None and len(lrs):
+        y = float(np.interp(np.log(suggestion), np.log(lrs), losses))
+        fig.add_trace(go.Scatter(x=[suggestion], y=[y], mode="markers", name=f"suggested {suggestion:.1e}",
+                                 marker=dict(color=SECOND, size=12, symbol="x")))
+    return _layout(fig, "Learning-rate finder", xaxis_title="learning rate", yaxis_title="smoothed loss", xaxis_type="log")
+
+
+def runs_overlay(histories: Mapping[str, Sequence[Mapping]], metric: str = "valid_rmse") -> go.Figure:
+    """One line per run: `metric` per epoch, to compare runs."""
+    fig = go.Figure()
+    for name, epochs in histories.items():
+        frame = pd.DataFrame(list(epochs))
+        if len(frame) and metric in frame:
+            fig.add_trace(go.Scatter(x=frame["epoch"], y=frame[metric], mode="lines+markers", name=name,
+                                     hovertemplate=f"epoch %{{x}}: %{{y:.4f}}<extra>{name}</extra>"))
+    return _layout(fig, f"{metric} per epoch", xaxis_title="epoch", yaxis_title=metric)
+
+
+# ---------------------------------------------------------------- evaluation
+def joint_density(d: Mapping) -> go.Figure:
+    """Predictions vs actuals as a density heatmap with marginal histograms, from analysis.density()."""
+    centers, edges = np.asarray(d["centers"]), np.asarray(d["edges"])
+    width = float(edges[1] - edges[0])
+    counts = np.asarray(d["counts"]).T  # analysis.density: rows actual; a heatmap's rows are y (predicted)
+    fig = make_subplots(rows=2, cols=2, column_widths=[0.8, 0.2], row_heights=[0.2, 0.8], shared_xaxes=True,
+                        shared_yaxes=True, horizontal_spacing=0.01, vertical_spacing=0.01)
+    fig.add_trace(go.Heatmap(x=centers, y=centers, z=np.where(counts > 0, np.log10(np.maximum(counts, 1)) + 1, np.nan),
+                             customdata=counts, colorscale="RdPu", showscale=False,
+                             hovertemplate="actual %{x:.2f}, predicted %{y:.2f}: %{customdata:,.0f}<extra></extra>"),
+                  row=2, col=1)
+    lo, hi = float(edges[0]), float(edges[-1])
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(color=SECOND, dash="dot"), name="perfect",
+                             hoverinfo="skip"), row=2, col=1)
+    fig.add_trace(go.Bar(x=centers, y=d["actual_hist"], width=width, marker_color=MUTED, name="actual",
+                         hovertemplate="actual %{x:.2f}: %{y:,}<extra></extra>"), row=1, col=1)
+    fig.add_trace(go.Bar(y=centers, x=d["pred_hist"], width=width, orientation="h", marker_color=ACCENT, name="predicted",
+                         hovertemplate="predicted %{y:.2f}: %{x:,}<extra></extra>"), row=2, col=2)
+    fig.update_xaxes(title="actual rating", row=2, col=1)
+    fig.update_yaxes(title="predicted rating", row=2, col=1)
+    return _layout(fig, None, showlegend=False, height=520, bargap=0)
+
+
+def error_bars(frame: pd.DataFrame, x: str, title: str) -> go.Figure:
+    """RMSE (bars) per group in column `x`, with the group size in the hover (analysis.error_by_*)."""
+    labels = [f"{v:g}" if isinstance(v, (int, float)) else str(v) for v in frame[x].tolist()]
+    fig = go.Figure(go.Bar(x=labels, y=frame["rmse"], marker_color=ACCENT, customdata=frame["n"],
+                           hovertemplate=f"{x} %{{x}}: RMSE %{{y:.3f}} over %{{customdata:,}} ratings<extra></extra>"))
+    fig.update_xaxes(type="category")
+    return _layout(fig, title, xaxis_title=x, yaxis_title="RMSE")
+
+
+def runs_metrics(frame: pd.DataFrame, current: str | None = None) -> go.Figure:
+    """Validation RMSE and MAE of several runs (columns label, id, valid_rmse, valid_mae), the current one marked."""
+    fig = go.Figure()
+    for metric, color in (("valid_rmse", ACCENT), ("valid_mae", SECOND)):
+        opacity = [1.0 if rid == current else 0.45 for rid in frame["id"]]
+        fig.add_trace(go.Bar(x=frame["label"], y=frame[metric], name=metric, marker=dict(color=color, opacity=opacity),
+                             hovertemplate="%{x}: %{y:.4f}<extra>" + metric + "</extra>"))
+    return _layout(fig, "This run beside earlier runs", barmode="group", yaxis_title="error")
+
+
+# ---------------------------------------------------------------- embeddings
+def pca_scatter(frame: pd.DataFrame, x: str = "pc1", y: str = "pc2", color: str | None = None) -> go.Figure:
+    """Items on two principal components; hover shows the title, colour by a column of `frame`."""
+    hover = {c: True for c in ("year", "genres", "n_ratings", "mean_rating") if c in frame}
+    hover.update({x: ":.3f", y: ":.3f"})
+    if "mean_rating" in hover:
+        hover["mean_rating"] = ":.2f"
+    fig = px.scatter(frame, x=x, y=y, color=color, hover_name="title", hover_data=hover,
+                     render_mode="svg" if len(frame) <= SVG_MAX_POINTS else "webgl",
+                     color_continuous_scale="Plasma", opacity=0.8)
+    fig.update_traces(marker=dict(size=7))
+    return _layout(fig, None, height=560, xaxis_title=x.upper(), yaxis_title=y.upper())
+
+
+def explained_variance(ratio: Sequence[float]) -> go.Figure:
+    """Share of the embedding variance each principal component explains."""
+    names = [f"PC{i + 1}" for i in range(len(ratio))]
+    fig = go.Figure(go.Bar(x=names, y=list(ratio), marker_color=ACCENT, hovertemplate="%{x}: %{y:.1%}<extra></extra>"))
+    return _layout(fig, "Explained variance", yaxis_tickformat=".0%", height=260)
+
+
+def bias_histogram(values: Sequence[float], what: str) -> go.Figure:
+    """Distribution of learned biases."""
+    fig = go.Figure(go.Histogram(x=list(values), nbinsx=50, marker_color=ACCENT,
+                                 hovertemplate="bias %{x}: %{y} " + what + "s<extra></extra>"))
+    return _layout(fig, f"{what.capitalize()} biases", xaxis_title="bias", yaxis_title=f"{what}s", height=260)

@@ -1,0 +1,179 @@
+"""Session state and caches: the runs store and job manager, the session's dataset, its job and its current run.
+
+All Streamlit caching lives here (never in cf_core). The keys this module owns in st.session_state:
+    owner   this browser session's id: its jobs are submitted under it, so two sessions never see each other's curves
+    dataset the `Dataset` picked on the Data page
+    job_id  the session's latest training job (also in st.query_params["job"] on the Train page)
+    run_id  the current run the explore pages show (?run=ID on any page sets it)
+"""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+
+from cf_core import datasets
+from cf_core.data import Ratings, ratings_per_item, ratings_per_user, read_items, read_ratings, summarize
+from cf_core.jobs import Job, JobManager
+from cf_core.store import Run, RunStore, default_root
+
+BUILTIN_NAME = "MovieLens 100k"
+ROLES = ("user", "item", "rating", "timestamp")
+
+
+@dataclass
+class Dataset:
+    """The ratings a session trains on, with item metadata when it has some."""
+
+    name: str
+    ratings: Ratings
+    items: pd.DataFrame | None = None
+
+
+# ---------------------------------------------------------------- shared across sessions
+def _root() -> str:
+    return str(default_root().resolve())
+
+
+@st.cache_resource(show_spinner=False)
+def _store(root: str) -> RunStore:
+    return RunStore(root)
+
+
+@st.cache_resource(show_spinner=False)
+def _jobs(root: str) -> JobManager:
+    return JobManager(_store(root))
+
+
+def store() -> RunStore:
+    """The runs store under $COLLAB_STUDIO_RUNS (or ./runs), one per server."""
+    return _store(_root())
+
+
+def jobs() -> JobManager:
+    """The server's job manager: jobs outlive the page and the browser tab that started them."""
+    return _jobs(_root())
+
+
+def owner() -> str:
+    """This browser session's id (created on first use)."""
+    if "owner" not in st.session_state:
+        st.session_state["owner"] = secrets.token_urlsafe(9)
+    return st.session_state["owner"]
+
+
+# ---------------------------------------------------------------- datasets
+@st.cache_data(show_spinner="Loading MovieLens 100k…", max_entries=2)
+def _builtin(cache: str) -> tuple[Ratings, pd.DataFrame]:
+    # `cache` only keys the cache entry: movielens_100k() reads $COLLAB_STUDIO_CACHE itself.
+    return datasets.movielens_100k()
+
+
+def load_builtin() -> Dataset:
+    """MovieLens 100k from the local cache (fetching it if needed; `make run` fetches it before starting)."""
+    ratings, items = _builtin(str(datasets.cache_dir()))
+    return Dataset(BUILTIN_NAME, ratings, items)
+
+
+def read_upload(data: bytes, name: str, roles: dict[str, str | None] | None = None) -> Ratings:
+    """Parse uploaded ratings bytes, with explicit column names for the roles the user corrected.
+
+    Raises cf_core.data.DataError for anything wrong with the file.
+    """
+    return read_ratings(data, name=name, **{r: c for r, c in (roles or {}).items() if c})
+
+
+def read_upload_items(data: bytes, name: str) -> pd.DataFrame:
+    """Parse an uploaded items file (item, title, year, genres). Raises DataError."""
+    return read_items(data, name=name)
+
+
+def dataset() -> Dataset | None:
+    """The session's dataset, if one was picked."""
+    return st.session_state.get("dataset")
+
+
+def set_dataset(ds: Dataset) -> None:
+    """Make `ds` the session's dataset and forget an LR-finder result computed on another one."""
+    st.session_state["dataset"] = ds
+    st.session_state.pop("lr_result", None)
+
+
+# ---------------------------------------------------------------- jobs
+def current_job() -> Job | None:
+    """The job named by ?job=ID, else the session's last job; None when the server does not know it."""
+    job_id = st.query_params.get("job") or st.session_state.get("job_id")
+    if not job_id:
+        return None
+    st.session_state["job_id"] = job_id
+    return jobs().get(job_id)
+
+
+def remember_job(job: Job) -> None:
+    """Keep the job id in the session and in the URL, so coming back or another tab with ?job=ID shows it."""
+    st.session_state["job_id"] = job.id
+    st.query_params["job"] = job.id
+
+
+# ---------------------------------------------------------------- the current run
+def apply_run_param() -> None:
+    """?run=ID makes that run current; applied once per distinct value so loading another run later sticks."""
+    run_id = st.query_params.get("run")
+    if run_id and run_id != st.session_state.get("_run_param"):
+        st.session_state["_run_param"] = run_id
+        st.session_state["run_id"] = run_id
+
+
+def set_current_run(run_id: str | None) -> None:
+    """Make a run the one the explore pages show."""
+    st.session_state["run_id"] = run_id
+
+
+def current_run_id() -> str | None:
+    return st.session_state.get("run_id")
+
+
+@st.cache_resource(show_spinner="Loading the run…", max_entries=4)
+def _load(root: str, run_id: str) -> Run:
+    return _store(root).load(run_id)
+
+
+def load_run(run_id: str) -> Run:
+    """A run loaded once per server and shared by the sessions exploring it. Raises RunNotFound."""
+    return _load(_root(), run_id)
+
+
+def forget_run(run_id: str) -> None:
+    """Delete a run from the store and drop it from the caches and from this session."""
+    store().delete(run_id)
+    _load.clear()
+    predictions.clear()
+    if current_run_id() == run_id:
+        set_current_run(None)
+
+
+def current_run() -> Run | None:
+    """The current run, or None when there is none. Raises RunNotFound for an id the store does not have."""
+    run_id = current_run_id()
+    return load_run(run_id) if run_id else None
+
+
+@st.cache_data(show_spinner="Predicting the validation ratings…", max_entries=4)
+def predictions(run_id: str) -> pd.DataFrame:
+    """The run's validation ratings with predictions (user, item, rating, prediction, cold); empty without any."""
+    run = load_run(run_id)
+    if run.valid is None or not len(run.valid):
+        return pd.DataFrame(columns=["user", "item", "rating", "prediction", "cold"])
+    return run.recommender.predict_frame(run.valid)
+
+
+def describe(ds: Dataset) -> dict:
+    """summarize() plus the per-user and per-item counts of the dataset, computed once per dataset per session."""
+    cached = st.session_state.get("_describe")
+    if cached is None or cached[0] is not ds:
+        cached = (ds, {"summary": summarize(ds.ratings), "per_user": ratings_per_user(ds.ratings),
+                       "per_item": ratings_per_item(ds.ratings)})
+        st.session_state["_describe"] = cached
+    return cached[1]
