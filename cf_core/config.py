@@ -28,6 +28,13 @@ class DataStats:
     rating_std: float = 1.126  # MovieLens 100k's, when not given
 
 
+def data_stats(df) -> DataStats:
+    """The statistics `resolve` needs, from a frame with user, item and rating columns."""
+    r = df["rating"].to_numpy(dtype="float64")
+    return DataStats(int(df["user"].nunique()), int(df["item"].nunique()), len(df), float(r.min()), float(r.max()),
+                     float(r.mean()), float(r.std()) if len(r) > 1 else 1.0)
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a training run. None means "choose from the data" (see `resolve`)."""

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import DataStats, TrainConfig, resolve
+from .config import TrainConfig, data_stats, resolve
 from .ids import IdMap
 from .metrics import mae, rmse
 from .models import MODELS, DotProduct, EmbeddingNN
@@ -46,14 +46,9 @@ class Recommender:
         self.device = torch.device("cpu")
 
     # ------------------------------------------------------------ building
-    def _stats(self, df: pd.DataFrame) -> DataStats:
-        r = df["rating"].to_numpy(dtype=np.float64)
-        return DataStats(df["user"].nunique(), df["item"].nunique(), len(df), float(r.min()), float(r.max()), float(r.mean()),
-                         float(r.std()) if len(r) > 1 else 1.0)
-
     def _build(self, df: pd.DataFrame) -> None:
         """Resolve the config against the data, map ids, compute fallbacks, create the model."""
-        stats = self._stats(df)
+        stats = data_stats(df)
         self.config = resolve(self.config, stats)
         self.device = pick_device(self.config.device)
         self.user_map = IdMap.from_values(df["user"].to_numpy(), "user")

@@ -3,7 +3,7 @@ import math
 
 import streamlit as st
 
-from cf_core.config import DEFAULT_LR, MODEL_NAMES, OPTIMIZERS, SCHEDULES, DataStats, TrainConfig, resolve
+from cf_core.config import DEFAULT_LR, MODEL_NAMES, OPTIMIZERS, SCHEDULES, TrainConfig, data_stats, resolve
 from cf_core.recommender import Recommender
 from cf_core.splits import cold_count, split
 from ui import charts, state, widgets
@@ -69,7 +69,10 @@ with opt_col:
     b1, b2 = st.columns(2)
     b1.number_input("beta1", 0.0, 0.9999, 0.9, 0.01, format="%g", key="beta1", disabled=optimizer not in ("adam", "adamw"))
     b2.number_input("beta2", 0.0, 0.9999, 0.99, 0.001, format="%g", key="beta2", disabled=optimizer not in ("adam", "adamw"))
-    st.number_input("eps", 0.0, 1.0, 1e-8, format="%g", key="eps", disabled=optimizer not in ("adam", "adamw"))
+    st.number_input("eps", 0.0, 1.0, value=None, format="%g", placeholder="auto (about one rating's gradient)", key="eps",
+                    disabled=optimizer not in ("adam", "adamw"),
+                    help="Adam's denominator guard. Auto scales it to one rating's gradient, so rarely rated users and "
+                         "items move in proportion to their evidence.")
     st.number_input("Momentum", 0.0, 0.999, 0.9, 0.05, format="%g", key="momentum", disabled=optimizer != "momentum")
     st.number_input("Weight decay", 0.0, 100.0, value=None, format="%g", placeholder="auto", key="wd")
     st.selectbox("Weight decay mode", ["auto", "l2", "decoupled"], key="wd_mode",
@@ -92,9 +95,7 @@ except ValueError as exc:
     st.error(f"These settings cannot train: {exc}", icon=":material/error:")
     st.stop()
 
-r = train_df["rating"].to_numpy()
-stats = DataStats(int(train_df["user"].nunique()), int(train_df["item"].nunique()), len(train_df),
-                  float(r.min()), float(r.max()), float(r.mean()))
+stats = data_stats(train_df)
 with st.expander("What will train (the settings after choosing from the data)"):
     st.json({k: v for k, v in resolve(config, stats).to_dict().items()
              if config.model == "nn" or k not in ("layers", "dropout", "emb_dropout", "user_factors", "item_factors")})
