@@ -46,7 +46,7 @@ class TrainConfig:
     item_factors: int | None = None        # nn only: item embedding size
     layers: tuple[int, ...] = (64,)        # nn only: hidden layer sizes
     dropout: tuple[float, ...] = (0.1,)    # nn only: dropout after each hidden layer (one value applies to all)
-    emb_dropout: float = 0.0               # nn only: dropout on the concatenated embeddings
+    emb_dropout: float = 0.2               # nn only: dropout on the concatenated embeddings
     y_range: tuple[float, float] | None = None  # sigmoid range; None: the rating scale widened by 1/8 each side
     use_y_range: bool = True               # False: a plain linear output (no sigmoid)
     init_std: float = 0.01                 # std of the normal init of the embeddings
@@ -157,8 +157,8 @@ def resolve(cfg: TrainConfig, stats: DataStats) -> TrainConfig:
     if cfg.lr is None:
         changes["lr"] = DEFAULT_LR[cfg.optimizer]
     if cfg.batch_size is None:
-        # About 80 steps per epoch on small data, capped so huge data still makes big, fast steps.
-        bs = 1 << max(8, min(18, round(stats.n_ratings / 80).bit_length() - 1))
+        # At least 50 steps per epoch on small data (a power of two), capped so huge data still makes big, fast steps.
+        bs = 1 << max(8, min(18, int(stats.n_ratings / 50).bit_length() - 1))
         changes["batch_size"] = bs
     if cfg.eps is None:
         changes["eps"] = EPS_PER_RATING * scale / changes.get("batch_size", cfg.batch_size)

@@ -12,27 +12,34 @@ step, which is what this path avoids, so it uses the plain path.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .models import DotProduct
 
 
 class RowAdam:
-    """Lazy (row-wise) Adam state for one 2-D table: moments per row, updated only where a batch has gradient."""
+    """Lazy (row-wise) Adam state for tables that share rows (a factor table and its bias column): moments per
+    row, updated only where a batch has gradient."""
 
-    def __init__(self, table: torch.Tensor):
-        self.table = table
-        self.m = torch.zeros_like(table)
-        self.v = torch.zeros_like(table)
+    def __init__(self, *tables: torch.Tensor):
+        self.tables = tables
+        widths = [t.shape[1] for t in tables]
+        self.cols = [slice(sum(widths[:j]), sum(widths[:j + 1])) for j in range(len(tables))]
+        self.m = torch.zeros(tables[0].shape[0], sum(widths), dtype=tables[0].dtype, device=tables[0].device)
+        self.v = torch.zeros_like(self.m)
 
     def step(self, rows: torch.Tensor, grad: torch.Tensor, lr: float, betas: tuple[float, float], eps: float, t: int) -> None:
         b1, b2 = betas
-        m = self.m[rows].mul_(b1).add_(grad, alpha=1 - b1)
-        v = self.v[rows].mul_(b2).addcmul_(grad, grad, value=1 - b2)
-        self.m[rows], self.v[rows] = m, v
+        m = self.m.index_select(0, rows).mul_(b1).add_(grad, alpha=1 - b1)
+        v = self.v.index_select(0, rows).mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        self.m.index_copy_(0, rows, m)
+        self.v.index_copy_(0, rows, v)
         # Bias correction with the global step, as torch.optim.SparseAdam does.
-        step = (m / (1 - b1**t)) / ((v / (1 - b2**t)).sqrt_().add_(eps))
-        self.table.index_add_(0, rows, step, alpha=-lr)
+        update = m.div_(v.sqrt_().div_(math.sqrt(1 - b2**t)).add_(eps))
+        for table, cols in zip(self.tables, self.cols):
+            table.index_add_(0, rows, update[:, cols], alpha=-lr / (1 - b1**t))
 
 
 def _unique_sum(index: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,12 +56,13 @@ class FusedDotStep:
         self.model, self.betas, self.eps, self.wd, self.bias_wd = model, tuple(betas), eps, wd, bias_wd
         self.user = model.user_factors.weight.data
         self.item = model.item_factors.weight.data
-        # Biases ride along as an extra column so one gather/scatter serves both.
         self.has_bias = getattr(model, "has_bias", False)
-        self.states = [RowAdam(self.user), RowAdam(self.item)]
-        if self.has_bias:
-            self.states += [RowAdam(model.user_bias.weight.data), RowAdam(model.item_bias.weight.data)]
+        if self.has_bias:  # a bias is one more column of its side's table: one scatter and one Adam state serve both
+            self.states = [RowAdam(self.user, model.user_bias.weight.data), RowAdam(self.item, model.item_bias.weight.data)]
+        else:
+            self.states = [RowAdam(self.user), RowAdam(self.item)]
         self.g_state = RowAdam(model.global_bias.data.view(1, 1))
+        self._zero = torch.zeros(1, dtype=torch.long, device=self.user.device)
         self.t = 0
 
     @torch.no_grad()
@@ -82,14 +90,14 @@ class FusedDotStep:
         reg = 2.0 * self.wd / n
         du = dx[:, None] * i_vec + reg * u_vec
         di = dx[:, None] * u_vec + reg * i_vec
-        args = (lr, self.betas, self.eps, self.t)
-        self.states[0].step(*_unique_sum(user, du), *args)
-        self.states[1].step(*_unique_sum(item, di), *args)
         if self.has_bias:
             breg = 2.0 * self.wd * self.bias_wd / n
-            self.states[2].step(*_unique_sum(user, (dx + breg * u_b)[:, None]), *args)
-            self.states[3].step(*_unique_sum(item, (dx + breg * i_b)[:, None]), *args)
-        self.g_state.step(torch.zeros(1, dtype=torch.long, device=dx.device), dx.sum().view(1, 1), *args)
+            du = torch.cat([du, (dx + breg * u_b)[:, None]], 1)
+            di = torch.cat([di, (dx + breg * i_b)[:, None]], 1)
+        args = (lr, self.betas, self.eps, self.t)
+        for state, index, grad in ((self.states[0], user, du), (self.states[1], item, di)):
+            state.step(*_unique_sum(index, grad), *args)
+        self.g_state.step(self._zero, dx.sum().view(1, 1), *args)
         return mse, err
 
 
@@ -98,18 +106,12 @@ def can_fuse(model: torch.nn.Module, cfg) -> bool:
     return isinstance(model, DotProduct) and cfg.optimizer == "adam" and cfg.wd_mode == "l2"
 
 
-# Above this many embedding weights the dense optimizer step costs more than the row-wise one (measured on the
-# CPU here; see bench/README.md).
-FUSE_ABOVE_PARAMS = 1_000_000
 
 
 def use_fused(model: torch.nn.Module, cfg) -> bool:
-    """cfg.fused if set, else fuse when the tables are large enough for row-wise updates to pay."""
+    """cfg.fused if set, else wherever it applies (it was faster at every size measured: bench/README.md)."""
     if not can_fuse(model, cfg):
         if cfg.fused:
             raise ValueError("the fused step needs a dot or dotbias model, the adam optimizer and wd_mode l2")
         return False
-    if cfg.fused is not None:
-        return cfg.fused
-    n_params = model.user_factors.weight.numel() + model.item_factors.weight.numel()
-    return n_params > FUSE_ABOVE_PARAMS
+    return cfg.fused is not False

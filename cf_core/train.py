@@ -193,7 +193,10 @@ class Trainer:
         params = [p for p in model.parameters() if p.requires_grad]
         # Weight averaging (Polyak/EMA): the average of the recent weights generalizes better than the last
         # noisy iterate; it is what is evaluated, kept and returned. Its horizon is set in epochs.
-        ema_decay = 1 - 1 / (cfg.ema_epochs * steps_per_epoch) if cfg.ema_epochs else 0.0
+        # The average is a dense pass over every weight, so it is updated about 16 times an epoch, not every step
+        # (the tables of big data are large and a step touches few of their rows).
+        ema_every = max(1, steps_per_epoch // 16)
+        ema_decay = (1 - 1 / (cfg.ema_epochs * steps_per_epoch)) ** ema_every if cfg.ema_epochs else 0.0
         averaged = [p.detach().clone() for p in params] if ema_decay else []
         ewma, step, t0 = 0.0, 0, time.perf_counter()
         self._emit("on_fit_start")
@@ -226,8 +229,9 @@ class Trainer:
                             torch._foreach_mul_(decay, 1 - lr * cfg.wd)
                     opt.step()
                 step += 1
-                if averaged:  # debiased warm-up so the average does not remember the initial weights
-                    torch._foreach_lerp_(averaged, [p.detach() for p in params], 1 - min(ema_decay, (1 + step) / (10 + step)))
+                if averaged and step % ema_every == 0:  # warm-up so the average does not remember the initial weights
+                    n_avg = step // ema_every
+                    torch._foreach_lerp_(averaged, [p.detach() for p in params], 1 - min(ema_decay, (1 + n_avg) / (10 + n_avg)))
                 with torch.no_grad():
                     sse += err.detach().pow(2).sum()
                     sae += err.detach().abs().sum()

@@ -19,6 +19,9 @@ if ds is None:
     st.stop()
 
 
+DEFAULTS = TrainConfig()
+
+
 def read_config() -> TrainConfig:
     """The TrainConfig the widgets describe; empty inputs stay None (chosen from the data by `resolve`)."""
     model = st.session_state["model"]
@@ -53,9 +56,9 @@ with model_col:
     st.number_input("Number of factors", 1, 1024, value=None, step=1, placeholder="auto (64; 50 for the net)",
                     key="n_factors")
     if model == "nn":
-        st.text_input("Hidden layers (comma separated sizes)", "64", key="layers")
-        st.slider("Dropout after each hidden layer", 0.0, 0.9, 0.1, 0.05, key="dropout")
-        st.slider("Dropout on the embeddings", 0.0, 0.9, 0.0, 0.05, key="emb_dropout")
+        st.text_input("Hidden layers (comma separated sizes)", ",".join(map(str, DEFAULTS.layers)), key="layers")
+        st.slider("Dropout after each hidden layer", 0.0, 0.9, DEFAULTS.dropout[0], 0.05, key="dropout")
+        st.slider("Dropout on the embeddings", 0.0, 0.9, DEFAULTS.emb_dropout, 0.05, key="emb_dropout")
     st.checkbox("Squash predictions into y_range (sigmoid)", True, key="use_y_range")
     y1, y2 = st.columns(2)
     y1.number_input("y_range low", value=None, format="%g", placeholder=f"auto ({lo - (hi - lo) / 8:g})", key="y_lo")
@@ -67,13 +70,13 @@ with opt_col:
     st.number_input("Learning rate", 0.0, 100.0, value=None, format="%g", placeholder=f"auto ({DEFAULT_LR[optimizer]:g})",
                     key="lr")
     b1, b2 = st.columns(2)
-    b1.number_input("beta1", 0.0, 0.9999, 0.9, 0.01, format="%g", key="beta1", disabled=optimizer not in ("adam", "adamw"))
-    b2.number_input("beta2", 0.0, 0.9999, 0.99, 0.001, format="%g", key="beta2", disabled=optimizer not in ("adam", "adamw"))
+    b1.number_input("beta1", 0.0, 0.9999, DEFAULTS.betas[0], 0.01, format="%g", key="beta1", disabled=optimizer not in ("adam", "adamw"))
+    b2.number_input("beta2", 0.0, 0.9999, DEFAULTS.betas[1], 0.001, format="%g", key="beta2", disabled=optimizer not in ("adam", "adamw"))
     st.number_input("eps", 0.0, 1.0, value=None, format="%g", placeholder="auto (about one rating's gradient)", key="eps",
                     disabled=optimizer not in ("adam", "adamw"),
                     help="Adam's denominator guard. Auto scales it to one rating's gradient, so rarely rated users and "
                          "items move in proportion to their evidence.")
-    st.number_input("Momentum", 0.0, 0.999, 0.9, 0.05, format="%g", key="momentum", disabled=optimizer != "momentum")
+    st.number_input("Momentum", 0.0, 0.999, DEFAULTS.momentum, 0.05, format="%g", key="momentum", disabled=optimizer != "momentum")
     st.number_input("Weight decay", 0.0, 100.0, value=None, format="%g", placeholder="auto", key="wd")
     st.selectbox("Weight decay mode", ["auto", "l2", "decoupled"], key="wd_mode",
                  help="l2: a penalty in the loss; decoupled: shrink the weights directly (AdamW). auto: decoupled for AdamW.")

@@ -66,8 +66,8 @@ def test_loss_curve_close_to_dense_adam_through_the_trainer():
 def test_use_fused_rules():
     stats = DataStats(NU, NI, N, 1.0, 5.0, 3.0)
     small = _model()
-    assert not use_fused(small, resolve(TrainConfig(), stats))  # small tables: the dense step is faster
-    assert use_fused(small, resolve(TrainConfig(fused=True), stats))
+    assert use_fused(small, resolve(TrainConfig(), stats))
+    assert not use_fused(small, resolve(TrainConfig(fused=False), stats))
     assert not use_fused(small, resolve(TrainConfig(optimizer="adamw"), stats))
     with pytest.raises(ValueError, match="fused step needs"):
         use_fused(EmbeddingNN(NU, NI, 4, 4), resolve(TrainConfig(model="nn", fused=True), stats))
