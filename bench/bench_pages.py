@@ -18,6 +18,7 @@ from cf_core import analysis
 from cf_core.config import TrainConfig
 from cf_core.recommender import Recommender
 from cf_core.store import RunStore
+from ui.charts import joint_density, pca_scatter
 
 
 def fake_trained(n_users=162_541, n_items=59_047, n_factors=50) -> Recommender:
@@ -37,22 +38,21 @@ def main() -> None:
     where = {"machine": machine()}
     rec = fake_trained()
     items = pd.DataFrame({"item": rec.item_map.ids, "title": [f"Movie {i}" for i in rec.item_map.ids],
-                          "year": 1950 + rec.item_map.ids % 70, "genres": "Drama"})
+                          "year": 1950 + rec.item_map.ids % 70,
+                          "genres": np.array(["Drama|Romance", "Comedy", "Action|Thriller", "Horror"])[rec.item_map.ids % 4]})
     with Timer() as t:
         frame, _ = analysis.item_pca(rec, items, n_components=3, min_ratings=0)
-    emit(what="ours: PCA of item embeddings", items=len(frame), seconds=round(t.seconds, 3), **where)
+        frame["genre"] = frame["genres"].str.split("|").str[0]  # as the Embeddings page colours it
+        payload = pca_scatter(frame, color="genre").to_json()
+    emit(what="ours: PCA map of item embeddings (PCA + figure JSON)", items=len(frame), seconds=round(t.seconds, 3),
+         json_kb=round(len(payload) / 1024), **where)
 
     rng = np.random.default_rng(0)
     actual = rng.integers(1, 11, 5_000_000) / 2
     pred = np.clip(actual + rng.normal(0, 0.8, len(actual)), 0.5, 5)
     with Timer() as t:
         d = analysis.density(pred, actual, bins=60)
-        try:
-            from ui.charts import joint_density_figure
-            fig = joint_density_figure(d)
-            payload = fig.to_json()
-        except ImportError:
-            payload = ""
+        payload = joint_density(d).to_json()
     emit(what="ours: joint plot of 5M predictions (density + figure JSON)", points=len(pred), seconds=round(t.seconds, 3),
          json_kb=round(len(payload) / 1024), **where)
     import plotly.graph_objects as go

@@ -12,93 +12,132 @@ step, which is what this path avoids, so it uses the plain path.
 """
 from __future__ import annotations
 
-import math
+import warnings
 
 import torch
 
 from .models import DotProduct
 
 
-class RowAdam:
-    """Lazy (row-wise) Adam state for tables that share rows (a factor table and its bias column): moments per
-    row, updated only where a batch has gradient."""
-
-    def __init__(self, *tables: torch.Tensor):
-        self.tables = tables
-        widths = [t.shape[1] for t in tables]
-        self.cols = [slice(sum(widths[:j]), sum(widths[:j + 1])) for j in range(len(tables))]
-        self.m = torch.zeros(tables[0].shape[0], sum(widths), dtype=tables[0].dtype, device=tables[0].device)
-        self.v = torch.zeros_like(self.m)
-
-    def step(self, rows: torch.Tensor, grad: torch.Tensor, lr: float, betas: tuple[float, float], eps: float, t: int) -> None:
-        b1, b2 = betas
-        m = self.m.index_select(0, rows).mul_(b1).add_(grad, alpha=1 - b1)
-        v = self.v.index_select(0, rows).mul_(b2).addcmul_(grad, grad, value=1 - b2)
-        self.m.index_copy_(0, rows, m)
-        self.v.index_copy_(0, rows, v)
-        # Bias correction with the global step, as torch.optim.SparseAdam does.
-        update = m.div_(v.sqrt_().div_(math.sqrt(1 - b2**t)).add_(eps))
-        for table, cols in zip(self.tables, self.cols):
-            table.index_add_(0, rows, update[:, cols], alpha=-lr / (1 - b1**t))
+def _adam_rows(m: torch.Tensor, v: torch.Tensor, rows: torch.Tensor, grad: torch.Tensor, b1: float, b2: float,
+               eps: float, v_correction: float) -> torch.Tensor:
+    """Update the moments of `rows` in place; returns Adam's step direction for them (before lr and m's correction)."""
+    m_rows = m.index_select(0, rows) * b1 + grad * (1 - b1)
+    v_rows = v.index_select(0, rows) * b2 + grad * grad * (1 - b2)
+    m.index_copy_(0, rows, m_rows)
+    v.index_copy_(0, rows, v_rows)
+    return m_rows / ((v_rows / v_correction).sqrt() + eps)
 
 
-def _unique_sum(index: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The distinct rows of `index` and the summed gradient of each (rows repeat within a batch)."""
-    rows, inverse = torch.unique(index, return_inverse=True)
-    total = torch.zeros(len(rows), grad.shape[1], dtype=grad.dtype, device=grad.device)
-    return rows, total.index_add_(0, inverse, grad)
+def _row_sums(inverse: torch.Tensor, n_rows: int, grad: torch.Tensor) -> torch.Tensor:
+    """Sum the gradients of repeated rows: grad's row j adds to output row inverse[j]."""
+    return torch.zeros(n_rows, grad.shape[1], dtype=grad.dtype, device=grad.device).index_add_(0, inverse, grad)
+
+
+def _batch_grads(user_t: torch.Tensor, item_t: torch.Tensor, user_b: torch.Tensor | None, item_b: torch.Tensor | None,
+                 global_b: torch.Tensor, user: torch.Tensor, item: torch.Tensor, rating: torch.Tensor,
+                 lo: float, hi: float, squash: bool, reg: float, breg: float):
+    """Forward and closed-form backward of a batch: (errors, d loss/d global bias, user grads, item grads), one
+    gradient row per rating.
+
+    Each row's gradient gets its bias gradient as one more column. The loss is the batch MSE plus the per-rating
+    L2 penalty (reg = 2 wd / batch size).
+    """
+    u_vec, i_vec = user_t[user], item_t[item]
+    x = (u_vec * i_vec).sum(1) + global_b
+    if user_b is not None:
+        u_b, i_b = user_b[user, 0], item_b[item, 0]
+        x = x + u_b + i_b
+    if squash:
+        s = torch.sigmoid(x)
+        err = lo + (hi - lo) * s - rating
+        dx = (2.0 / rating.shape[0]) * err * ((hi - lo) * s * (1 - s))
+    else:
+        err = x - rating
+        dx = (2.0 / rating.shape[0]) * err
+    du = dx[:, None] * i_vec + reg * u_vec
+    di = dx[:, None] * u_vec + reg * i_vec
+    if user_b is not None:
+        du = torch.cat([du, (dx + breg * u_b)[:, None]], 1)
+        di = torch.cat([di, (dx + breg * i_b)[:, None]], 1)
+    return err, dx.sum(), du, di
+
+
+_compiled: dict = {}
+
+
+def _kernels(compile: bool):
+    """The two hot functions, compiled by torch.compile (one fused loop each instead of a dozen passes over the
+    batch) when asked, else eager."""
+    if not compile:
+        return _batch_grads, _adam_rows
+    if not _compiled:
+        _compiled["grads"] = torch.compile(_batch_grads, dynamic=True)
+        _compiled["adam"] = torch.compile(_adam_rows, dynamic=True)
+    return _compiled["grads"], _compiled["adam"]
 
 
 class FusedDotStep:
-    """One training step of a dot-product model with per-rating L2 and row-wise Adam; replaces autograd + optimizer."""
+    """One training step of a dot-product model with per-rating L2 and row-wise Adam; replaces autograd + optimizer.
 
-    def __init__(self, model: DotProduct, betas: tuple[float, float], eps: float, wd: float, bias_wd: float = 0.0):
+    A bias is one more column of its side's table: one scatter and one Adam state serve both.
+    """
+
+    def __init__(self, model: DotProduct, betas: tuple[float, float], eps: float, wd: float, bias_wd: float = 0.0,
+                 compile: bool = False):
         self.model, self.betas, self.eps, self.wd, self.bias_wd = model, tuple(betas), eps, wd, bias_wd
-        self.user = model.user_factors.weight.data
-        self.item = model.item_factors.weight.data
         self.has_bias = getattr(model, "has_bias", False)
-        if self.has_bias:  # a bias is one more column of its side's table: one scatter and one Adam state serve both
-            self.states = [RowAdam(self.user, model.user_bias.weight.data), RowAdam(self.item, model.item_bias.weight.data)]
-        else:
-            self.states = [RowAdam(self.user), RowAdam(self.item)]
-        self.g_state = RowAdam(model.global_bias.data.view(1, 1))
-        self._zero = torch.zeros(1, dtype=torch.long, device=self.user.device)
+        self.sides = []
+        for name in ("user", "item"):
+            tables = [getattr(model, f"{name}_factors").weight.data]
+            if self.has_bias:
+                tables.append(getattr(model, f"{name}_bias").weight.data)
+            width = sum(t.shape[1] for t in tables)
+            state = torch.zeros(tables[0].shape[0], width, dtype=tables[0].dtype, device=tables[0].device)
+            self.sides.append((tables, state, torch.zeros_like(state)))
+        self.g_m = self.g_v = 0.0
+        self.grads, self.adam = _kernels(compile)
         self.t = 0
+
+    def _grads(self, *args):
+        try:
+            return self.grads(*args)
+        except Exception as exc:  # no C++ compiler or an unsupported device: the eager functions compute the same
+            if self.grads is _batch_grads:
+                raise
+            warnings.warn(f"torch.compile failed ({type(exc).__name__}: {str(exc)[:200]}); using the eager step")
+            self.grads, self.adam = _kernels(False)
+            return self.grads(*args)
 
     @torch.no_grad()
     def __call__(self, user: torch.Tensor, item: torch.Tensor, rating: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Update the model on one batch; returns (mse, errors) of the batch before the update."""
-        m, n = self.model, len(rating)
-        u_vec, i_vec = self.user[user], self.item[item]
-        x = (u_vec * i_vec).sum(1) + m.global_bias
-        if self.has_bias:
-            u_b, i_b = m.user_bias.weight.data[user, 0], m.item_bias.weight.data[item, 0]
-            x = x + u_b + i_b
-        if m.y_range is not None:
-            lo, hi = m.y_range
-            s = torch.sigmoid(x)
-            pred = lo + (hi - lo) * s
-            dpred = (hi - lo) * s * (1 - s)
-        else:
-            pred, dpred = x, None
-        err = pred - rating
-        mse = err.pow(2).mean()
-        dx = (2.0 / n) * err
-        if dpred is not None:
-            dx = dx * dpred
+        model, n = self.model, len(rating)
+        (u_tabs, _, _), (i_tabs, _, _) = self.sides
+        squash = model.y_range is not None
+        lo, hi = model.y_range if squash else (0.0, 1.0)
+        user_rows, user_inverse = torch.unique(user, return_inverse=True)
+        item_rows, item_inverse = torch.unique(item, return_inverse=True)
+        err, d_global, du, di = self._grads(
+            u_tabs[0], i_tabs[0], u_tabs[1] if self.has_bias else None, i_tabs[1] if self.has_bias else None,
+            model.global_bias.data, user, item, rating, float(lo), float(hi), squash, 2.0 * self.wd / n,
+            2.0 * self.wd * self.bias_wd / n)
         self.t += 1
-        reg = 2.0 * self.wd / n
-        du = dx[:, None] * i_vec + reg * u_vec
-        di = dx[:, None] * u_vec + reg * i_vec
-        if self.has_bias:
-            breg = 2.0 * self.wd * self.bias_wd / n
-            du = torch.cat([du, (dx + breg * u_b)[:, None]], 1)
-            di = torch.cat([di, (dx + breg * i_b)[:, None]], 1)
-        args = (lr, self.betas, self.eps, self.t)
-        for state, index, grad in ((self.states[0], user, du), (self.states[1], item, di)):
-            state.step(*_unique_sum(index, grad), *args)
-        self.g_state.step(self._zero, dx.sum().view(1, 1), *args)
-        return mse, err
+        b1, b2 = self.betas
+        # Bias corrections with the global step, as torch.optim.SparseAdam does.
+        step_size, v_correction = lr / (1 - b1**self.t), 1 - b2**self.t
+        # The scatter of repeated rows stays eager: compiled, it becomes atomic adds, which were slower here.
+        for (tables, m, v), rows, inverse, grad in zip(self.sides, (user_rows, item_rows), (user_inverse, item_inverse), (du, di)):
+            update = self.adam(m, v, rows, _row_sums(inverse, len(rows), grad), b1, b2, self.eps, v_correction)
+            col = 0
+            for table in tables:
+                table.index_add_(0, rows, update[:, col:col + table.shape[1]], alpha=-step_size)
+                col += table.shape[1]
+        # The global bias is one scalar: plain Adam, kept on the device (no sync).
+        self.g_m = b1 * self.g_m + (1 - b1) * d_global
+        self.g_v = b2 * self.g_v + (1 - b2) * d_global * d_global
+        model.global_bias.data.sub_(step_size * self.g_m / ((self.g_v / v_correction).sqrt() + self.eps))
+        return err.pow(2).mean(), err
 
 
 def can_fuse(model: torch.nn.Module, cfg) -> bool:
@@ -106,6 +145,13 @@ def can_fuse(model: torch.nn.Module, cfg) -> bool:
     return isinstance(model, DotProduct) and cfg.optimizer == "adam" and cfg.wd_mode == "l2"
 
 
+# Compiling costs seconds once per process; it pays from about this many training ratings per epoch.
+COMPILE_FROM_RATINGS = 2_000_000
+
+
+def use_compile(cfg, n_ratings: int) -> bool:
+    """cfg.compile if set, else compile the fused step for big data."""
+    return cfg.compile if cfg.compile is not None else n_ratings >= COMPILE_FROM_RATINGS
 
 
 def use_fused(model: torch.nn.Module, cfg) -> bool:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .config import TrainConfig
-from .fused import FusedDotStep, use_fused
+from .fused import FusedDotStep, use_compile, use_fused
 
 
 @dataclass
@@ -184,7 +184,7 @@ class Trainer:
         steps_per_epoch = math.ceil(n / bs)
         total = steps_per_epoch * cfg.epochs
         # The fused step computes gradients in closed form and updates only the rows a batch touches.
-        fused = FusedDotStep(model, cfg.betas, cfg.eps, cfg.wd, cfg.bias_wd) if use_fused(model, cfg) else None
+        fused = FusedDotStep(model, cfg.betas, cfg.eps, cfg.wd, cfg.bias_wd, use_compile(cfg, n)) if use_fused(model, cfg) else None
         opt = make_optimizer(model, cfg)
         l2 = cfg.wd if cfg.wd_mode == "l2" else 0.0
         decay = decayed_params(model) if cfg.wd_mode == "decoupled" and cfg.wd > 0 else []

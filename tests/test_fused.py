@@ -71,3 +71,18 @@ def test_use_fused_rules():
     assert not use_fused(small, resolve(TrainConfig(optimizer="adamw"), stats))
     with pytest.raises(ValueError, match="fused step needs"):
         use_fused(EmbeddingNN(NU, NI, 4, 4), resolve(TrainConfig(model="nn", fused=True), stats))
+
+
+def test_compiled_step_matches_eager():
+    """torch.compile (used for big data) computes the same updates as the eager functions."""
+    u, i, r = _data()
+    eager_model, compiled_model = _model(), _model()
+    eager = FusedDotStep(eager_model, (0.9, 0.99), 1e-8, wd=0.1)
+    compiled = FusedDotStep(compiled_model, (0.9, 0.99), 1e-8, wd=0.1, compile=True)
+    for s in range(5):
+        idx = slice(s * 500, (s + 1) * 500)
+        a = eager(u[idx], i[idx], r[idx], 0.01)[0].item()
+        b = compiled(u[idx], i[idx], r[idx], 0.01)[0].item()
+        assert a == pytest.approx(b, abs=1e-5)
+    assert torch.allclose(eager_model.item_factors.weight, compiled_model.item_factors.weight, atol=1e-5)
+    assert torch.allclose(eager_model.user_bias.weight, compiled_model.user_bias.weight, atol=1e-5)
