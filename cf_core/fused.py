@@ -118,6 +118,7 @@ class FusedDotStep:
         lo, hi = model.y_range if squash else (0.0, 1.0)
         user_rows, user_inverse = torch.unique(user, return_inverse=True)
         item_rows, item_inverse = torch.unique(item, return_inverse=True)
+        user_rows, item_rows = user_rows.long(), item_rows.long()  # index_copy_ takes int64 only
         err, d_global, du, di = self._grads(
             u_tabs[0], i_tabs[0], u_tabs[1] if self.has_bias else None, i_tabs[1] if self.has_bias else None,
             model.global_bias.data, user, item, rating, float(lo), float(hi), squash, 2.0 * self.wd / n,

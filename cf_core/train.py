@@ -202,7 +202,8 @@ class Trainer:
         self._emit("on_fit_start")
         for epoch in range(cfg.epochs):
             model.train()
-            perm = torch.randperm(n, device=train.rating.device, generator=gen)
+            # int32 halves the permutation's memory (160 MB at 20M ratings); indexing accepts it.
+            perm = torch.randperm(n, device=train.rating.device, generator=gen, dtype=torch.int32 if n < 2**31 else torch.int64)
             sse = torch.zeros((), device=train.rating.device)
             sae = torch.zeros((), device=train.rating.device)
             seen = 0
