@@ -12,15 +12,16 @@ vectorised; no Python loop ever runs over rows.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -58,6 +59,7 @@ _FUZZY = {
 }
 
 _SAMPLE_BYTES = 1 << 16
+_BLOCK_BYTES = 1 << 20  # delimited text is parsed and converted this many bytes at a time
 _SAMPLE_LINES = 200
 _SEPARATORS = ("\t", ",", ";", "|", " ")  # tried in this order after "::"; the first most consistent wins
 _MULTI_SEP = "\x1f"  # "::" is rewritten to this byte because pyarrow only takes one-byte delimiters
@@ -157,6 +159,15 @@ def _open(source: Any, name: str | None) -> tuple[str, Any]:
         data = data.encode("utf-8")
     raw_name = getattr(source, "name", None)
     return name or (Path(str(raw_name)).name if raw_name else "<upload>"), bytes(data)
+
+
+def _opener(source: Any, buf: Any) -> Callable[[], pa.NativeFile]:
+    """Fresh streams of the input; a file is read with ordinary reads, because the pages of a memory map that a
+    parser touched stay resident (a 650 MB file would add 650 MB to the peak)."""
+    if isinstance(source, (str, os.PathLike)):
+        path = str(source)
+        return lambda: pa.OSFile(path)
+    return lambda: pa.BufferReader(buf)
 
 
 def _looks_binary(sample: bytes) -> bool:
@@ -274,19 +285,78 @@ class _Table:
     sample: list[list[str]]  # first data rows as text, for inference
     read: Callable[[list[str]], dict[str, pa.ChunkedArray]]
     row_of: Callable[[int], int]  # data row index -> row number a person sees
+    # Delimited text only: the chosen columns as text, one block of rows at a time, and a guess at the row count.
+    stream: Callable[[list[str]], Iterator[pa.RecordBatch]] | None = None
+    rows_hint: int = 0
 
 
-def _text_table(buf: Any, display: str, sep: str | None, header: bool | None, wide: bool | None,
-                warnings: list[str]) -> _Table:
+def _is_utf8(opener: Callable[[], pa.NativeFile], skip: int) -> bool:
+    """Whether the input (after its first `skip` bytes) is valid UTF-8, checked a block at a time."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with opener() as f:
+        f.seek(skip)
+        while (block := f.read_buffer(_BLOCK_BYTES)).size:
+            # Plain ASCII needs no decoding, unless the previous block ended inside a multi-byte character.
+            if np.frombuffer(block, np.uint8).max() >= 128 or decoder.getstate()[0]:
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError:
+                    return False
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+class _Rewritten(io.RawIOBase):
+    """A binary stream of the input as the parser needs it: Latin-1 re-encoded as UTF-8, "::" as one byte."""
+
+    def __init__(self, raw: pa.NativeFile, latin1: bool, multi: bool) -> None:
+        super().__init__()
+        self._raw, self._latin1, self._multi = raw, latin1, multi
+        self._out = b""
+        self._carry = b""  # a trailing ":" that may pair with the first byte of the next block
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._eof and (size < 0 or len(self._out) < size):
+            block = bytes(self._raw.read(_BLOCK_BYTES))
+            self._eof = not block
+            if self._latin1:
+                block = block.decode("latin-1").encode("utf-8")
+            data = self._carry + block
+            self._carry = b""
+            if self._multi:
+                data = data.replace(b"::", _MULTI_SEP.encode())
+                if data.endswith(b":") and not self._eof:
+                    data, self._carry = data[:-1], b":"
+            self._out += data
+        size = len(self._out) if size < 0 else size
+        out, self._out = self._out[:size], self._out[size:]
+        return out
+
+
+def _text_table(buf: Any, opener: Callable[[], pa.NativeFile], display: str, sep: str | None,
+                header: bool | None, wide: bool | None, warnings: list[str]) -> _Table:
+    """A delimited text table; `opener` gives a fresh stream of the same bytes as `buf` (a file is not read whole)."""
     if _looks_binary(bytes(buf[:_SAMPLE_BYTES])):
         raise DataError("does not look like a ratings table (it is a binary file)", source=display)
-    buf = _decode_text(buf, display, warnings)
-    lines = _sample_lines(buf)
+    skip = len(_BOM) if bytes(buf[:3]) == _BOM else 0
+    latin1 = not _is_utf8(opener, skip)
+    if latin1:
+        warnings.append(f"{display} is not valid UTF-8; read it as Latin-1.")
+    # One byte more than the sample, so _sample_lines knows whether the text goes on past it.
+    head = bytes(buf[skip:skip + _SAMPLE_BYTES + 1])
+    lines = _sample_lines(head.decode("latin-1").encode("utf-8") if latin1 else head)
     if not lines:
         raise DataError("the file is empty", source=display)
     sep = sep or _sniff_sep(lines, display)
-    if sep == "::":
-        buf = bytes(buf).replace(b"::", _MULTI_SEP.encode())
+    multi = sep == "::"
+    if multi:
         lines = [line.replace("::", _MULTI_SEP) for line in lines]
         sep = _MULTI_SEP
     if len(sep) != 1:
@@ -299,6 +369,29 @@ def _text_table(buf: Any, display: str, sep: str | None, header: bool | None, wi
     names = _unique_names(raw)
     sample = rows[1:] if header else rows
     quote = '"' if sep in ",;" else False
+    read_options = pacsv.ReadOptions(column_names=names, skip_rows=1 if header else 0)
+
+    def convert_options(cols: list[str]) -> pacsv.ConvertOptions:
+        # Everything as text: ids keep leading zeros, and bad cells are reported by us, not by pyarrow.
+        return pacsv.ConvertOptions(column_types={c: pa.string() for c in cols}, include_columns=cols,
+                                    null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True)
+
+    @cache
+    def text() -> Any:
+        """The whole text as the parser sees it, in memory (the all-text read and the error paths only)."""
+        data = buf[skip:]
+        if latin1:
+            data = bytes(data).decode("latin-1").encode("utf-8")
+        return bytes(data).replace(b"::", _MULTI_SEP.encode()) if multi else data
+
+    def stream(cols: list[str]) -> Iterator[pa.RecordBatch]:
+        f = opener()
+        f.seek(skip)
+        options = pacsv.ReadOptions(column_names=names, skip_rows=1 if header else 0, block_size=_BLOCK_BYTES)
+        # A ragged row or unparsable text raises pa.ArrowInvalid; the caller then falls back to `read`.
+        return pacsv.open_csv(_Rewritten(f, latin1, multi) if latin1 or multi else f, read_options=options,
+                              parse_options=pacsv.ParseOptions(delimiter=sep, quote_char=quote),
+                              convert_options=convert_options(cols))
 
     def read(cols: list[str]) -> dict[str, pa.ChunkedArray]:
         ragged: list[Any] = []
@@ -309,27 +402,25 @@ def _text_table(buf: Any, display: str, sep: str | None, header: bool | None, wi
 
         try:
             table = pacsv.read_csv(
-                pa.BufferReader(buf),
-                read_options=pacsv.ReadOptions(column_names=names, skip_rows=1 if header else 0),
+                pa.BufferReader(text()), read_options=read_options,
                 parse_options=pacsv.ParseOptions(delimiter=sep, quote_char=quote, invalid_row_handler=on_invalid),
-                # Everything as text: ids keep leading zeros, and bad cells are reported by us, not by pyarrow.
-                convert_options=pacsv.ConvertOptions(
-                    column_types={c: pa.string() for c in cols}, include_columns=cols, null_values=[""],
-                    strings_can_be_null=True, quoted_strings_can_be_null=True),
+                convert_options=convert_options(cols),
             )
         except pa.ArrowInvalid as exc:
             if not ragged:
                 raise DataError(f"could not be read as a table: {exc}", source=display) from exc
         if ragged:
             first = ragged[0]
-            line = _line_of_text(buf, first.text)
+            line = _line_of_text(text(), first.text)
             raise DataError(
                 f"expected {first.expected_columns} fields, found {first.actual_columns}: {first.text[:80]!r}"
                 + (f" ({len(ragged)}{'+' if len(ragged) >= 100 else ''} rows have the wrong number of fields)"
                    if len(ragged) > 1 else ""), source=display, row=line)
         return {c: table.column(c) for c in cols}
 
-    return _Table(names, raw, header, sample, read, lambda i: _data_line(buf, i, header))
+    line_bytes = sum(len(line.encode("utf-8")) + 1 for line in lines) / len(lines)
+    rows_hint = int(len(buf) / line_bytes * 1.1) + 1024  # a guess; the block reader grows past it if needed
+    return _Table(names, raw, header, sample, read, lambda i: _data_line(text(), i, header), stream, rows_hint)
 
 
 def _lines(buf: Any) -> tuple[bytes, np.ndarray, np.ndarray]:
@@ -520,10 +611,7 @@ def _to_ids(arr: pa.ChunkedArray, role: str, col: str, row_of: Callable[[int], i
         if np.all(values == np.round(values)) and np.all(np.abs(values) < 2**53):
             return values.astype(np.int64)
         return pd.Series(values).astype("str")
-    # "007" must stay "007" (ISBNs), so leading zeros and signs keep ids as text.
-    keep_text = pc.any(pc.or_(pc.and_(pc.starts_with(text, "0"), pc.greater(pc.utf8_length(text), 1)),
-                              pc.starts_with(text, "+"))).as_py()
-    if not keep_text:
+    if not _keeps_text(text):
         try:
             return pc.cast(text, pa.int64()).to_numpy()
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -594,50 +682,65 @@ def _to_timestamps(arr: pa.ChunkedArray, col: str, row_of: Callable[[int], int],
     return ((stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
 
 
-def _codes(ids: np.ndarray | pd.Series) -> tuple[np.ndarray, int]:
-    """Dense non-negative int64 codes and their range, avoiding a hash table for integer ids."""
+def _codes(ids: np.ndarray | pd.Series) -> tuple[np.ndarray, int, int]:
+    """Dense non-negative codes as (array, offset, range): code = array - offset. Integer ids are their own codes
+    (no hash table, no copy); anything else is factorized."""
     if isinstance(ids, np.ndarray) and ids.dtype.kind == "i":
         lo, hi = int(ids.min()), int(ids.max())
         if hi - lo < 2**31:
-            return ids - lo, hi - lo + 1
+            return ids, lo, hi - lo + 1
     codes, uniques = pd.factorize(ids)
-    return codes.astype(np.int64), len(uniques)
+    return codes.astype(np.int64, copy=False), 0, len(uniques)
 
 
 def _duplicate_drops(user: Any, item: Any, ts: np.ndarray | None) -> tuple[np.ndarray, int]:
     """Row positions to drop under DUPLICATE_RULE, and how many distinct pairs were duplicated."""
-    ucode, _ = _codes(user)
-    icode, n_icode = _codes(item)
-    key = ucode * n_icode + icode
-    # Sorting a copy is far cheaper than hashing 25M keys; the full regrouping runs only on duplicated rows.
-    s = np.sort(key)
-    repeated = s[1:][s[1:] == s[:-1]]
+    ucode, ulo, _ = _codes(user)
+    icode, ilo, n_icode = _codes(item)
+    # One int64 key per row, built in place and sorted in place: with 25M rows every extra array is 200 MB.
+    # Sorting is far cheaper than hashing 25M keys; the full regrouping runs only on duplicated rows.
+    key = np.subtract(ucode, ulo, dtype=np.int64)
+    key *= n_icode
+    key += icode
+    key -= ilo
+    key.sort()
+    repeated = key[1:][key[1:] == key[:-1]]
+    del key
     if len(repeated) == 0:
         return np.empty(0, np.int64), 0
     dup_keys = repeated[np.r_[True, repeated[1:] != repeated[:-1]]]  # already sorted
     # A table lookup by user narrows the rows first; searchsorted over every row would cost seconds.
-    dup_user = np.zeros(int(ucode.max()) + 1, dtype=bool)
+    user_code = ucode - ulo
+    dup_user = np.zeros(int(user_code.max()) + 1, dtype=bool)
     dup_user[dup_keys // n_icode] = True
-    rows = np.flatnonzero(dup_user[ucode])
-    pos = np.minimum(np.searchsorted(dup_keys, key[rows]), len(dup_keys) - 1)
-    rows = rows[dup_keys[pos] == key[rows]]
-    sub = key[rows]
+    rows = np.flatnonzero(dup_user[user_code])
+    del user_code
+    sub = (ucode[rows] - ulo) * n_icode + (icode[rows] - ilo)
+    pos = np.minimum(np.searchsorted(dup_keys, sub), len(dup_keys) - 1)
+    found = dup_keys[pos] == sub
+    rows, sub = rows[found], sub[found]
     order = np.lexsort((rows, ts[rows], sub) if ts is not None else (rows, sub))
     sub_sorted = sub[order]
     last = np.r_[sub_sorted[1:] != sub_sorted[:-1], True]
     return rows[order[~last]], len(dup_keys)
 
 
+def _dropped_missing(n: int, missing: float) -> str:
+    return f"Dropped {n:,} ratings equal to the missing-value marker {missing:g}."
+
+
 def _finish(cols: dict[str, Any], columns: dict[str, str], display: str,
-            warnings: list[str], missing: float | None, n_rows_read: int) -> Ratings:
-    """Drop sentinel ratings and duplicates, check there is enough data, and build the Ratings."""
-    df = pd.DataFrame({r: cols[r] for r in _ROLES if r in cols})
+            warnings: list[str], missing: float | None, n_rows_read: int, *, owned: bool = False) -> Ratings:
+    """Drop sentinel ratings and duplicates, check there is enough data, and build the Ratings.
+
+    `owned` says the arrays in `cols` belong to this read, so the frame may wrap them instead of copying them.
+    """
+    df = pd.DataFrame({r: cols[r] for r in _ROLES if r in cols}, copy=not owned)
     if missing is not None and "rating" in columns and columns.get("item") != "(header row)":
         is_missing = df["rating"].to_numpy() == missing
         if is_missing.any():
             df = df[~is_missing]
-            warnings.append(f"Dropped {int(is_missing.sum()):,} ratings equal to the missing-value marker "
-                            f"{missing:g}.")
+            warnings.append(_dropped_missing(int(is_missing.sum()), missing))
     ts = df["timestamp"].to_numpy() if "timestamp" in df else None
     n_dup = 0
     if len(df) > 1:
@@ -664,6 +767,147 @@ def _finish(cols: dict[str, Any], columns: dict[str, str], display: str,
         warnings.append(f"Every rating is {r[0]:g}; a model cannot learn preferences from that.")
     return Ratings(df=df, columns=columns, source=display, n_rows_read=n_rows_read, n_duplicates=n_dup,
                    warnings=warnings)
+
+
+# ---------------------------------------------------------------------------------------- block-wise reading
+
+
+class _FullRead(Exception):
+    """A block needs what only the all-text read gives: a bad cell's row and message, a ragged row's line..."""
+
+
+class _TextIds(Exception):
+    """A later block has ids that must stay text, so the column is read again as text from the start."""
+
+    def __init__(self, role: str) -> None:
+        super().__init__(role)
+        self.role = role
+
+
+class _Growing:
+    """A numpy array filled block by block. Its capacity is a guess; pages past what is filled are never touched,
+    so an overestimate costs address space, not memory."""
+
+    def __init__(self, dtype: type, capacity: int) -> None:
+        self.data = np.empty(capacity, dtype)
+        self.n = 0
+
+    def append(self, values: np.ndarray) -> None:
+        end = self.n + len(values)
+        if end > len(self.data):
+            grown = np.empty(max(2 * len(self.data), end), self.data.dtype)
+            grown[:self.n] = self.data[:self.n]
+            self.data = grown
+        self.data[self.n:end] = values
+        self.n = end
+
+    def finish(self) -> np.ndarray:
+        self.data.resize(self.n, refcheck=False)  # hands the untouched tail back without a copy
+        return self.data
+
+
+def _keeps_text(text: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether ids must stay text: "007" stays "007" (ISBNs), and so does a sign."""
+    return bool(pc.any(pc.or_(pc.and_(pc.starts_with(text, "0"), pc.greater(pc.utf8_length(text), 1)),
+                              pc.starts_with(text, "+"))).as_py())
+
+
+def _block_ids(arr: pa.Array, as_text: bool) -> np.ndarray | pa.Array:
+    """One block of ids as `_to_ids` converts a whole column: int64, or trimmed text when they must stay text."""
+    if arr.null_count:
+        raise _FullRead
+    values = None
+    if not as_text:
+        try:
+            values = pc.cast(arr, pa.int64())  # fails on surrounding spaces, so success means nothing to trim
+        except pa.ArrowInvalid:
+            pass
+        if values is not None and not _keeps_text(arr):
+            return values.to_numpy()
+    text = pc.utf8_trim_whitespace(arr)
+    if pc.any(pc.equal(text, "")).as_py():
+        raise _FullRead
+    if values is None and not as_text and not _keeps_text(text):
+        try:
+            return pc.cast(text, pa.int64()).to_numpy()
+        except pa.ArrowInvalid:
+            pass
+    return text
+
+
+def _block_numbers(arr: pa.Array, target: pa.DataType) -> np.ndarray:
+    """One block of numbers as the whole-column conversions give them; anything else needs the full read."""
+    if arr.null_count:
+        raise _FullRead
+    for text in (arr, pc.utf8_trim_whitespace(arr)):  # trimming (a copy) only when the plain cast fails
+        try:
+            return pc.cast(text, target).to_numpy()
+        except pa.ArrowInvalid:
+            pass
+    raise _FullRead
+
+
+def _read_blocks(table: _Table, roles: dict[str, str], missing: float | None,
+                 text_roles: set[str]) -> tuple[dict[str, Any], int, int]:
+    """Convert a long table a block of rows at a time into compact columns: (columns, rows read, rows dropped as
+    `missing`). Only clean input comes through; anything `read_ratings` would report raises _FullRead."""
+    names = list(dict.fromkeys(roles[r] for r in _ROLES if r in roles))
+    numbers = {r: _Growing(np.float32 if r == "rating" else np.int64, table.rows_hint)
+               for r in roles if r not in text_roles}
+    texts: dict[str, list[pa.Array]] = {r: [] for r in text_roles}
+    n_read = n_missing = 0
+    try:
+        for batch in table.stream(names):
+            if batch.num_rows == 0:
+                continue
+            block: dict[str, Any] = {}
+            for role in ("user", "item"):
+                ids = _block_ids(batch.column(roles[role]), role in texts)
+                if isinstance(ids, pa.Array) and role not in texts:
+                    if numbers[role].n:
+                        raise _TextIds(role)
+                    del numbers[role]
+                    texts[role] = []
+                block[role] = ids
+            rating = _block_numbers(batch.column(roles["rating"]), pa.float64())
+            if not np.isfinite(rating).all():
+                raise _FullRead
+            block["rating"] = rating
+            if "timestamp" in roles:
+                block["timestamp"] = _block_numbers(batch.column(roles["timestamp"]), pa.int64())
+            n_read += batch.num_rows
+            if missing is not None:
+                keep = rating != missing  # compared as float64, before ratings become float32
+                if not keep.all():
+                    n_missing += int((~keep).sum())
+                    block = {r: v[keep] if isinstance(v, np.ndarray) else v.filter(pa.array(keep))
+                             for r, v in block.items()}
+            for role, values in block.items():
+                if role in texts:
+                    texts[role].append(values)
+                else:
+                    numbers[role].append(values)
+    except pa.ArrowException:
+        raise _FullRead from None
+    if n_read == 0:
+        raise _FullRead
+    cols: dict[str, Any] = {r: numbers.pop(r).finish() for r in list(numbers)}
+    for role, parts in texts.items():
+        cols[role] = pa.chunked_array(parts, type=pa.string()).to_pandas().astype("str")
+    return cols, n_read, n_missing
+
+
+def _read_long(table: _Table, roles: dict[str, str], missing: float | None) -> tuple[dict[str, Any], int, int]:
+    """`_read_blocks`, started again with a column as text when a later block finds ids that must stay text."""
+    text_roles: set[str] = set()
+    while True:
+        try:
+            return _read_blocks(table, roles, missing, text_roles)
+        except _TextIds as again:
+            text_roles.add(again.role)
+
+
+# --------------------------------------------------------------------------------------------------- reading
 
 
 def _wide_to_long(table: _Table, missing: float | None, display: str, warnings: list[str]) -> Ratings:
@@ -731,7 +975,7 @@ def _open_table(source: Any, name: str | None, sep: str | None, header: bool | N
         return display, _parquet_table(buf, display)
     if magic == b"PK\x03\x04":
         return display, _excel_table(bytes(buf), display, header, wide)
-    return display, _text_table(buf, display, sep, header, wide, warnings)
+    return display, _text_table(buf, _opener(source, buf), display, sep, header, wide, warnings)
 
 
 def preview(source: Any, *, n: int = 20, sep: str | None = None, header: bool | None = None,
@@ -769,6 +1013,17 @@ def read_ratings(source: Any, *, user: str | None = None, item: str | None = Non
     if wide or (wide is None and _looks_wide(table, roles, explicit)):
         return _wide_to_long(table, missing, display, warnings)
     _require(roles, table, display)
+    if table.stream is not None:
+        # Delimited text is converted a block at a time, so the file is never in memory as text. Any problem
+        # falls through to the all-text read below, which finds and reports it exactly as before.
+        try:
+            cols, n_read, n_missing = _read_long(table, roles, missing)
+        except _FullRead:
+            pass
+        else:
+            if n_missing:
+                warnings.append(_dropped_missing(n_missing, missing))
+            return _finish(cols, dict(roles), display, warnings, None, n_read, owned=True)
     arrays = table.read([roles[r] for r in _ROLES if r in roles])
     n_read = len(arrays[roles["rating"]])
     if n_read == 0:

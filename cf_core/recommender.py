@@ -22,7 +22,7 @@ from .train import Callback, History, Tensors, Trainer, find_lr, pick_device, LR
 
 # Shrinkage of the fallback biases toward zero, in ratings (the classic damped baseline).
 ITEM_DAMPING, USER_DAMPING = 25.0, 10.0
-PREDICT_CHUNK = 1 << 20
+PREDICT_CHUNK = 1 << 18  # rows per forward pass when predicting: bounds the memory of a 25M-row evaluation
 
 
 def _frame(data: Any) -> pd.DataFrame:

@@ -5,8 +5,10 @@ import math
 
 import numpy as np
 import pandas as pd
+import pyarrow.csv
 import pytest
 
+import cf_core.data
 from cf_core.data import (
     DUPLICATE_RULE,
     DataError,
@@ -358,6 +360,91 @@ def test_too_little_data(tmp_path, content, what):
 def test_missing_file():
     with pytest.raises(DataError, match="not found"):
         read_ratings("/nonexistent/ratings.csv")
+
+
+# ---------------------------------------------------------------------------------------------- large files
+# Delimited text is read a block of rows at a time; a tiny block size puts block boundaries inside these files.
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    monkeypatch.setattr(cf_core.data, "_BLOCK_BYTES", 64)
+
+
+def many_rows(n: int = 300, sep: str = ",") -> str:
+    rows = [sep.join(("user", "item", "rating", "timestamp"))]
+    rows += [sep.join((str(u % 37 + 1), str(u % 11 + 100), f"{u % 10 / 2 + 0.5:g}", str(1000 + u))) for u in range(n)]
+    return "\n".join(rows) + "\n"
+
+
+def test_clean_file_is_never_read_whole(tmp_path, monkeypatch, small_blocks):
+    def whole_file_read(*args, **kwargs):
+        raise AssertionError("a clean file must be converted block by block")
+
+    monkeypatch.setattr(pyarrow.csv, "read_csv", whole_file_read)
+    r = read_ratings(write(tmp_path, "r.csv", many_rows()))
+    expected = pd.read_csv(io.StringIO(many_rows())).rename(columns={"user": "user", "item": "item"})
+    assert r.n_ratings == 300 and r.n_rows_read == 300 and r.warnings == []
+    assert r.df["user"].tolist() == expected["user"].tolist() and r.df["item"].tolist() == expected["item"].tolist()
+    assert r.df["rating"].tolist() == expected["rating"].tolist() and r.df["timestamp"].dtype == "int64"
+    assert r.df["user"].dtype == "int64" and r.df["rating"].dtype == "float32"
+
+
+@pytest.mark.parametrize("sep", [",", "::"])
+def test_blocks_give_the_same_table(tmp_path, monkeypatch, sep):
+    path = write(tmp_path, "r.dat", many_rows(sep=sep))
+    whole = read_ratings(path)
+    monkeypatch.setattr(cf_core.data, "_BLOCK_BYTES", 64)
+    pd.testing.assert_frame_equal(read_ratings(path).df, whole.df)
+    assert whole.n_ratings == 300
+
+
+def test_error_in_a_later_block_names_its_line(tmp_path, small_blocks):
+    lines = many_rows().splitlines()
+    lines[250] = "3,4,abc,5000"
+    err = raises(tmp_path, "\n".join(lines[:100] + [""] + lines[100:]) + "\n")  # a blank line counts too
+    assert (err.row, err.column, err.reason) == (252, "rating", "not a number: 'abc'")
+
+
+def test_ragged_row_in_a_later_block(tmp_path, small_blocks):
+    lines = many_rows().splitlines()
+    lines[200] = "3,4"
+    err = raises(tmp_path, "\n".join(lines) + "\n")
+    assert err.row == 201 and "expected 4 fields, found 2" in err.reason
+
+
+def test_leading_zero_in_a_later_block_keeps_every_id_text(tmp_path, small_blocks):
+    lines = many_rows().splitlines()
+    lines[280] = "7,0105,4,5000"
+    r = read_ratings(write(tmp_path, "r.csv", "\n".join(lines) + "\n"))
+    assert r.df["item"].dtype == "str" and r.df["user"].dtype == "int64"
+    assert r.df["item"].iloc[0] == "100" and "0105" in set(r.df["item"])
+    assert r.df["item"].tolist() == [line.split(",")[1] for line in lines[1:]]
+
+
+def test_text_ids_in_a_later_block(tmp_path, small_blocks):
+    lines = many_rows().splitlines()
+    lines[150] = " bob ,105,4,5000"
+    r = read_ratings(write(tmp_path, "r.csv", "\n".join(lines) + "\n"))
+    assert r.df["user"].dtype == "str" and r.df["user"].iloc[149] == "bob" and r.df["user"].iloc[0] == "1"
+
+
+def test_latin1_after_the_first_block_and_utf8_across_blocks(tmp_path, small_blocks):
+    rows = "".join(f"{u},{u % 7},4\n" for u in range(100))
+    latin = read_ratings(write(tmp_path, "l.csv", "user,item,rating\n" + rows + "zoë,x,3\n", encoding="latin-1"))
+    assert latin.df["user"].iloc[-1] == "zoë" and any("Latin-1" in w for w in latin.warnings)
+    # "ë" is two bytes in UTF-8; a block boundary may fall between them, which is still valid UTF-8.
+    utf8 = read_ratings(write(tmp_path, "u.csv", "user,item,rating\n" + "zoë,x,3\n" * 40 + rows))
+    assert utf8.df["user"].iloc[0] == "zoë" and utf8.n_duplicates == 39
+
+
+def test_missing_marker_and_duplicates_across_blocks(tmp_path, small_blocks):
+    lines = many_rows().splitlines()
+    lines[10], lines[290] = "1,1,0,5", "1,1,3,6"  # the same pair; the later timestamp wins
+    r = read_ratings(write(tmp_path, "r.csv", "\n".join(lines) + "\n"), missing=0.5)
+    assert r.n_rows_read == 300 and r.n_duplicates == 1
+    assert r.warnings[0] == "Dropped 30 ratings equal to the missing-value marker 0.5."
+    assert r.df.loc[(r.df["user"] == 1) & (r.df["item"] == 1), "rating"].tolist() == [3.0]
 
 
 # --------------------------------------------------------------------------------------------------- items
