@@ -6,8 +6,9 @@ user, item, rating[, timestamp]. Bad input is a first-class case: every problem 
 `DataError` whose message names the file, the row (as an editor shows it) and the column. `read_items` reads
 movie/item metadata; `summarize`, `ratings_per_user`, `ratings_per_item` and `crosstab` describe a table.
 
-The delimited path is built for large files (tens of millions of rows): pyarrow parses, and validation is
-vectorised; no Python loop ever runs over rows.
+The delimited path is built for large files (tens of millions of rows): pyarrow parses a block of rows at a
+time straight into compact numpy columns, so the file is never held as text, and validation is vectorised; no
+Python loop ever runs over rows. Input with a problem is read again whole as text to report it by row and column.
 """
 
 from __future__ import annotations
