@@ -160,8 +160,11 @@ def resolve(cfg: TrainConfig, stats: DataStats) -> TrainConfig:
     if cfg.lr is None:
         changes["lr"] = DEFAULT_LR[cfg.optimizer]
     if cfg.batch_size is None:
-        # At least 50 steps per epoch on small data (a power of two), capped so huge data still makes big, fast steps.
-        bs = 1 << max(8, min(18, int(stats.n_ratings / 50).bit_length() - 1))
+        # At least 32 steps per epoch (64 for the net, which gains from more), a power of two, capped so huge data
+        # still makes big, fast steps. Quality holds across batch sizes because the L2 penalty is per rating and
+        # eps scales with 1/batch_size.
+        steps = 64 if cfg.model == "nn" else 32
+        bs = 1 << max(8, min(18, int(stats.n_ratings / steps).bit_length() - 1))
         changes["batch_size"] = bs
     if cfg.eps is None:
         changes["eps"] = EPS_PER_RATING * scale / changes.get("batch_size", cfg.batch_size)

@@ -116,9 +116,6 @@ class FusedDotStep:
         (u_tabs, _, _), (i_tabs, _, _) = self.sides
         squash = model.y_range is not None
         lo, hi = model.y_range if squash else (0.0, 1.0)
-        user_rows, user_inverse = torch.unique(user, return_inverse=True)
-        item_rows, item_inverse = torch.unique(item, return_inverse=True)
-        user_rows, item_rows = user_rows.long(), item_rows.long()  # index_copy_ takes int64 only
         err, d_global, du, di = self._grads(
             u_tabs[0], i_tabs[0], u_tabs[1] if self.has_bias else None, i_tabs[1] if self.has_bias else None,
             model.global_bias.data, user, item, rating, float(lo), float(hi), squash, 2.0 * self.wd / n,
@@ -128,7 +125,11 @@ class FusedDotStep:
         # Bias corrections with the global step, as torch.optim.SparseAdam does.
         step_size, v_correction = lr / (1 - b1**self.t), 1 - b2**self.t
         # The scatter of repeated rows stays eager: compiled, it becomes atomic adds, which were slower here.
-        for (tables, m, v), rows, inverse, grad in zip(self.sides, (user_rows, item_rows), (user_inverse, item_inverse), (du, di)):
+        # (Updating a small table whole, masked to the touched rows, was measured too: no faster at 100k ratings,
+        # 40% slower at 25M.)
+        for (tables, m, v), index, grad in zip(self.sides, (user, item), (du, di)):
+            rows, inverse = torch.unique(index, return_inverse=True)
+            rows = rows.long()  # index_copy_ takes int64 only
             update = self.adam(m, v, rows, _row_sums(inverse, len(rows), grad), b1, b2, self.eps, v_correction)
             col = 0
             for table in tables:

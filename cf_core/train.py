@@ -234,7 +234,7 @@ class Trainer:
                     n_avg = step // ema_every
                     torch._foreach_lerp_(averaged, [p.detach() for p in params], 1 - min(ema_decay, (1 + n_avg) / (10 + n_avg)))
                 with torch.no_grad():
-                    sse += err.detach().pow(2).sum()
+                    sse += mse.detach() * len(idx)
                     sae += err.detach().abs().sum()
                 seen += len(idx)
                 if self.callbacks or b == steps_per_epoch - 1:
