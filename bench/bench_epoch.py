@@ -104,10 +104,11 @@ def dense_reference(train, valid, rec, device, epochs, batch_size=65_536):
     vu = rec.user_map.encode(valid["user"].to_numpy(), "ignore")
     vi = rec.item_map.encode(valid["item"].to_numpy(), "ignore")
     warm = (vu >= 0) & (vi >= 0)
+    vu, vi, chunk = torch.from_numpy(vu[warm]), torch.from_numpy(vi[warm]), 1 << 18
     with torch.no_grad():
         m.eval()
-        pred = torch.cat([m(torch.from_numpy(vu[warm][s:s + 1 << 20]).to(device), torch.from_numpy(vi[warm][s:s + 1 << 20]).to(device))
-                          for s in range(0, int(warm.sum()), 1 << 20)]).clamp(*rec.rating_scale).cpu().numpy()
+        pred = torch.cat([m(vu[s:s + chunk].to(device), vi[s:s + chunk].to(device))
+                          for s in range(0, len(vu), chunk)]).clamp(*rec.rating_scale).cpu().numpy()
     rmse = float(np.sqrt(((pred - valid["rating"].to_numpy()[warm]) ** 2).mean()))
     return times, rmse
 

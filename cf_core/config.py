@@ -69,7 +69,7 @@ class TrainConfig:
     restart_epochs: float = 1.0            # cosine_restarts: length of the first cycle, in epochs
     restart_mult: float = 2.0              # cosine_restarts: each cycle is this many times longer
     # run
-    ema_epochs: float = 2.5                # average the weights over about this many recent epochs (0: off); the average is evaluated and kept
+    ema_epochs: float = 2.5                # average the weights over about this many recent epochs, at most 1/8 of the run (0: off); the average is evaluated and kept
     keep_best: bool = True                 # end with the weights of the best validation epoch
     fused: bool | None = None              # fused step with row-wise Adam (dot models, adam, l2); None: wherever it applies
     compile: bool | None = None            # torch.compile the fused step; None: from 2M training ratings

@@ -196,7 +196,9 @@ class Trainer:
         # The average is a dense pass over every weight, so it is updated about 16 times an epoch, not every step
         # (the tables of big data are large and a step touches few of their rows).
         ema_every = max(1, steps_per_epoch // 16)
-        ema_decay = (1 - 1 / (cfg.ema_epochs * steps_per_epoch)) ** ema_every if cfg.ema_epochs else 0.0
+        # Its horizon is at most an eighth of the run, so a short run does not average in its first, worst weights.
+        horizon = min(cfg.ema_epochs, cfg.epochs / 8) * steps_per_epoch
+        ema_decay = (1 - 1 / max(horizon, 1)) ** ema_every if cfg.ema_epochs else 0.0
         averaged = [p.detach().clone() for p in params] if ema_decay else []
         ewma, step, t0 = 0.0, 0, time.perf_counter()
         self._emit("on_fit_start")
