@@ -145,24 +145,25 @@ def similar_items(rec: Recommender, item: Any, items: pd.DataFrame | None = None
     f = rec.item_factors()
     norms = np.linalg.norm(f, axis=1)
     sim = f @ f[i] / np.maximum(norms * norms[i], 1e-12)
-    sim[i] = -np.inf
-    sim[rec.item_counts < min_ratings] = -np.inf
-    n = min(n, int(np.isfinite(sim).sum()))
-    top = np.argpartition(-sim, n - 1)[:n] if n else np.array([], dtype=np.int64)
-    top = top[np.argsort(-sim[top], kind="stable")]
+    top = _best(rec, sim, np.array([i]), n, min_ratings)
     out = _titles(rec, items, top)
     out["similarity"] = sim[top]
     out["n_ratings"] = rec.item_counts[top]
     return out
 
 
-def _top_n(rec: Recommender, scores: np.ndarray, exclude: np.ndarray, items: pd.DataFrame | None, n: int, min_ratings: int) -> pd.DataFrame:
-    scores = scores.astype(np.float64).copy()
+def _best(rec: Recommender, scores: np.ndarray, exclude: np.ndarray, n: int, min_ratings: int) -> np.ndarray:
+    """Indices of the n highest scores, best first, leaving out `exclude` and items with too few ratings."""
+    scores = scores.astype(np.float64)  # a copy: the caller's scores stay as they were
     scores[exclude] = -np.inf
     scores[rec.item_counts < min_ratings] = -np.inf
     n = min(n, int(np.isfinite(scores).sum()))
     top = np.argpartition(-scores, n - 1)[:n] if n else np.array([], dtype=np.int64)
-    top = top[np.argsort(-scores[top], kind="stable")]
+    return top[np.argsort(-scores[top], kind="stable")]
+
+
+def _top_n(rec: Recommender, scores: np.ndarray, exclude: np.ndarray, items: pd.DataFrame | None, n: int, min_ratings: int) -> pd.DataFrame:
+    top = _best(rec, scores, exclude, n, min_ratings)
     out = _titles(rec, items, top)
     out["predicted_rating"] = np.clip(scores[top], *rec.rating_scale)
     out["n_ratings"] = rec.item_counts[top]

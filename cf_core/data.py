@@ -580,6 +580,13 @@ def _first_bad(mask: np.ndarray) -> tuple[int, int]:
     return int(bad[0]), len(bad)
 
 
+def _reject_blanks(missing: np.ndarray, what: str, col: str, row_of: Callable[[int], int], display: str) -> None:
+    """DataError naming the first blank cell of a column (and how many there are), if any."""
+    if missing.any():
+        i, n = _first_bad(missing)
+        raise DataError(f"missing {what} (blank){_how_many(n, 'have none')}", source=display, row=row_of(i), column=col)
+
+
 def _how_many(n_bad: int, what: str) -> str:
     return f" ({n_bad:,} rows {what})" if n_bad > 1 else ""
 
@@ -600,11 +607,7 @@ def _to_ids(arr: pa.ChunkedArray, role: str, col: str, row_of: Callable[[int], i
         arr = arr.cast(arr.type.value_type)
     numeric = pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)
     text = arr if numeric else pc.utf8_trim_whitespace(arr.cast(pa.string()))
-    missing = _null_mask(text)
-    if missing.any():
-        i, n = _first_bad(missing)
-        raise DataError(f"missing {role} id (blank){_how_many(n, 'have none')}",
-                        source=display, row=row_of(i), column=col)
+    _reject_blanks(_null_mask(text), f"{role} id", col, row_of, display)
     if pa.types.is_integer(arr.type):
         return arr.to_numpy().astype(np.int64, copy=False)
     if pa.types.is_floating(arr.type):
@@ -625,10 +628,7 @@ def _to_ratings(arr: pa.ChunkedArray, col: str, row_of: Callable[[int], int], di
     if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
         text = pc.utf8_trim_whitespace(arr)
         missing = missing | np.asarray(pc.equal(text, "").to_numpy(zero_copy_only=False), dtype=bool)
-    if missing.any():
-        i, n = _first_bad(missing)
-        raise DataError(f"missing rating (blank){_how_many(n, 'have none')}",
-                        source=display, row=row_of(i), column=col)
+    _reject_blanks(missing, "rating", col, row_of, display)
     if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
         try:
             values = pc.cast(text, pa.float64()).to_numpy()
@@ -654,11 +654,7 @@ def _to_timestamps(arr: pa.ChunkedArray, col: str, row_of: Callable[[int], int],
     """Seconds since 1970 as int64, from numbers or from date/time text."""
     if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
         arr = pc.utf8_trim_whitespace(arr)
-    missing = _null_mask(arr)
-    if missing.any():
-        i, n = _first_bad(missing)
-        raise DataError(f"missing timestamp (blank){_how_many(n, 'have none')}",
-                        source=display, row=row_of(i), column=col)
+    _reject_blanks(_null_mask(arr), "timestamp", col, row_of, display)
     if pa.types.is_integer(arr.type):
         return arr.cast(pa.int64()).to_numpy()
     if pa.types.is_floating(arr.type):

@@ -23,24 +23,21 @@ if not items.attrs["learned"]:
 item_cols = [c for c in ("title", "bias", "n_ratings", "mean_rating", "year", "item") if c in items]
 numbers = {"bias": st.column_config.NumberColumn(format="%.3f"), "mean_rating": st.column_config.NumberColumn(format="%.2f")}
 
-st.subheader("Items")
-if not len(items):
-    st.warning(f"No item has {min_ratings} ratings: lower the minimum.")
-else:
-    left, right = st.columns(2)
-    left.caption("Lowest bias: the worst, whoever watches")
-    left.dataframe(items.head(n)[item_cols], hide_index=True, column_config=numbers, key="items_low")
-    right.caption("Highest bias: liked by everyone")
-    right.dataframe(items.tail(n).iloc[::-1][item_cols], hide_index=True, column_config=numbers, key="items_high")
-    st.plotly_chart(charts.bias_histogram(items["bias"], "item"), key="item_bias_hist")
 
-st.subheader("Users")
-if not len(users):
-    st.warning(f"No user has {min_ratings} ratings: lower the minimum.")
-else:
+
+def both_ends(table, cols, what: str, low: str, high: str) -> None:
+    """The n lowest and n highest biases side by side, and their histogram."""
+    st.subheader(f"{what.capitalize()}s")
+    if not len(table):
+        st.warning(f"No {what} has {min_ratings} ratings: lower the minimum.")
+        return
     left, right = st.columns(2)
-    left.caption("Lowest bias: the harshest raters")
-    left.dataframe(users.head(n), hide_index=True, column_config=numbers, key="users_low")
-    right.caption("Highest bias: the most generous")
-    right.dataframe(users.tail(n).iloc[::-1], hide_index=True, column_config=numbers, key="users_high")
-    st.plotly_chart(charts.bias_histogram(users["bias"], "user"), key="user_bias_hist")
+    left.caption(low)
+    left.dataframe(table.head(n)[cols], hide_index=True, column_config=numbers, key=f"{what}s_low")
+    right.caption(high)
+    right.dataframe(table.tail(n).iloc[::-1][cols], hide_index=True, column_config=numbers, key=f"{what}s_high")
+    st.plotly_chart(charts.bias_histogram(table["bias"], what), key=f"{what}_bias_hist")
+
+
+both_ends(items, item_cols, "item", "Lowest bias: the worst, whoever watches", "Highest bias: liked by everyone")
+both_ends(users, list(users.columns), "user", "Lowest bias: the harshest raters", "Highest bias: the most generous")
