@@ -29,19 +29,14 @@ def _adam_rows(m: torch.Tensor, v: torch.Tensor, rows: torch.Tensor, grad: torch
     return m_rows / ((v_rows / v_correction).sqrt() + eps)
 
 
-def _row_sums(inverse: torch.Tensor, n_rows: int, grad: torch.Tensor) -> torch.Tensor:
-    """Sum the gradients of repeated rows: grad's row j adds to output row inverse[j]."""
-    return torch.zeros(n_rows, grad.shape[1], dtype=grad.dtype, device=grad.device).index_add_(0, inverse, grad)
-
-
 def _batch_grads(user_t: torch.Tensor, item_t: torch.Tensor, user_b: torch.Tensor | None, item_b: torch.Tensor | None,
                  global_b: torch.Tensor, user: torch.Tensor, item: torch.Tensor, rating: torch.Tensor,
-                 lo: float, hi: float, squash: bool, reg: float, breg: float):
-    """Forward and closed-form backward of a batch: (errors, d loss/d global bias, user grads, item grads), one
-    gradient row per rating.
+                 lo: float, hi: float, squash: bool, reg: float, breg: float, n_batch: int):
+    """Forward and closed-form backward of (a chunk of) a batch of n_batch ratings: (errors, d loss/d global bias,
+    user grads, item grads), one gradient row per rating.
 
     Each row's gradient gets its bias gradient as one more column. The loss is the batch MSE plus the per-rating
-    L2 penalty (reg = 2 wd / batch size).
+    L2 penalty (reg = 2 wd / n_batch).
     """
     u_vec, i_vec = user_t[user], item_t[item]
     x = (u_vec * i_vec).sum(1) + global_b
@@ -51,10 +46,10 @@ def _batch_grads(user_t: torch.Tensor, item_t: torch.Tensor, user_b: torch.Tenso
     if squash:
         s = torch.sigmoid(x)
         err = lo + (hi - lo) * s - rating
-        dx = (2.0 / rating.shape[0]) * err * ((hi - lo) * s * (1 - s))
+        dx = (2.0 / n_batch) * err * ((hi - lo) * s * (1 - s))
     else:
         err = x - rating
-        dx = (2.0 / rating.shape[0]) * err
+        dx = (2.0 / n_batch) * err
     du = dx[:, None] * i_vec + reg * u_vec
     di = dx[:, None] * u_vec + reg * i_vec
     if user_b is not None:
@@ -64,6 +59,7 @@ def _batch_grads(user_t: torch.Tensor, item_t: torch.Tensor, user_b: torch.Tenso
 
 
 _compiled: dict = {}
+GRAD_CHUNK = 65_536  # ratings whose gradient rows are materialised at once
 
 
 def _kernels(compile: bool):
@@ -116,21 +112,32 @@ class FusedDotStep:
         (u_tabs, _, _), (i_tabs, _, _) = self.sides
         squash = model.y_range is not None
         lo, hi = model.y_range if squash else (0.0, 1.0)
-        err, d_global, du, di = self._grads(
-            u_tabs[0], i_tabs[0], u_tabs[1] if self.has_bias else None, i_tabs[1] if self.has_bias else None,
-            model.global_bias.data, user, item, rating, float(lo), float(hi), squash, 2.0 * self.wd / n,
-            2.0 * self.wd * self.bias_wd / n)
+        sides = [torch.unique(index, return_inverse=True) for index in (user, item)]
+        totals = [torch.zeros(len(rows), m.shape[1], dtype=m.dtype, device=m.device) for (rows, _), (_, m, _) in zip(sides, self.sides)]
+        errors, d_global = [], 0.0
+        # The gradient rows of a big batch are computed a chunk at a time and summed per distinct row at once, so
+        # the batch's temporaries stay small (at 25M ratings the batch is 262,144 ratings).
+        for start in range(0, n, GRAD_CHUNK):
+            part = slice(start, start + GRAD_CHUNK)
+            err, d_g, du, di = self._grads(
+                u_tabs[0], i_tabs[0], u_tabs[1] if self.has_bias else None, i_tabs[1] if self.has_bias else None,
+                model.global_bias.data, user[part], item[part], rating[part], float(lo), float(hi), squash,
+                2.0 * self.wd / n, 2.0 * self.wd * self.bias_wd / n, n)
+            # The scatter of repeated rows stays eager: compiled, it becomes atomic adds, which were slower here.
+            for total, (_, inverse), grad in zip(totals, sides, (du, di)):
+                total.index_add_(0, inverse[part], grad)
+            errors.append(err)
+            d_global = d_global + d_g
+        err = errors[0] if len(errors) == 1 else torch.cat(errors)
         self.t += 1
         b1, b2 = self.betas
         # Bias corrections with the global step, as torch.optim.SparseAdam does.
         step_size, v_correction = lr / (1 - b1**self.t), 1 - b2**self.t
-        # The scatter of repeated rows stays eager: compiled, it becomes atomic adds, which were slower here.
         # (Updating a small table whole, masked to the touched rows, was measured too: no faster at 100k ratings,
         # 40% slower at 25M.)
-        for (tables, m, v), index, grad in zip(self.sides, (user, item), (du, di)):
-            rows, inverse = torch.unique(index, return_inverse=True)
+        for (tables, m, v), (rows, _), total in zip(self.sides, sides, totals):
             rows = rows.long()  # index_copy_ takes int64 only
-            update = self.adam(m, v, rows, _row_sums(inverse, len(rows), grad), b1, b2, self.eps, v_correction)
+            update = self.adam(m, v, rows, total, b1, b2, self.eps, v_correction)
             col = 0
             for table in tables:
                 table.index_add_(0, rows, update[:, col:col + table.shape[1]], alpha=-step_size)
