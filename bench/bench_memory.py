@@ -20,7 +20,7 @@ from common import Timer, emit, machine, peak_rss_mb, rss_mb
 from cf_core.config import TrainConfig
 from cf_core.data import read_ratings
 from cf_core.recommender import Recommender
-from cf_core.splits import random_split
+from cf_core.splits import split_for_training
 
 
 def stage_read(csv: Path) -> None:
@@ -36,7 +36,7 @@ def stage_train(csv: Path) -> None:
     base = rss_mb()
     ratings = read_ratings(csv)
     frame_mb = ratings.df.memory_usage(deep=True).sum() / 2**20
-    train, valid = random_split(ratings, 0.2, 42)
+    train, valid = split_for_training(ratings, "random", 0.2, 42)  # as the Train page and the CLI split
     del ratings
     with Timer() as t:
         rec = Recommender(TrainConfig(epochs=1, device="cpu")).fit(train, valid)

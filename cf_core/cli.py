@@ -99,7 +99,7 @@ def _config(a: argparse.Namespace) -> TrainConfig:
 
 def cmd_train(a: argparse.Namespace) -> int:
     from .recommender import Recommender
-    from .splits import cold_count, split
+    from .splits import cold_count, split_for_training
 
     cfg = _config(a)
     ratings, items = _load_ratings(a.ratings)
@@ -109,7 +109,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     if a.valid:
         train, valid = df, read_ratings(a.valid).df
     elif a.valid_frac > 0:
-        train, valid = split(df, a.split, a.valid_frac, a.seed)
+        train, valid = split_for_training(df, a.split, a.valid_frac, a.seed)
     else:
         train, valid = df, None
     callbacks = [] if a.quiet else [StderrProgress()]

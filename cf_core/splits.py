@@ -70,6 +70,20 @@ def split(data: Any, how: str = "random", valid_frac: float = 0.2, seed: int = 4
     return SPLITS[how](data, valid_frac, seed)
 
 
+TRAIN_COLUMNS = ["user", "item", "rating"]
+
+
+def split_for_training(data: Any, how: str = "random", valid_frac: float = 0.2, seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`split`, keeping only the columns training uses (user, item, rating): at 25M ratings a timestamp column
+    costs 200 MB in each copy."""
+    df = _frame(data)
+    cols = TRAIN_COLUMNS + (["timestamp"] if how == "time" else [])
+    train, valid = split(df[cols], how, valid_frac, seed)
+    if how == "time":
+        train, valid = train[TRAIN_COLUMNS], valid[TRAIN_COLUMNS]
+    return train, valid
+
+
 def cold_count(train: pd.DataFrame, valid: pd.DataFrame) -> int:
     """Validation rows whose user or item never appears in training."""
     known_u = valid["user"].isin(pd.unique(train["user"]))

@@ -5,7 +5,7 @@ import streamlit as st
 
 from cf_core.config import DEFAULT_LR, MODEL_NAMES, OPTIMIZERS, SCHEDULES, TrainConfig, data_stats, resolve
 from cf_core.recommender import Recommender
-from cf_core.splits import cold_count, split
+from cf_core.splits import cold_count, split_for_training
 from ui import charts, state, widgets
 
 MODEL_LABELS = {"dotbias": "Dot product with biases", "dot": "Dot product (no biases)", "nn": "Neural net"}
@@ -93,7 +93,7 @@ with sched_col:
 try:
     config = read_config()
     config.validate()
-    train_df, valid_df = split(ds.ratings.df, how, valid_frac, st.session_state["seed"])
+    train_df, valid_df = split_for_training(ds.ratings.df, how, valid_frac, st.session_state["seed"])
 except ValueError as exc:
     st.error(f"These settings cannot train: {exc}", icon=":material/error:")
     st.stop()

@@ -52,3 +52,13 @@ def test_cold_count():
     train = pd.DataFrame({"user": [1, 2], "item": [10, 20], "rating": [1.0, 2.0]})
     valid = pd.DataFrame({"user": [1, 3, 2], "item": [20, 10, 30], "rating": [1.0, 2.0, 3.0]})
     assert cold_count(train, valid) == 2
+
+
+@pytest.mark.parametrize("how", ["random", "user", "time"])
+def test_split_for_training_keeps_only_training_columns(df, how):
+    from cf_core.splits import split_for_training
+
+    train, valid = split_for_training(df, how, 0.2, 0)
+    full_train, full_valid = split(df, how, 0.2, 0)
+    assert list(train.columns) == list(valid.columns) == ["user", "item", "rating"]
+    assert train.equals(full_train[["user", "item", "rating"]]) and valid.equals(full_valid[["user", "item", "rating"]])
