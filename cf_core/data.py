@@ -555,7 +555,7 @@ def _require(roles: dict[str, str], table: _Table, display: str) -> None:
             if table.header:
                 looks = ", ".join(KNOWN_NAMES[role][:8])
                 raise DataError(f"no {role} column found; the columns are {found}; looked for names like "
-                                f"{looks} (pass {role}=... to choose one)", source=display)
+                                f"{looks} (name the {role} column explicitly to choose one)", source=display)
             raise DataError(f"no {role} column found: the file has {len(table.names)} columns and no header, "
                             "so they are read as user, item, rating[, timestamp]", source=display)
 
