@@ -131,17 +131,21 @@ EPS_PER_RATING = 1.0
 DEFAULT_WD_DECOUPLED = {"dotbias": 1.0, "dot": 1.0, "nn": 0.1}
 
 
+def default_y_range(rating_min: float, rating_max: float) -> tuple[float, float]:
+    """The rating scale widened by 1/8 of its span each side, so the sigmoid can reach the extreme ratings."""
+    pad = max(rating_max - rating_min, 1e-6) / 8
+    return float(rating_min - pad), float(rating_max + pad)
+
+
 def resolve(cfg: TrainConfig, stats: DataStats) -> TrainConfig:
     """Fill every None field of `cfg` from the data; the result is what actually trains (and is saved)."""
     cfg.validate()
-    span = max(stats.rating_max - stats.rating_min, 1e-6)
     # Strengths tuned on MovieLens 100k (1..5, std 1.126) scale with the spread of the ratings: the std, not
     # max - min, so a few outliers on a continuous scale do not over-regularise.
     scale = max(stats.rating_std, 1e-6) / 1.126
     changes: dict[str, Any] = {}
     if cfg.y_range is None and cfg.use_y_range:
-        pad = span / 8
-        changes["y_range"] = (float(stats.rating_min - pad), float(stats.rating_max + pad))
+        changes["y_range"] = default_y_range(stats.rating_min, stats.rating_max)
     if cfg.n_factors is None:
         # 64 factors where data is small; 50 (the lesson's size, and the ML-25M reference's) from 2M ratings, where
         # an epoch's cost is memory traffic proportional to the factor width.

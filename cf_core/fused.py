@@ -95,15 +95,17 @@ class FusedDotStep:
         self.grads, self.adam = _kernels(compile)
         self.t = 0
 
-    def _grads(self, *args):
+    def _run(self, kernel: str, *args):
+        """Call self.grads or self.adam; if compiled code fails (no C++ compiler, an unsupported device), switch
+        both to the eager functions, which compute the same."""
         try:
-            return self.grads(*args)
-        except Exception as exc:  # no C++ compiler or an unsupported device: the eager functions compute the same
+            return getattr(self, kernel)(*args)
+        except Exception as exc:
             if self.grads is _batch_grads:
                 raise
             warnings.warn(f"torch.compile failed ({type(exc).__name__}: {str(exc)[:200]}); using the eager step")
             self.grads, self.adam = _kernels(False)
-            return self.grads(*args)
+            return getattr(self, kernel)(*args)
 
     @torch.no_grad()
     def __call__(self, user: torch.Tensor, item: torch.Tensor, rating: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,8 +121,8 @@ class FusedDotStep:
         # the batch's temporaries stay small (at 25M ratings the batch is 262,144 ratings).
         for start in range(0, n, GRAD_CHUNK):
             part = slice(start, start + GRAD_CHUNK)
-            err, d_g, du, di = self._grads(
-                u_tabs[0], i_tabs[0], u_tabs[1] if self.has_bias else None, i_tabs[1] if self.has_bias else None,
+            err, d_g, du, di = self._run(
+                "grads", u_tabs[0], i_tabs[0], u_tabs[1] if self.has_bias else None, i_tabs[1] if self.has_bias else None,
                 model.global_bias.data, user[part], item[part], rating[part], float(lo), float(hi), squash,
                 2.0 * self.wd / n, 2.0 * self.wd * self.bias_wd / n, n)
             # The scatter of repeated rows stays eager: compiled, it becomes atomic adds, which were slower here.
@@ -137,7 +139,7 @@ class FusedDotStep:
         # 40% slower at 25M.)
         for (tables, m, v), (rows, _), total in zip(self.sides, sides, totals):
             rows = rows.long()  # index_copy_ takes int64 only
-            update = self.adam(m, v, rows, total, b1, b2, self.eps, v_correction)
+            update = self._run("adam", m, v, rows, total, b1, b2, self.eps, v_correction)
             col = 0
             for table in tables:
                 table.index_add_(0, rows, update[:, col:col + table.shape[1]], alpha=-step_size)

@@ -91,6 +91,27 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
 
 
+def plain_step(model: nn.Module, opt: torch.optim.Optimizer, user: torch.Tensor, item: torch.Tensor,
+               rating: torch.Tensor, l2: float, bias_wd: float, decay: list[torch.Tensor], wd: float,
+               lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One autograd step: MSE plus the per-rating L2 penalty, then decoupled decay of `decay`, then the optimizer.
+
+    Returns (mse, errors) of the batch before the update.
+    """
+    err = model(user, item) - rating
+    mse = err.pow(2).mean()
+    # Per-rating L2: the penalty is averaged over the batch like the loss, so its weight relative to the data term
+    # does not shrink as the batch grows.
+    loss = mse + l2 * model.penalty(user, item, bias_wd) if l2 else mse
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if decay:  # decoupled weight decay (AdamW): shrink the weights directly, outside the gradient
+        with torch.no_grad():
+            torch._foreach_mul_(decay, 1 - lr * wd)
+    opt.step()
+    return mse, err
+
+
 def decayed_params(model: nn.Module) -> list[torch.Tensor]:
     """Weights that decoupled weight decay shrinks: embeddings and layer weights, not scalar offsets."""
     return [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
@@ -185,7 +206,7 @@ class Trainer:
         total = steps_per_epoch * cfg.epochs
         # The fused step computes gradients in closed form and updates only the rows a batch touches.
         fused = FusedDotStep(model, cfg.betas, cfg.eps, cfg.wd, cfg.bias_wd, use_compile(cfg, n)) if use_fused(model, cfg) else None
-        opt = make_optimizer(model, cfg)
+        opt = make_optimizer(model, cfg) if fused is None else None
         l2 = cfg.wd if cfg.wd_mode == "l2" else 0.0
         decay = decayed_params(model) if cfg.wd_mode == "decoupled" and cfg.wd > 0 else []
         gen = torch.Generator(device=train.rating.device).manual_seed(cfg.seed)
@@ -215,22 +236,12 @@ class Trainer:
                 idx = perm[b * bs:(b + 1) * bs]
                 user, item, rating = train.user[idx], train.item[idx], train.rating[idx]
                 lr = lr_at(cfg, step, total, steps_per_epoch)
-                for group in opt.param_groups:
-                    group["lr"] = lr
                 if fused is not None:
                     mse, err = fused(user, item, rating, lr)
                 else:
-                    err = model(user, item) - rating
-                    mse = err.pow(2).mean()
-                    # Per-rating L2: the penalty is averaged over the batch like the loss, so its weight relative
-                    # to the data term does not shrink as the batch grows.
-                    loss = mse + l2 * model.penalty(user, item, cfg.bias_wd) if l2 else mse
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if decay:  # decoupled weight decay (AdamW): shrink the weights directly, outside the gradient
-                        with torch.no_grad():
-                            torch._foreach_mul_(decay, 1 - lr * cfg.wd)
-                    opt.step()
+                    for group in opt.param_groups:
+                        group["lr"] = lr
+                    mse, err = plain_step(model, opt, user, item, rating, l2, cfg.bias_wd, decay, cfg.wd, lr)
                 step += 1
                 if averaged and step % ema_every == 0:  # warm-up so the average does not remember the initial weights
                     n_avg = step // ema_every
@@ -306,11 +317,7 @@ def find_lr(model: nn.Module, train: Tensors, cfg: TrainConfig, start: float = 1
             group["lr"] = lr
         idx = torch.randint(0, n, (min(bs, n),), device=train.rating.device, generator=gen)
         user, item, rating = train.user[idx], train.item[idx], train.rating[idx]
-        mse = (model(user, item) - rating).pow(2).mean()
-        loss = mse + l2 * model.penalty(user, item, cfg.bias_wd) if l2 else mse
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        mse, _ = plain_step(model, opt, user, item, rating, l2, cfg.bias_wd, [], cfg.wd, lr)
         value = float(mse.detach())
         ewma = 0.98 * ewma + 0.02 * value
         smoothed = ewma / (1 - 0.98**step)

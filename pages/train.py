@@ -3,7 +3,7 @@ import math
 
 import streamlit as st
 
-from cf_core.config import DEFAULT_LR, MODEL_NAMES, OPTIMIZERS, SCHEDULES, TrainConfig, data_stats, resolve
+from cf_core.config import DEFAULT_LR, MODEL_NAMES, OPTIMIZERS, SCHEDULES, TrainConfig, data_stats, default_y_range, resolve
 from cf_core.recommender import Recommender
 from cf_core.splits import cold_count, split_for_training
 from ui import charts, state, widgets
@@ -61,8 +61,9 @@ with model_col:
         st.slider("Dropout on the embeddings", 0.0, 0.9, DEFAULTS.emb_dropout, 0.05, key="emb_dropout")
     st.checkbox("Squash predictions into y_range (sigmoid)", True, key="use_y_range")
     y1, y2 = st.columns(2)
-    y1.number_input("y_range low", value=None, format="%g", placeholder=f"auto ({lo - (hi - lo) / 8:g})", key="y_lo")
-    y2.number_input("y_range high", value=None, format="%g", placeholder=f"auto ({hi + (hi - lo) / 8:g})", key="y_hi")
+    auto_lo, auto_hi = default_y_range(lo, hi)
+    y1.number_input("y_range low", value=None, format="%g", placeholder=f"auto ({auto_lo:g})", key="y_lo")
+    y2.number_input("y_range high", value=None, format="%g", placeholder=f"auto ({auto_hi:g})", key="y_hi")
 with opt_col:
     st.subheader("Optimizer")
     optimizer = st.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index("adam"), format_func=OPTIMIZER_LABELS.get,
