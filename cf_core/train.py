@@ -307,6 +307,7 @@ def find_lr(model: nn.Module, train: Tensors, cfg: TrainConfig, start: float = 1
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     opt = make_optimizer(model, cfg)
     l2 = cfg.wd if cfg.wd_mode == "l2" else 0.0
+    decay = decayed_params(model) if cfg.wd_mode == "decoupled" and cfg.wd > 0 else []
     gen = torch.Generator(device=train.rating.device).manual_seed(cfg.seed)
     n, bs = len(train), cfg.batch_size
     lrs, losses, ewma, best = [], [], 0.0, math.inf
@@ -317,7 +318,7 @@ def find_lr(model: nn.Module, train: Tensors, cfg: TrainConfig, start: float = 1
             group["lr"] = lr
         idx = torch.randint(0, n, (min(bs, n),), device=train.rating.device, generator=gen)
         user, item, rating = train.user[idx], train.item[idx], train.rating[idx]
-        mse, _ = plain_step(model, opt, user, item, rating, l2, cfg.bias_wd, [], cfg.wd, lr)
+        mse, _ = plain_step(model, opt, user, item, rating, l2, cfg.bias_wd, decay, cfg.wd, lr)
         value = float(mse.detach())
         ewma = 0.98 * ewma + 0.02 * value
         smoothed = ewma / (1 - 0.98**step)
