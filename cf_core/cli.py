@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float)
     t.add_argument("--wd", type=float)
     t.add_argument("--wd-mode", choices=("l2", "decoupled"))
+    t.add_argument("--layer-wd", type=float, help="nn: L2 on the hidden layers' weights (l2 mode)")
     t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
     t.add_argument("--betas", type=_floats)
     t.add_argument("--schedule", choices=SCHEDULES)
@@ -90,7 +91,7 @@ def _load_ratings(source: str):
 
 def _config(a: argparse.Namespace) -> TrainConfig:
     fields = {"model": a.model, "n_factors": a.factors, "layers": a.layers, "dropout": a.dropout, "epochs": a.epochs,
-              "lr": a.lr, "wd": a.wd, "wd_mode": a.wd_mode, "optimizer": a.optimizer, "betas": a.betas,
+              "lr": a.lr, "wd": a.wd, "wd_mode": a.wd_mode, "layer_wd": a.layer_wd, "optimizer": a.optimizer, "betas": a.betas,
               "schedule": a.schedule, "batch_size": a.batch_size, "y_range": a.y_range, "device": a.device}
     cfg = TrainConfig().replace(**{k: v for k, v in fields.items() if v is not None})
     cfg.validate()

@@ -46,7 +46,7 @@ class TrainConfig:
     item_factors: int | None = None        # nn only: item embedding size
     layers: tuple[int, ...] = (64,)        # nn only: hidden layer sizes
     dropout: tuple[float, ...] = (0.1,)    # nn only: dropout after each hidden layer (one value applies to all)
-    emb_dropout: float = 0.2               # nn only: dropout on the concatenated embeddings
+    emb_dropout: float = 0.3               # nn only: dropout on the concatenated embeddings
     y_range: tuple[float, float] | None = None  # sigmoid range; None: the rating scale widened by 1/8 each side
     use_y_range: bool = True               # False: a plain linear output (no sigmoid)
     init_std: float = 0.01                 # std of the normal init of the embeddings
@@ -59,6 +59,7 @@ class TrainConfig:
     wd: float | None = None                # weight decay strength; None: a default per model and scale
     wd_mode: str | None = None             # l2 (penalty in the loss) or decoupled (AdamW style); None: decoupled for adamw, else l2
     bias_wd: float = 0.0                   # extra L2 on the biases, relative to wd (l2 mode)
+    layer_wd: float | None = None          # nn only: L2 on the hidden layers' weights (l2 mode); None: a default by scale
     # schedule
     epochs: int | None = None              # None: by data size
     batch_size: int | None = None          # None: by data size
@@ -107,6 +108,7 @@ class TrainConfig:
             (self.eps is None or self.eps > 0, "eps must be positive"),
             (self.ema_epochs >= 0, "ema_epochs must be zero or positive"),
             (self.wd is None or self.wd >= 0, "wd must be zero or positive"),
+            (self.layer_wd is None or self.layer_wd >= 0, "layer_wd must be zero or positive"),
             (self.epochs is None or self.epochs >= 1, "epochs must be at least 1"),
             (self.batch_size is None or self.batch_size >= 1, "batch_size must be at least 1"),
             (all(0 <= b < 1 for b in self.betas), "betas must each be in [0, 1)"),
@@ -129,6 +131,9 @@ DEFAULT_WD = {"dotbias": 0.07, "dot": 0.07, "nn": 0.02}
 # proportion to their evidence, as plain SGD does, while popular rows still get Adam's normalized steps.
 EPS_PER_RATING = 1.0
 DEFAULT_WD_DECOUPLED = {"dotbias": 1.0, "dot": 1.0, "nn": 0.1}
+# L2 on the net's hidden-layer weights. The embeddings' per-rating penalty does not reach the layers, and without
+# this the net overfits in the second half of a run (MovieLens 100k: valid RMSE 0.923 at epoch 12, 0.932 at 20).
+DEFAULT_LAYER_WD = 3e-4
 
 
 def default_y_range(rating_min: float, rating_max: float) -> tuple[float, float]:
@@ -161,6 +166,8 @@ def resolve(cfg: TrainConfig, stats: DataStats) -> TrainConfig:
         # factors' norms grow linearly: so the strength grows with the scale.
         base = (DEFAULT_WD_DECOUPLED if wd_mode == "decoupled" else DEFAULT_WD)[cfg.model]
         changes["wd"] = base * scale
+    if cfg.layer_wd is None:
+        changes["layer_wd"] = DEFAULT_LAYER_WD * scale if cfg.model == "nn" else 0.0
     if cfg.lr is None:
         changes["lr"] = DEFAULT_LR[cfg.optimizer]
     if cfg.batch_size is None:

@@ -129,5 +129,9 @@ class EmbeddingNN(nn.Module):
         """Mean over the batch of the squared norms of the embeddings each rating used."""
         return (self.user_factors(user).pow(2).sum(1) + self.item_factors(item).pow(2).sum(1)).mean()
 
+    def layer_penalty(self) -> torch.Tensor:
+        """Squared norm of the hidden layers' weights (every rating uses them, so it is not averaged)."""
+        return sum(m.weight.pow(2).sum() for m in self.layers if isinstance(m, nn.Linear))
+
 
 MODELS = {"dotbias": DotProductBias, "dot": DotProduct, "nn": EmbeddingNN}

@@ -93,8 +93,8 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 def plain_step(model: nn.Module, opt: torch.optim.Optimizer, user: torch.Tensor, item: torch.Tensor,
                rating: torch.Tensor, l2: float, bias_wd: float, decay: list[torch.Tensor], wd: float,
-               lr: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """One autograd step: MSE plus the per-rating L2 penalty, then decoupled decay of `decay`, then the optimizer.
+               lr: float, layer_l2: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """One autograd step: MSE plus the L2 penalties, then decoupled decay of `decay`, then the optimizer.
 
     Returns (mse, errors) of the batch before the update.
     """
@@ -103,6 +103,8 @@ def plain_step(model: nn.Module, opt: torch.optim.Optimizer, user: torch.Tensor,
     # Per-rating L2: the penalty is averaged over the batch like the loss, so its weight relative to the data term
     # does not shrink as the batch grows.
     loss = mse + l2 * model.penalty(user, item, bias_wd) if l2 else mse
+    if layer_l2:
+        loss = loss + layer_l2 * model.layer_penalty()
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if decay:  # decoupled weight decay (AdamW): shrink the weights directly, outside the gradient
@@ -110,6 +112,13 @@ def plain_step(model: nn.Module, opt: torch.optim.Optimizer, user: torch.Tensor,
             torch._foreach_mul_(decay, 1 - lr * wd)
     opt.step()
     return mse, err
+
+
+def l2_strengths(model: nn.Module, cfg: TrainConfig) -> tuple[float, float]:
+    """(per-rating L2 on the embeddings, L2 on the hidden layers): both zero unless wd_mode is l2."""
+    if cfg.wd_mode != "l2":
+        return 0.0, 0.0
+    return cfg.wd, ((cfg.layer_wd or 0.0) if hasattr(model, "layer_penalty") else 0.0)
 
 
 def decayed_params(model: nn.Module) -> list[torch.Tensor]:
@@ -207,7 +216,7 @@ class Trainer:
         # The fused step computes gradients in closed form and updates only the rows a batch touches.
         fused = FusedDotStep(model, cfg.betas, cfg.eps, cfg.wd, cfg.bias_wd, use_compile(cfg, n)) if use_fused(model, cfg) else None
         opt = make_optimizer(model, cfg) if fused is None else None
-        l2 = cfg.wd if cfg.wd_mode == "l2" else 0.0
+        l2, layer_l2 = l2_strengths(model, cfg)
         decay = decayed_params(model) if cfg.wd_mode == "decoupled" and cfg.wd > 0 else []
         gen = torch.Generator(device=train.rating.device).manual_seed(cfg.seed)
         best_rmse, best_state = math.inf, None
@@ -241,7 +250,7 @@ class Trainer:
                 else:
                     for group in opt.param_groups:
                         group["lr"] = lr
-                    mse, err = plain_step(model, opt, user, item, rating, l2, cfg.bias_wd, decay, cfg.wd, lr)
+                    mse, err = plain_step(model, opt, user, item, rating, l2, cfg.bias_wd, decay, cfg.wd, lr, layer_l2)
                 step += 1
                 if averaged and step % ema_every == 0:  # warm-up so the average does not remember the initial weights
                     n_avg = step // ema_every
@@ -306,7 +315,7 @@ def find_lr(model: nn.Module, train: Tensors, cfg: TrainConfig, start: float = 1
     """
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     opt = make_optimizer(model, cfg)
-    l2 = cfg.wd if cfg.wd_mode == "l2" else 0.0
+    l2, layer_l2 = l2_strengths(model, cfg)
     decay = decayed_params(model) if cfg.wd_mode == "decoupled" and cfg.wd > 0 else []
     gen = torch.Generator(device=train.rating.device).manual_seed(cfg.seed)
     n, bs = len(train), cfg.batch_size
@@ -318,7 +327,7 @@ def find_lr(model: nn.Module, train: Tensors, cfg: TrainConfig, start: float = 1
             group["lr"] = lr
         idx = torch.randint(0, n, (min(bs, n),), device=train.rating.device, generator=gen)
         user, item, rating = train.user[idx], train.item[idx], train.rating[idx]
-        mse, _ = plain_step(model, opt, user, item, rating, l2, cfg.bias_wd, decay, cfg.wd, lr)
+        mse, _ = plain_step(model, opt, user, item, rating, l2, cfg.bias_wd, decay, cfg.wd, lr, layer_l2)
         value = float(mse.detach())
         ewma = 0.98 * ewma + 0.02 * value
         smoothed = ewma / (1 - 0.98**step)

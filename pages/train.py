@@ -28,7 +28,8 @@ def read_config() -> TrainConfig:
     kw = {}
     if model == "nn":
         kw.update(layers=tuple(int(x) for x in st.session_state["layers"].replace(" ", "").split(",") if x),
-                  dropout=(st.session_state["dropout"],), emb_dropout=st.session_state["emb_dropout"])
+                  dropout=(st.session_state["dropout"],), emb_dropout=st.session_state["emb_dropout"],
+                  layer_wd=st.session_state["layer_wd"])
     y_lo, y_hi = st.session_state.get("y_lo"), st.session_state.get("y_hi")
     return TrainConfig(
         model=model, n_factors=st.session_state["n_factors"], use_y_range=st.session_state["use_y_range"],
@@ -59,6 +60,10 @@ with model_col:
         st.text_input("Hidden layers (comma separated sizes)", ",".join(map(str, DEFAULTS.layers)), key="layers")
         st.slider("Dropout after each hidden layer", 0.0, 0.9, DEFAULTS.dropout[0], 0.05, key="dropout")
         st.slider("Dropout on the embeddings", 0.0, 0.9, DEFAULTS.emb_dropout, 0.05, key="emb_dropout")
+        st.number_input("Weight decay on the hidden layers", 0.0, 10.0, value=None, format="%g", key="layer_wd",
+                        placeholder="auto (3e-4 on a 1 to 5 scale)",
+                        help="L2 on the hidden layers' weights, in the loss (l2 mode). With AdamW's decoupled mode the "
+                             "weight decay above shrinks the layers too.")
     st.checkbox("Squash predictions into y_range (sigmoid)", True, key="use_y_range")
     y1, y2 = st.columns(2)
     auto_lo, auto_hi = default_y_range(lo, hi)
@@ -102,7 +107,7 @@ except ValueError as exc:
 stats = data_stats(train_df)
 with st.expander("What will train (the settings after choosing from the data)"):
     st.json({k: v for k, v in resolve(config, stats).to_dict().items()
-             if config.model == "nn" or k not in ("layers", "dropout", "emb_dropout", "user_factors", "item_factors")})
+             if config.model == "nn" or k not in ("layers", "dropout", "emb_dropout", "layer_wd", "user_factors", "item_factors")})
     st.caption(f"{len(train_df):,} training and {len(valid_df):,} validation ratings; "
                f"{cold_count(train_df, valid_df):,} validation ratings have a user or item unseen in training.")
 

@@ -3,6 +3,8 @@ that survive a new session (?job=ID) without leaking into other sessions."""
 import json
 import time
 
+import pytest
+
 from cf_core.config import DEFAULT_LR
 
 from tests.app_helpers import app, open_page
@@ -49,6 +51,9 @@ def test_settings_resolve_and_bad_settings_are_explained(app_env):
     assert not at.exception
     resolved = json.loads(at.json[0].value)
     assert resolved["layers"] == [32, 16] and resolved["n_factors"] == 50
+    assert resolved["layer_wd"] == pytest.approx(3e-4, rel=0.2)  # auto, scaled by the ratings' spread
+    at.number_input(key="layer_wd").set_value(0.01).run()
+    assert json.loads(at.json[0].value)["layer_wd"] == 0.01
     assert resolved["y_range"] == [0.5, 5.5] and resolved["lr"] == DEFAULT_LR["adam"]  # auto: scale widened by 1/8
     at.selectbox(key="split_how").set_value("time").run()
     assert not at.exception and not at.error

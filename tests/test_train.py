@@ -192,3 +192,22 @@ def test_defaults_adapt_to_scale_and_size():
     assert small.y_range[0] < 1 < 5 < small.y_range[1]
     assert ten.y_range[1] > 10 and ten.wd > small.wd
     assert big.batch_size > small.batch_size
+
+
+def test_layer_wd_shrinks_the_nets_hidden_layers_and_defaults_on_for_nn_only():
+    from cf_core.models import EmbeddingNN
+
+    stats = DataStats(30, 20, 600, 1.0, 5.0, 3.0)
+    assert resolve(TrainConfig(model="nn"), stats).layer_wd > 0
+    assert resolve(TrainConfig(), stats).layer_wd == 0
+    assert resolve(TrainConfig(model="nn", optimizer="adamw"), stats).wd_mode == "decoupled"
+    data, norms = _data(), {}
+    for layer_wd in (0.0, 0.05):
+        torch.manual_seed(0)
+        cfg = _cfg(model="nn", optimizer="adam", lr=0.02, wd=0.0, layer_wd=layer_wd, emb_dropout=0.0, dropout=(0.0,))
+        model = EmbeddingNN(30, 20, 4, 4, (16,), (0.0,), 0.0, cfg.y_range, mean_rating=3.0)
+        Trainer(model, cfg).fit(data)
+        norms[layer_wd] = model.layers[0].weight.norm().item()
+    assert norms[0.05] < 0.8 * norms[0.0]
+    with pytest.raises(ValueError, match="layer_wd"):
+        TrainConfig(layer_wd=-1).validate()
