@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--wd", type=float)
     t.add_argument("--wd-mode", choices=("l2", "decoupled"))
     t.add_argument("--layer-wd", type=float, help="nn: L2 on the hidden layers' weights (l2 mode)")
-    t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    t.add_argument("--optimizer", choices=OPTIMIZERS,
+                   help="default: gibbs (Bayesian PMF) for the dot models under 2M ratings, else adam")
     t.add_argument("--betas", type=_floats)
     t.add_argument("--schedule", choices=SCHEDULES)
     t.add_argument("--batch-size", type=int)

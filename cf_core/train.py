@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .config import TrainConfig
+from .bayes import WARMUP_SWEEPS, GibbsSampler
+from .config import TrainConfig, burn_in
 from .fused import FusedDotStep, use_compile, use_fused
 
 
@@ -209,6 +210,8 @@ class Trainer:
 
     def fit(self, train: Tensors, evaluate: Evaluator | None = None) -> History:
         """Run cfg.epochs epochs (or until cancel is set); returns the history."""
+        if self.cfg.optimizer == "gibbs":
+            return self._fit_gibbs(train, evaluate)
         cfg, model, hist = self.cfg, self.model, self.history
         n, bs = len(train), cfg.batch_size
         steps_per_epoch = math.ceil(n / bs)
@@ -296,6 +299,49 @@ class Trainer:
         return hist
 
 
+    def _fit_gibbs(self, train: Tensors, evaluate: Evaluator | None) -> History:
+        """Bayesian PMF: each epoch is one Gibbs sweep; after the burn-in the model holds the average of the samples.
+
+        The loss curve shows each sample's training MSE; the epoch metrics are those of the average, which is what
+        is evaluated, kept and returned.
+        """
+        cfg, model, hist = self.cfg, self.model, self.history
+        sampler = GibbsSampler(model, train.user, train.item, train.rating, cfg.seed)
+        burn = burn_in(cfg)
+        best_rmse, best_state, ewma, t0 = math.inf, None, 0.0, time.perf_counter()
+        self._emit("on_fit_start")
+        for sweep in range(1, cfg.epochs + 1):
+            if self.cancel.is_set():
+                break
+            if sweep == burn + 1:
+                sampler.start_averaging()
+            mse = sampler.sweep(warmup=sweep <= min(WARMUP_SWEEPS, burn))
+            ewma = 0.98 * ewma + 0.02 * mse
+            smoothed = ewma / (1 - 0.98**sweep)
+            hist.loss.append(mse)
+            hist.smooth_loss.append(smoothed)
+            hist.lr.append(0.0)
+            self._emit("on_batch_end", BatchInfo(sweep, cfg.epochs, float(sweep), mse, smoothed, 0.0))
+            average = sampler.mean()
+            sampler.write(average)
+            err = sampler.errors(average)
+            valid_rmse, valid_mae = evaluate(model) if evaluate is not None else (None, None)
+            info = EpochInfo(sweep, float(err.pow(2).mean().sqrt()), float(err.abs().mean()), valid_rmse, valid_mae,
+                             time.perf_counter() - t0, 0.0)
+            hist.epochs.append(vars(info).copy())
+            if cfg.keep_best and valid_rmse is not None and valid_rmse < best_rmse:
+                best_rmse, hist.best_epoch = valid_rmse, sweep
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            self._emit("on_epoch_end", info)
+        hist.cancelled = self.cancel.is_set()
+        if best_state is not None and hist.best_epoch != len(hist.epochs):
+            model.load_state_dict(best_state)
+        hist.seconds = time.perf_counter() - t0
+        model.eval()
+        self._emit("on_fit_end")
+        return hist
+
+
 # ---------------------------------------------------------------- learning-rate finder
 @dataclass
 class LRFinderResult:
@@ -313,6 +359,8 @@ def find_lr(model: nn.Module, train: Tensors, cfg: TrainConfig, start: float = 1
     Stops when the smoothed loss exceeds 4x its minimum. Suggests the rate where the smoothed loss falls
     fastest, which sits safely below the minimum.
     """
+    if cfg.optimizer == "gibbs":
+        raise ValueError("Gibbs sampling has no learning rate to find: choose sgd, momentum, adam or adamw")
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     opt = make_optimizer(model, cfg)
     l2, layer_l2 = l2_strengths(model, cfg)

@@ -3,13 +3,15 @@ import math
 
 import streamlit as st
 
-from cf_core.config import DEFAULT_LR, MODEL_NAMES, OPTIMIZERS, SCHEDULES, TrainConfig, data_stats, default_y_range, resolve
+from cf_core.config import (DEFAULT_LR, GIBBS_FACTORS, GIBBS_SWEEPS, MODEL_NAMES, OPTIMIZERS, SCHEDULES, TrainConfig,
+                            data_stats, default_optimizer, default_y_range, resolve)
 from cf_core.recommender import Recommender
 from cf_core.splits import cold_count, split_for_training
 from ui import charts, state, widgets
 
 MODEL_LABELS = {"dotbias": "Dot product with biases", "dot": "Dot product (no biases)", "nn": "Neural net"}
-OPTIMIZER_LABELS = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam", "adamw": "AdamW"}
+OPTIMIZER_LABELS = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam", "adamw": "AdamW",
+                    "gibbs": "Bayesian (Gibbs sampling)"}
 SPLIT_LABELS = {"random": "Random", "user": "Per user", "time": "Each user's latest ratings"}
 POLL_SECONDS = 1.0
 
@@ -25,21 +27,29 @@ DEFAULTS = TrainConfig()
 def read_config() -> TrainConfig:
     """The TrainConfig the widgets describe; empty inputs stay None (chosen from the data by `resolve`)."""
     model = st.session_state["model"]
+    optimizer = None if st.session_state["optimizer"] == "auto" else st.session_state["optimizer"]
     kw = {}
     if model == "nn":
         kw.update(layers=tuple(int(x) for x in st.session_state["layers"].replace(" ", "").split(",") if x),
                   dropout=(st.session_state["dropout"],), emb_dropout=st.session_state["emb_dropout"],
                   layer_wd=st.session_state["layer_wd"])
     y_lo, y_hi = st.session_state.get("y_lo"), st.session_state.get("y_hi")
+    if fit_method(model, optimizer) == "gibbs":  # a linear model: the (disabled) sigmoid and optimizer fields do not apply
+        y_lo = y_hi = None
     return TrainConfig(
         model=model, n_factors=st.session_state["n_factors"], use_y_range=st.session_state["use_y_range"],
         y_range=(y_lo, y_hi) if y_lo is not None and y_hi is not None else None,
-        optimizer=st.session_state["optimizer"], lr=st.session_state["lr"],
+        optimizer=optimizer, lr=st.session_state["lr"],
         betas=(st.session_state["beta1"], st.session_state["beta2"]), eps=st.session_state["eps"],
         momentum=st.session_state["momentum"], wd=st.session_state["wd"],
         wd_mode=None if st.session_state["wd_mode"] == "auto" else st.session_state["wd_mode"],
         schedule=st.session_state["schedule"], epochs=st.session_state["epochs"],
         batch_size=st.session_state["batch_size"], seed=st.session_state["seed"], **kw)
+
+
+def fit_method(model: str, optimizer: str | None) -> str:
+    """The optimizer that will run: the chosen one, or what auto picks for this model and data."""
+    return optimizer or default_optimizer(model, ds.ratings.n_ratings)
 
 
 def use_suggestion(lr: float) -> None:
@@ -54,8 +64,7 @@ model_col, opt_col, sched_col = st.columns(3)
 with model_col:
     st.subheader("Model")
     model = st.selectbox("Model", MODEL_NAMES, format_func=MODEL_LABELS.get, key="model")
-    st.number_input("Number of factors", 1, 1024, value=None, step=1, placeholder="auto (64; 50 for the net)",
-                    key="n_factors")
+    factors_slot = st.empty()  # filled once the optimizer is known (Bayesian fits use fewer factors)
     if model == "nn":
         st.text_input("Hidden layers (comma separated sizes)", ",".join(map(str, DEFAULTS.layers)), key="layers")
         st.slider("Dropout after each hidden layer", 0.0, 0.9, DEFAULTS.dropout[0], 0.05, key="dropout")
@@ -64,17 +73,20 @@ with model_col:
                         placeholder="auto (3e-4 on a 1 to 5 scale)",
                         help="L2 on the hidden layers' weights, in the loss (l2 mode). With AdamW's decoupled mode the "
                              "weight decay above shrinks the layers too.")
-    st.checkbox("Squash predictions into y_range (sigmoid)", True, key="use_y_range")
-    y1, y2 = st.columns(2)
-    auto_lo, auto_hi = default_y_range(lo, hi)
-    y1.number_input("y_range low", value=None, format="%g", placeholder=f"auto ({auto_lo:g})", key="y_lo")
-    y2.number_input("y_range high", value=None, format="%g", placeholder=f"auto ({auto_hi:g})", key="y_hi")
+    y_slot = st.container()
 with opt_col:
     st.subheader("Optimizer")
-    optimizer = st.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index("adam"), format_func=OPTIMIZER_LABELS.get,
-                             key="optimizer")
-    st.number_input("Learning rate", 0.0, 100.0, value=None, format="%g", placeholder=f"auto ({DEFAULT_LR[optimizer]:g})",
-                    key="lr")
+    choice = st.selectbox(
+        "Optimizer", ("auto", *(o for o in OPTIMIZERS if model != "nn" or o != "gibbs")), key="optimizer",
+        format_func=lambda o: f"Auto: {OPTIMIZER_LABELS[fit_method(model, None)]}" if o == "auto" else OPTIMIZER_LABELS[o],
+        help="Bayesian (Gibbs sampling) averages many draws of the weights from their posterior instead of optimizing one "
+             "setting; it learns its priors and noise level from the data, so it has no learning rate or weight decay, "
+             "and it fits the linear dot product (no sigmoid). Auto picks it for the dot products under 2M ratings, "
+             "where it predicts best, and Adam otherwise.")
+    optimizer = fit_method(model, None if choice == "auto" else choice)
+    gibbs = optimizer == "gibbs"
+    st.number_input("Learning rate", 0.0, 100.0, value=None, format="%g", key="lr", disabled=gibbs,
+                    placeholder="none for Gibbs sampling" if gibbs else f"auto ({DEFAULT_LR[optimizer]:g})")
     b1, b2 = st.columns(2)
     b1.number_input("beta1", 0.0, 0.9999, DEFAULTS.betas[0], 0.01, format="%g", key="beta1", disabled=optimizer not in ("adam", "adamw"))
     b2.number_input("beta2", 0.0, 0.9999, DEFAULTS.betas[1], 0.001, format="%g", key="beta2", disabled=optimizer not in ("adam", "adamw"))
@@ -83,14 +95,27 @@ with opt_col:
                     help="Adam's denominator guard. Auto scales it to one rating's gradient, so rarely rated users and "
                          "items move in proportion to their evidence.")
     st.number_input("Momentum", 0.0, 0.999, DEFAULTS.momentum, 0.05, format="%g", key="momentum", disabled=optimizer != "momentum")
-    st.number_input("Weight decay", 0.0, 100.0, value=None, format="%g", placeholder="auto", key="wd")
-    st.selectbox("Weight decay mode", ["auto", "l2", "decoupled"], key="wd_mode",
+    st.number_input("Weight decay", 0.0, 100.0, value=None, format="%g", placeholder="auto", key="wd", disabled=gibbs,
+                    help="Gibbs sampling learns its priors from the data instead." if gibbs else None)
+    st.selectbox("Weight decay mode", ["auto", "l2", "decoupled"], key="wd_mode", disabled=gibbs,
                  help="l2: a penalty in the loss; decoupled: shrink the weights directly (AdamW). auto: decoupled for AdamW.")
+with model_col:
+    factors_slot.number_input("Number of factors", 1, 1024, value=None, step=1, key="n_factors",
+                              placeholder=f"auto ({GIBBS_FACTORS})" if gibbs else "auto (64; 50 for the net)")
+    with y_slot:
+        st.checkbox("Squash predictions into y_range (sigmoid)", True, key="use_y_range", disabled=gibbs,
+                    help="Gibbs sampling fits the linear dot product; predictions are clipped to the rating scale."
+                    if gibbs else None)
+        y1, y2 = st.columns(2)
+        auto_lo, auto_hi = default_y_range(lo, hi)
+        y1.number_input("y_range low", value=None, format="%g", placeholder=f"auto ({auto_lo:g})", key="y_lo", disabled=gibbs)
+        y2.number_input("y_range high", value=None, format="%g", placeholder=f"auto ({auto_hi:g})", key="y_hi", disabled=gibbs)
 with sched_col:
     st.subheader("Schedule and data")
-    st.selectbox("Schedule", SCHEDULES, key="schedule")
-    st.number_input("Epochs", 1, 1000, value=None, step=1, placeholder="auto", key="epochs")
-    st.number_input("Batch size", 1, 1 << 22, value=None, step=256, placeholder="auto", key="batch_size")
+    st.selectbox("Schedule", SCHEDULES, key="schedule", disabled=gibbs)
+    st.number_input("Epochs" if not gibbs else "Sweeps (epochs)", 1, 10000, value=None, step=1, key="epochs",
+                    placeholder=f"auto ({GIBBS_SWEEPS}, the first 20 not averaged)" if gibbs else "auto")
+    st.number_input("Batch size", 1, 1 << 22, value=None, step=256, placeholder="auto", key="batch_size", disabled=gibbs)
     how = st.selectbox("Validation split", list(SPLIT_LABELS), format_func=SPLIT_LABELS.get, key="split_how")
     valid_frac = st.slider("Validation share", 0.05, 0.5, 0.2, 0.05, key="valid_frac")
     st.number_input("Seed", 0, 2**31 - 1, 42, key="seed")
@@ -115,11 +140,13 @@ with st.expander("What will train (the settings after choosing from the data)"):
 with st.expander("Learning-rate finder", expanded="lr_result" in st.session_state):
     st.caption("Trains briefly with a learning rate that grows exponentially and plots the loss: pick a rate where "
                "the loss still falls steeply, before it blows up.")
-    if st.button("Find a learning rate", key="lr_find", icon=":material/search:"):
+    if gibbs:
+        st.info("Gibbs sampling has no learning rate. Choose SGD, momentum, Adam or AdamW to use the finder.")
+    elif st.button("Find a learning rate", key="lr_find", icon=":material/search:"):
         with st.spinner("Sweeping learning rates…"):
             result = Recommender(config).lr_find(train_df)
         st.session_state["lr_result"] = (result.lrs, result.losses, result.suggestion)
-    if "lr_result" in st.session_state:
+    if not gibbs and "lr_result" in st.session_state:
         lrs, losses, suggestion = st.session_state["lr_result"]
         st.plotly_chart(charts.lr_finder(lrs, losses, suggestion), key="lr_chart")
         st.button(f"Use the suggested learning rate ({suggestion:.3g})", key="use_suggestion", on_click=use_suggestion,

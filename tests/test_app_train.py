@@ -3,16 +3,16 @@ that survive a new session (?job=ID) without leaking into other sessions."""
 import json
 import time
 
-import pytest
-
 from cf_core.config import DEFAULT_LR
 
 from tests.app_helpers import app, open_page
 
 
-def train_page(epochs: int | None = 2):
+def train_page(epochs: int | None = 2, optimizer: str | None = None):
     at = open_page(app(), "pages/train.py")
     at.button(key="empty_load_builtin").click().run()
+    if optimizer:
+        at.selectbox(key="optimizer").set_value(optimizer).run()
     if epochs:
         at.number_input(key="epochs").set_value(epochs).run()
     return at
@@ -51,10 +51,11 @@ def test_settings_resolve_and_bad_settings_are_explained(app_env):
     assert not at.exception
     resolved = json.loads(at.json[0].value)
     assert resolved["layers"] == [32, 16] and resolved["n_factors"] == 50
-    assert resolved["layer_wd"] == pytest.approx(3e-4, rel=0.2)  # auto, scaled by the ratings' spread
+    assert 1e-4 < resolved["layer_wd"] < 1e-3  # auto: 3e-4, scaled with the spread of the ratings
     at.number_input(key="layer_wd").set_value(0.01).run()
     assert json.loads(at.json[0].value)["layer_wd"] == 0.01
     assert resolved["y_range"] == [0.5, 5.5] and resolved["lr"] == DEFAULT_LR["adam"]  # auto: scale widened by 1/8
+    assert resolved["optimizer"] == "adam" and "gibbs" not in at.selectbox(key="optimizer").options
     at.selectbox(key="split_how").set_value("time").run()
     assert not at.exception and not at.error
     at.number_input(key="y_lo").set_value(5.0)
@@ -63,8 +64,25 @@ def test_settings_resolve_and_bad_settings_are_explained(app_env):
     assert "y_range must be (low, high)" in at.error[0].value
 
 
+def test_auto_fit_is_bayesian_for_the_dot_product_and_adam_is_a_click_away(app_env):
+    at = train_page(epochs=None)
+    resolved = json.loads(at.json[0].value)
+    assert resolved["optimizer"] == "gibbs" and resolved["y_range"] is None and resolved["n_factors"] == 10
+    assert "Auto: Bayesian" in at.selectbox(key="optimizer").format_func("auto")
+    assert at.number_input(key="lr").disabled and at.checkbox(key="use_y_range").disabled
+    assert "no learning rate" in at.info[0].value  # the LR finder explains itself instead of failing
+    at.selectbox(key="optimizer").set_value("adam").run()
+    resolved = json.loads(at.json[0].value)
+    assert resolved["optimizer"] == "adam" and resolved["y_range"] == [0.5, 5.5] and resolved["n_factors"] == 64
+    assert not at.number_input(key="lr").disabled and at.button(key="lr_find")
+    at.number_input(key="y_lo").set_value(1.0)
+    at.number_input(key="y_hi").set_value(5.0).run()
+    at.selectbox(key="optimizer").set_value("gibbs").run()  # a y_range typed for Adam does not block the Bayesian fit
+    assert not at.error and json.loads(at.json[0].value)["y_range"] is None
+
+
 def test_lr_finder_plots_and_suggestion_is_used(app_env):
-    at = train_page()
+    at = train_page(optimizer="adam")
     at.button(key="lr_find").click().run()
     assert not at.exception
     assert any(c for c in at.get("plotly_chart"))
@@ -108,7 +126,7 @@ def test_training_progress_reaches_the_page(app_env):
 
 
 def test_stop_keeps_the_best_model(app_env):
-    at = train_page(epochs=400)
+    at = train_page(epochs=400, optimizer="adam")
     at.button(key="start").click().run()
     job = _job(at)
     deadline = time.time() + 30

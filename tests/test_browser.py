@@ -1,6 +1,6 @@
 """The critical path in a real browser: `streamlit run app.py` driven by Playwright with Debian's Chromium.
 
-Built-in data -> train 2 epochs with live curves -> the PCA map -> a share link opened in a fresh browser context,
+Built-in data -> train 8 sweeps of the default (Bayesian) fit with live curves -> the PCA map -> a share link opened in a fresh browser context,
 and four bad uploads that each give a readable message while the app keeps working. Screenshots go to
 tests/artifacts/. Needs no network: the data cache holds a small generated MovieLens-shaped dataset, and the server
 process accepts its checksum in place of the real one.
@@ -118,8 +118,8 @@ def test_critical_path(server, browser):
     _shot(page, "1-data")
 
     _nav(page, "Train")
-    epochs = page.get_by_label("Epochs")
-    epochs.fill("2")
+    epochs = page.get_by_label("Sweeps (epochs)")  # the default fit for the dot product is Gibbs sampling
+    epochs.fill("8")
     epochs.press("Enter")
     page.wait_for_timeout(500)
     page.get_by_role("button", name="Start training").click()
@@ -129,7 +129,7 @@ def test_critical_path(server, browser):
     lines = page.locator(".js-plotly-plot .scatterlayer path.js-line")
     expect(lines).to_have_count(3)  # the loss curve; train and validation RMSE
     assert len(lines.first.get_attribute("d").split("L")) > 5  # a loss curve with points, not an empty chart
-    assert page.locator(".js-plotly-plot .scatterlayer .point").count() >= 4  # 2 epochs x (train, valid) markers
+    assert page.locator(".js-plotly-plot .scatterlayer .point").count() >= 16  # 8 sweeps x (train, valid) markers
     _no_exception(page)
     _shot(page, "2-train")
 

@@ -55,7 +55,7 @@ def test_loss_curve_close_to_dense_adam_through_the_trainer():
     stats = DataStats(NU, NI, N, 1.0, 5.0, 3.0)
     curves = {}
     for fused in (True, False):
-        cfg = resolve(TrainConfig(n_factors=K, epochs=6, batch_size=256, fused=fused, lr=0.01, eps=1e-8), stats)
+        cfg = resolve(TrainConfig(n_factors=K, epochs=6, batch_size=256, fused=fused, lr=0.01, eps=1e-8, optimizer="adam"), stats)
         model = _model()
         hist = Trainer(model, cfg).fit(data)
         curves[fused] = [e["train_rmse"] for e in hist.epochs]
@@ -66,8 +66,8 @@ def test_loss_curve_close_to_dense_adam_through_the_trainer():
 def test_use_fused_rules():
     stats = DataStats(NU, NI, N, 1.0, 5.0, 3.0)
     small = _model()
-    assert use_fused(small, resolve(TrainConfig(), stats))
-    assert not use_fused(small, resolve(TrainConfig(fused=False), stats))
+    assert use_fused(small, resolve(TrainConfig(optimizer="adam"), stats))
+    assert not use_fused(small, resolve(TrainConfig(optimizer="adam", fused=False), stats))
     assert not use_fused(small, resolve(TrainConfig(optimizer="adamw"), stats))
     with pytest.raises(ValueError, match="fused step needs"):
         use_fused(EmbeddingNN(NU, NI, 4, 4), resolve(TrainConfig(model="nn", fused=True), stats))

@@ -27,7 +27,7 @@ def test_job_runs_in_background_reports_progress_and_saves(tmp_path, split_plant
 def test_stop_keeps_best_so_far_and_queue_runs_one_at_a_time(tmp_path, split_planted):
     train, valid = split_planted
     mgr = JobManager(RunStore(tmp_path))
-    first = mgr.submit(train, valid, TrainConfig(epochs=400, batch_size=64), owner="a")
+    first = mgr.submit(train, valid, TrainConfig(epochs=400, batch_size=64, optimizer="adam"), owner="a")
     second = mgr.submit(train, valid, TrainConfig(epochs=1), owner="b")
     t0 = time.time()
     while not first.progress.snapshot()["epochs"] and time.time() - t0 < 60:

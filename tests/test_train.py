@@ -20,7 +20,7 @@ def _data(n=600, n_users=30, n_items=20, seed=0):
 
 def _cfg(**kw):
     stats = DataStats(30, 20, 600, 1.0, 5.0, 3.0)
-    return resolve(TrainConfig(**{"n_factors": 4, "epochs": 3, "batch_size": 64, **kw}), stats)
+    return resolve(TrainConfig(**{"n_factors": 4, "epochs": 3, "batch_size": 64, "optimizer": "adam", **kw}), stats)
 
 
 class Recorder(Callback):
@@ -186,9 +186,10 @@ def test_config_validation_messages():
 
 
 def test_defaults_adapt_to_scale_and_size():
-    small = resolve(TrainConfig(), DataStats(900, 1600, 80_000, 1, 5, 3.5))
-    ten = resolve(TrainConfig(), DataStats(900, 1600, 80_000, 1, 10, 5, 2.25))
-    big = resolve(TrainConfig(), DataStats(160_000, 59_000, 20_000_000, 0.5, 5, 3.5))
+    adam = TrainConfig(optimizer="adam")
+    small = resolve(adam, DataStats(900, 1600, 80_000, 1, 5, 3.5))
+    ten = resolve(adam, DataStats(900, 1600, 80_000, 1, 10, 5, 2.25))
+    big = resolve(adam, DataStats(160_000, 59_000, 20_000_000, 0.5, 5, 3.5))
     assert small.y_range[0] < 1 < 5 < small.y_range[1]
     assert ten.y_range[1] > 10 and ten.wd > small.wd
     assert big.batch_size > small.batch_size
@@ -211,3 +212,20 @@ def test_layer_wd_shrinks_the_nets_hidden_layers_and_defaults_on_for_nn_only():
     assert norms[0.05] < 0.8 * norms[0.0]
     with pytest.raises(ValueError, match="layer_wd"):
         TrainConfig(layer_wd=-1).validate()
+
+
+def test_default_fit_is_gibbs_for_small_dot_models_and_adam_otherwise():
+    small, large = DataStats(900, 1600, 80_000, 1, 5, 3.5), DataStats(160_000, 59_000, 20_000_000, 0.5, 5, 3.5)
+    gibbs = resolve(TrainConfig(), small)
+    assert gibbs.optimizer == "gibbs" and gibbs.y_range is None and not gibbs.use_y_range
+    assert gibbs.n_factors == 10 and gibbs.epochs == 120 and gibbs.lr is None
+    assert resolve(TrainConfig(model="dot"), small).optimizer == "gibbs"
+    assert resolve(TrainConfig(), large).optimizer == "adam" and resolve(TrainConfig(), large).y_range is not None
+    assert resolve(TrainConfig(model="nn"), small).optimizer == "adam"
+    chosen = resolve(TrainConfig(optimizer="adamw"), small)
+    assert chosen.optimizer == "adamw" and chosen.y_range is not None
+    with pytest.raises(ValueError, match="dot-product models only"):
+        TrainConfig(model="nn", optimizer="gibbs").validate()
+    with pytest.raises(ValueError, match="cannot use a sigmoid y_range"):
+        TrainConfig(optimizer="gibbs", y_range=(0.5, 5.5)).validate()
+    assert resolve(TrainConfig(optimizer="gibbs"), small).y_range is None  # the default y_range is simply off

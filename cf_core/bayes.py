@@ -1,0 +1,193 @@
+"""Bayesian probabilistic matrix factorization by Gibbs sampling: the dot-product models fitted without an optimizer.
+
+The lesson's model, rating = mean + user_bias + item_bias + user . item + noise, is probabilistic matrix
+factorization. Gradient descent finds one setting of its weights (the most probable one under the L2 penalty's
+Gaussian prior). Salakhutdinov and Mnih's Bayesian PMF (2008) instead averages the predictions of many settings
+drawn from the posterior, and learns the prior's mean and precision and the noise level from the data rather than
+taking a weight decay. On small data that average predicts better (MovieLens 100k, random 80/20 split: valid RMSE
+0.903, against 0.910 for the tuned Adam fit; `bench/ceiling_ml100k.py`).
+
+Every conditional is Gaussian, so one sweep draws each user's factors and bias exactly given the items', then each
+item's given the users', as batched Cholesky solves, then the hyperparameters. Each prior has a mean and
+precision per dimension with a Normal-Gamma hyperprior (as libFM's MCMC); the noise precision has a Gamma prior.
+
+The model is linear (no sigmoid `y_range`: a Gaussian conditional needs a linear model); predictions are clipped to
+the rating scale as always. What the model ends with is the average of the sampled weights, which predicts as well
+as averaging the samples' predictions does (measured on MovieLens 100k: equal to 4 decimals) and keeps the result
+one ordinary `DotProductBias`: embeddings, biases, PCA and fold-in work as for any other run.
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+# Normal-Gamma hyperprior: precision ~ Gamma(A0, B0); the prior mean ~ N(0, 1 / (BETA0 * precision)).
+A0 = B0 = BETA0 = 1.0
+# The first sweeps are alternating least squares (see `sweep`): this many, with this per-rating L2 (ALS-WR's lambda).
+WARMUP_SWEEPS, WARMUP_L2 = 2, 0.1
+
+
+def _sparse(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, n_cols: int) -> torch.Tensor:
+    """A CSR matrix (torch marks CSR as beta and warns; the product only multiplies it by dense matrices)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow, col, values, size=(len(crow) - 1, n_cols), check_invariants=False)
+
+
+class GibbsSampler:
+    """Draws the weights of a `DotProduct` or `DotProductBias` (y_range None) from their posterior, in place.
+
+    `sweep()` draws one sample; `mean()` is the running average of the samples since `start_averaging()`.
+    Computes in float64 (the Cholesky factors of popular items' precisions need it) and writes float32 weights.
+    """
+
+    def __init__(self, model: nn.Module, user: torch.Tensor, item: torch.Tensor, rating: torch.Tensor,
+                 seed: int = 0):
+        if getattr(model, "y_range", None) is not None:
+            raise ValueError("Gibbs sampling fits the linear dot product: turn off the sigmoid y_range")
+        self.model = model
+        self.device = rating.device
+        self.user, self.item = user.long(), item.long()
+        # The sampler works on standardized ratings, so its hyperpriors mean the same on every rating scale; the
+        # model's weights are these times the scale (biases) or its root (factors, which multiply in pairs).
+        self.mean_rating = float(model.global_bias.detach())  # with no y_range the offset is the mean rating itself
+        self.scale = max(float(rating.double().std()), 1e-6) if len(rating) > 1 else 1.0
+        self.rating = (rating.double() - self.mean_rating) / self.scale
+        self.bias = bool(getattr(model, "has_bias", False))
+        self.k = model.user_factors.weight.shape[1]
+        self.d = self.k + self.bias
+        self.gen = torch.Generator(device=self.device).manual_seed(seed)
+        self.noise_precision = 1.0
+        # weights as float64 [factors | bias] per row
+        self.W = {"user": self._read("user"), "item": self._read("item")}
+        # Each side's ratings as a sparse rows x other-rows matrix (CSR): (row pointers, other row, rating order).
+        self.csr = {side: self._csr(own, other, self.W[side].shape[0])
+                    for side, own, other in (("user", self.user, self.item), ("item", self.item, self.user))}
+        zeros = torch.zeros(self.d, dtype=torch.float64, device=self.device)
+        self.hyper = {side: (zeros.clone(), torch.ones_like(zeros)) for side in self.W}  # prior mean, precision
+        self._sum: dict[str, torch.Tensor] | None = None
+        self.n_averaged = 0
+        self._sse: float | None = None  # of the current sample, once known
+
+    # ------------------------------------------------------------ weights in and out of the model
+    def _read(self, side: str) -> torch.Tensor:
+        w = getattr(self.model, f"{side}_factors").weight.detach().double() / self.scale**0.5
+        if self.bias:
+            w = torch.cat([w, getattr(self.model, f"{side}_bias").weight.detach().double() / self.scale], 1)
+        return w
+
+    def write(self, weights: dict[str, torch.Tensor]) -> None:
+        """Copy [factors | bias] rows into the model's embeddings, in rating units."""
+        with torch.no_grad():
+            for side, w in weights.items():
+                getattr(self.model, f"{side}_factors").weight.copy_(w[:, :self.k] * self.scale**0.5)
+                if self.bias:
+                    getattr(self.model, f"{side}_bias").weight.copy_(w[:, self.k:] * self.scale)
+
+    @staticmethod
+    def _csr(own: torch.Tensor, other: torch.Tensor, n_rows: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        order = torch.argsort(own, stable=True)
+        crow = torch.zeros(n_rows + 1, dtype=torch.long, device=own.device)
+        crow[1:] = torch.bincount(own, minlength=n_rows).cumsum(0)
+        return crow, other[order], order
+
+    # ------------------------------------------------------------ sampling
+    def residuals(self, weights: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Standardized rating - prediction of the current sample (or of `weights`), for every training rating."""
+        P, Q = (weights or self.W)["user"], (weights or self.W)["item"]
+        if self.bias:  # [p, b_u, 1] . [q, 1, c_i] = p . q + b_u + c_i: one row-wise dot product
+            P = torch.cat([P, torch.ones_like(P[:, :1])], 1)
+            Q = torch.cat([Q[:, :self.k], torch.ones_like(Q[:, :1]), Q[:, self.k:]], 1)
+        return self.rating - (P.index_select(0, self.user) * Q.index_select(0, self.item)).sum(1)
+
+    def errors(self, weights: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Rating - prediction in rating units, for every training rating."""
+        return self.residuals(weights) * self.scale
+
+    def _gamma(self, shape: torch.Tensor) -> torch.Tensor:
+        return torch._standard_gamma(shape, generator=self.gen)
+
+    def _sample_hyper(self) -> None:
+        sse = self._sse if self._sse is not None else float(self.residuals().pow(2).sum())
+        n = len(self.rating)
+        shape = torch.tensor(A0 + n / 2, dtype=torch.float64, device=self.device)
+        self.noise_precision = float(self._gamma(shape)) / (B0 + sse / 2)
+        for side, W in self.W.items():
+            m, _ = self.hyper[side]
+            rows = W.shape[0]
+            shape = torch.full((self.d,), A0 + (rows + 1) / 2, dtype=torch.float64, device=self.device)
+            precision = self._gamma(shape) / (B0 + ((W - m).pow(2).sum(0) + BETA0 * m.pow(2)) / 2)
+            spread = (1 / (precision * (rows + BETA0))).sqrt()
+            m = W.sum(0) / (rows + BETA0) + spread * torch.randn(self.d, dtype=torch.float64, device=self.device,
+                                                                 generator=self.gen)
+            self.hyper[side] = (m, precision)
+
+    def conditional(self, side: str, row_precision: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every row of `side`'s Gaussian conditional given the other side: (mean, Cholesky factor of the precision).
+
+        row_precision: (rows, d) prior precisions around 0, in place of the sampled prior.
+        """
+        crow, col, order = self.csr[side]
+        other = "item" if side == "user" else "user"
+        F = self.W[other]
+        k, d, n_rows = self.k, self.d, self.W[side].shape[0]
+        # The features of this side's rows are the other side's factors (and a 1, for this side's bias). A row's
+        # Gram matrix sums its ratings' feature outer products: the ratings matrix (rows x other rows, sparse)
+        # times the other side's outer products, one per other row, not one per rating.
+        X = F[:, :k]
+        y = self.rating[order]
+        if self.bias:
+            X = torch.cat([X, torch.ones(len(X), 1, dtype=X.dtype, device=X.device)], 1)
+            y = y - F[col, k]
+        outer = (X[:, :, None] * X[:, None, :]).reshape(len(X), d * d)
+        gram = (_sparse(crow, col, torch.ones_like(y), len(X)) @ outer).reshape(n_rows, d, d)
+        rhs = _sparse(crow, col, y, len(X)) @ X
+        m, precision = self.hyper[side]
+        if row_precision is not None:
+            m, precision = torch.zeros_like(m), row_precision
+        alpha = self.noise_precision
+        chol = torch.linalg.cholesky(alpha * gram + torch.diag_embed(precision.expand(n_rows, d)))
+        return torch.cholesky_solve((alpha * rhs + precision * m)[:, :, None], chol)[:, :, 0], chol
+
+    def _sample_side(self, side: str) -> None:
+        """Draw every row of `side` from its conditional: mean + L^-T z has covariance (L L^T)^-1."""
+        mean, chol = self.conditional(side)
+        z = torch.randn(*mean.shape, 1, dtype=mean.dtype, device=mean.device, generator=self.gen)
+        self.W[side] = mean + torch.linalg.solve_triangular(chol.transpose(1, 2), z, upper=True)[:, :, 0]
+        if self._sum is not None:  # Rao-Blackwellized: average the conditional means, not the noisier draws
+            self._sum[side] += mean
+
+    def sweep(self, warmup: bool = False) -> float:
+        """One Gibbs sweep (hyperparameters, users, items); returns the new sample's training MSE (rating units).
+
+        warmup=True makes it an alternating-least-squares step instead: each row set to its conditional mean under
+        fixed, weak priors (as strong as one rating). From small random weights, sampling from the start would sit
+        for many sweeps near the all-zero solution, where the sampled prior precision is as large as the weights are
+        small; a few such steps find the structure first.
+        """
+        if warmup:
+            self.noise_precision = 1 / float(self.rating.var())
+            for side in ("user", "item"):
+                counts = (self.csr[side][0][1:] - self.csr[side][0][:-1]).double()[:, None]
+                self.W[side] = self.conditional(side, self.noise_precision * WARMUP_L2 * counts)[0]
+        else:
+            self._sample_hyper()
+            self._sample_side("user")
+            self._sample_side("item")
+        if self._sum is not None:
+            self.n_averaged += 1
+        self._sse = float(self.residuals().pow(2).sum())
+        return self._sse * self.scale**2 / len(self.rating)
+
+    def start_averaging(self) -> None:
+        """Average the samples from the next sweep on (the ones before are the burn-in)."""
+        self._sum = {side: torch.zeros_like(w) for side, w in self.W.items()}
+        self.n_averaged = 0
+
+    def mean(self) -> dict[str, torch.Tensor]:
+        """The average of the samples so far (the current sample before averaging starts)."""
+        if not self.n_averaged:
+            return self.W
+        return {side: s / self.n_averaged for side, s in self._sum.items()}
