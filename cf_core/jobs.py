@@ -41,6 +41,7 @@ class Progress:
         self.run_id: str | None = None
         self.metrics: dict = {}
         self.device = ""
+        self.optimizer = ""             # the resolved optimizer ("gibbs": epochs are sweeps, the loss is each sample's)
         self._stride = 1
 
     def update(self, **fields: Any) -> None:
@@ -71,7 +72,7 @@ class Progress:
             return {"status": self.status, "error": self.error, "step": self.step, "total_steps": self.total_steps,
                     "epoch": self.epoch, "n_epochs": self.n_epochs, "batches": list(self.batches),
                     "epochs": [dict(e) for e in self.epochs], "elapsed": elapsed, "eta": eta, "run_id": self.run_id,
-                    "metrics": dict(self.metrics), "device": self.device, "fraction": frac}
+                    "metrics": dict(self.metrics), "device": self.device, "fraction": frac, "optimizer": self.optimizer}
 
 
 class ProgressCallback(Callback):
@@ -81,7 +82,7 @@ class ProgressCallback(Callback):
         self.progress = progress
 
     def on_fit_start(self, trainer: Trainer) -> None:
-        self.progress.update(n_epochs=trainer.cfg.epochs)
+        self.progress.update(n_epochs=trainer.cfg.epochs, optimizer=trainer.cfg.optimizer)
 
     def on_batch_end(self, trainer: Trainer, info: BatchInfo) -> None:
         self.progress.add_batch(info)

@@ -302,13 +302,14 @@ class Trainer:
     def _fit_gibbs(self, train: Tensors, evaluate: Evaluator | None) -> History:
         """Bayesian PMF: each epoch is one Gibbs sweep; after the burn-in the model holds the average of the samples.
 
-        The loss curve shows each sample's training MSE; the epoch metrics are those of the average, which is what
-        is evaluated, kept and returned.
+        The loss curve shows each sample's training MSE, over all ratings (exact, so not smoothed: the smoothed
+        loss is the loss itself); the epoch metrics are those of the average, which is what is evaluated, kept and
+        returned.
         """
         cfg, model, hist = self.cfg, self.model, self.history
         sampler = GibbsSampler(model, train.user, train.item, train.rating, cfg.seed)
         burn = burn_in(cfg)
-        best_rmse, best_state, ewma, t0 = math.inf, None, 0.0, time.perf_counter()
+        best_rmse, best_state, t0 = math.inf, None, time.perf_counter()
         self._emit("on_fit_start")
         for sweep in range(1, cfg.epochs + 1):
             if self.cancel.is_set():
@@ -316,12 +317,10 @@ class Trainer:
             if sweep == burn + 1:
                 sampler.start_averaging()
             mse = sampler.sweep(warmup=sweep <= min(WARMUP_SWEEPS, burn))
-            ewma = 0.98 * ewma + 0.02 * mse
-            smoothed = ewma / (1 - 0.98**sweep)
             hist.loss.append(mse)
-            hist.smooth_loss.append(smoothed)
+            hist.smooth_loss.append(mse)
             hist.lr.append(0.0)
-            self._emit("on_batch_end", BatchInfo(sweep, cfg.epochs, float(sweep), mse, smoothed, 0.0))
+            self._emit("on_batch_end", BatchInfo(sweep, cfg.epochs, float(sweep), mse, mse, 0.0))
             average = sampler.mean()
             sampler.write(average)
             err = sampler.errors(average)

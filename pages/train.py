@@ -37,7 +37,7 @@ def read_config() -> TrainConfig:
     if fit_method(model, optimizer) == "gibbs":  # a linear model: the (disabled) sigmoid and optimizer fields do not apply
         y_lo = y_hi = None
     return TrainConfig(
-        model=model, n_factors=st.session_state["n_factors"], use_y_range=st.session_state["use_y_range"],
+        model=model, n_factors=st.session_state["n_factors"], use_y_range=st.session_state.get("use_y_range", True),
         y_range=(y_lo, y_hi) if y_lo is not None and y_hi is not None else None,
         optimizer=optimizer, lr=st.session_state["lr"],
         betas=(st.session_state["beta1"], st.session_state["beta2"]), eps=st.session_state["eps"],
@@ -103,13 +103,17 @@ with model_col:
     factors_slot.number_input("Number of factors", 1, 1024, value=None, step=1, key="n_factors",
                               placeholder=f"auto ({GIBBS_FACTORS})" if gibbs else "auto (64; 50 for the net)")
     with y_slot:
-        st.checkbox("Squash predictions into y_range (sigmoid)", True, key="use_y_range", disabled=gibbs,
-                    help="Gibbs sampling fits the linear dot product; predictions are clipped to the rating scale."
-                    if gibbs else None)
+        if gibbs:  # shown off, not the (kept) choice for the optimizers
+            st.checkbox("Squash predictions into y_range (sigmoid)", False, disabled=True, key="use_y_range_gibbs",
+                        help="Gibbs sampling fits the linear dot product; predictions are clipped to the rating scale.")
+        else:
+            st.checkbox("Squash predictions into y_range (sigmoid)", True, key="use_y_range")
         y1, y2 = st.columns(2)
         auto_lo, auto_hi = default_y_range(lo, hi)
-        y1.number_input("y_range low", value=None, format="%g", placeholder=f"auto ({auto_lo:g})", key="y_lo", disabled=gibbs)
-        y2.number_input("y_range high", value=None, format="%g", placeholder=f"auto ({auto_hi:g})", key="y_hi", disabled=gibbs)
+        y1.number_input("y_range low", value=None, format="%g", key="y_lo", disabled=gibbs,
+                        placeholder="none" if gibbs else f"auto ({auto_lo:g})")
+        y2.number_input("y_range high", value=None, format="%g", key="y_hi", disabled=gibbs,
+                        placeholder="none" if gibbs else f"auto ({auto_hi:g})")
 with sched_col:
     st.subheader("Schedule and data")
     st.selectbox("Schedule", SCHEDULES, key="schedule", disabled=gibbs)
@@ -188,7 +192,8 @@ def show_job() -> None:
     elif snap["status"] == "running":
         epoch = min(snap["n_epochs"], math.floor(snap["epoch"]) + 1)
         eta = f" · about {snap['eta']:.0f} s left" if snap["eta"] is not None else ""
-        st.progress(snap["fraction"], text=f"Epoch {epoch}/{snap['n_epochs']}{eta} · on {snap['device']}")
+        unit = "Sweep" if snap["optimizer"] == "gibbs" else "Epoch"
+        st.progress(snap["fraction"], text=f"{unit} {epoch}/{snap['n_epochs']}{eta} · on {snap['device']}")
         if st.button("Stop", key="stop", icon=":material/stop:"):
             job.stop()
             st.toast("Stopping after this batch; the best model so far is kept.")
@@ -205,7 +210,8 @@ def show_job() -> None:
     left, right = st.columns(2)
     with left:
         if snap["batches"]:
-            st.plotly_chart(charts.loss_curve(snap["batches"]), key="loss_chart")
+            title = "Training MSE of each sample" if snap["optimizer"] == "gibbs" else "Training loss (smoothed)"
+            st.plotly_chart(charts.loss_curve(snap["batches"], title), key="loss_chart")
         else:
             st.caption("The loss curve appears with the first batches.")
     with right:
@@ -213,6 +219,10 @@ def show_job() -> None:
             st.plotly_chart(charts.epoch_metrics(snap["epochs"]), key="metrics_chart")
         else:
             st.caption("Train and validation RMSE appear after the first epoch.")
+    if snap["optimizer"] == "gibbs":
+        st.caption("Gibbs sampling: each epoch is one sweep that draws every user's and item's weights from their "
+                   "posterior. The first sweeps are burn-in; after them the model is the average of the draws so far, "
+                   "which is what the RMSE curves show and what is kept. A single draw fits worse than the average.")
 
 
 show_job()

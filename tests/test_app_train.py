@@ -69,7 +69,8 @@ def test_auto_fit_is_bayesian_for_the_dot_product_and_adam_is_a_click_away(app_e
     resolved = json.loads(at.json[0].value)
     assert resolved["optimizer"] == "gibbs" and resolved["y_range"] is None and resolved["n_factors"] == 10
     assert "Auto: Bayesian" in at.selectbox(key="optimizer").format_func("auto")
-    assert at.number_input(key="lr").disabled and at.checkbox(key="use_y_range").disabled
+    assert at.number_input(key="lr").disabled and at.checkbox(key="use_y_range_gibbs").disabled
+    assert not at.checkbox(key="use_y_range_gibbs").value  # shown off: the Bayesian fit has no sigmoid
     assert "no learning rate" in at.info[0].value  # the LR finder explains itself instead of failing
     at.selectbox(key="optimizer").set_value("adam").run()
     resolved = json.loads(at.json[0].value)
@@ -104,6 +105,7 @@ def test_training_progress_reaches_the_page(app_env):
     assert snap["status"] == "done" and len(snap["epochs"]) == 2 and snap["batches"]
     assert not at.exception
     assert "Done" in at.success[0].value and "validation RMSE" in at.success[0].value
+    assert snap["optimizer"] == "gibbs" and any("Gibbs sampling: each epoch is one sweep" in c.value for c in at.caption)
     assert len(at.get("plotly_chart")) == 2  # loss curve and RMSE per epoch
     assert at.session_state["run_id"] == snap["run_id"]  # the new run is the session's current run
     assert 0.3 < snap["metrics"]["valid_rmse"] < 2.0

@@ -53,13 +53,13 @@ def crosstab_heatmap(table: pd.DataFrame) -> go.Figure:
 
 
 # ---------------------------------------------------------------- training
-def loss_curve(batches: Sequence[Sequence[float]]) -> go.Figure:
+def loss_curve(batches: Sequence[Sequence[float]], title: str = "Training loss (smoothed)") -> go.Figure:
     """The smoothed batch loss (MSE) against the fractional epoch, from a progress snapshot's batches."""
     arr = np.asarray(batches, dtype=float).reshape(-1, 3)
     fig = go.Figure(go.Scatter(x=arr[:, 0], y=arr[:, 1], mode="lines+markers" if len(arr) < 30 else "lines",
-                               name="smoothed loss", line=dict(color=ACCENT),
+                               name="loss", line=dict(color=ACCENT),
                                hovertemplate="epoch %{x:.2f}: loss %{y:.4f}<extra></extra>"))
-    return _layout(fig, "Training loss (smoothed)", xaxis_title="epoch", yaxis_title="MSE")
+    return _layout(fig, title, xaxis_title="epoch", yaxis_title="MSE")
 
 
 def epoch_metrics(epochs: Sequence[Mapping], metric: str = "rmse") -> go.Figure:
