@@ -25,8 +25,14 @@ class StderrProgress(Callback):
 
     def on_epoch_end(self, trainer, info: EpochInfo) -> None:
         valid = f" valid_rmse {info.valid_rmse:.4f} valid_mae {info.valid_mae:.4f}" if info.valid_rmse is not None else ""
-        print(f"epoch {info.epoch}/{trainer.cfg.epochs} train_rmse {info.train_rmse:.4f}{valid} "
-              f"lr {info.lr:.2e} {info.seconds:.1f}s", file=sys.stderr, flush=True)
+        gibbs = trainer.cfg.optimizer == "gibbs"
+        lr = "" if gibbs else f" lr {info.lr:.2e}"
+        print(f"{'sweep' if gibbs else 'epoch'} {info.epoch}/{trainer.cfg.epochs} train_rmse {info.train_rmse:.4f}{valid}"
+              f"{lr} {info.seconds:.1f}s", file=sys.stderr, flush=True)
+
+    def on_pretrain(self, trainer, sweep: int, sweeps: int) -> None:
+        if sweep % 20 == 0 or sweep == sweeps:
+            print(f"embeddings from a Bayesian fit: sweep {sweep}/{sweeps}", file=sys.stderr, flush=True)
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -57,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--wd", type=float)
     t.add_argument("--wd-mode", choices=("l2", "decoupled"))
     t.add_argument("--layer-wd", type=float, help="nn: L2 on the hidden layers' weights (l2 mode)")
+    t.add_argument("--pretrain", action=argparse.BooleanOptionalAction,
+                   help="nn: start the embeddings from a Bayesian dot-product fit (default: under 2M ratings)")
     t.add_argument("--optimizer", choices=OPTIMIZERS,
                    help="default: gibbs (Bayesian PMF) for the dot models under 2M ratings, else adam")
     t.add_argument("--betas", type=_floats)
@@ -92,7 +100,7 @@ def _load_ratings(source: str):
 
 def _config(a: argparse.Namespace) -> TrainConfig:
     fields = {"model": a.model, "n_factors": a.factors, "layers": a.layers, "dropout": a.dropout, "epochs": a.epochs,
-              "lr": a.lr, "wd": a.wd, "wd_mode": a.wd_mode, "layer_wd": a.layer_wd, "optimizer": a.optimizer, "betas": a.betas,
+              "lr": a.lr, "wd": a.wd, "wd_mode": a.wd_mode, "layer_wd": a.layer_wd, "pretrain": a.pretrain, "optimizer": a.optimizer, "betas": a.betas,
               "schedule": a.schedule, "batch_size": a.batch_size, "y_range": a.y_range, "device": a.device}
     cfg = TrainConfig().replace(**{k: v for k, v in fields.items() if v is not None})
     cfg.validate()
@@ -122,6 +130,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     out = {"valid_rmse": metrics["rmse"], "valid_mae": metrics["mae"], "train_seconds": round(seconds, 3),
            "fit_seconds": round(rec.history.seconds, 3), "epochs": len(rec.history.epochs),
            "best_epoch": rec.history.best_epoch, "device": str(rec.device), "model": rec.config.model,
+           "optimizer": rec.config.optimizer, "pretrain": rec.config.pretrain,
            "n_users": rec.n_users, "n_items": rec.n_items, "n_train": len(train),
            "n_valid": 0 if valid is None else len(valid), "n_valid_cold": 0 if valid is None else cold_count(train, valid)}
     store = RunStore(a.out)

@@ -42,6 +42,7 @@ class Progress:
         self.metrics: dict = {}
         self.device = ""
         self.optimizer = ""             # the resolved optimizer ("gibbs": epochs are sweeps, the loss is each sample's)
+        self.pretrain: tuple[int, int] | None = None  # (sweep, sweeps) of the net's pretraining fit, while it runs
         self._stride = 1
 
     def update(self, **fields: Any) -> None:
@@ -72,7 +73,8 @@ class Progress:
             return {"status": self.status, "error": self.error, "step": self.step, "total_steps": self.total_steps,
                     "epoch": self.epoch, "n_epochs": self.n_epochs, "batches": list(self.batches),
                     "epochs": [dict(e) for e in self.epochs], "elapsed": elapsed, "eta": eta, "run_id": self.run_id,
-                    "metrics": dict(self.metrics), "device": self.device, "fraction": frac, "optimizer": self.optimizer}
+                    "metrics": dict(self.metrics), "device": self.device, "fraction": frac, "optimizer": self.optimizer,
+                    "pretrain": self.pretrain}
 
 
 class ProgressCallback(Callback):
@@ -81,8 +83,11 @@ class ProgressCallback(Callback):
     def __init__(self, progress: Progress):
         self.progress = progress
 
+    def on_pretrain(self, trainer: Trainer, sweep: int, sweeps: int) -> None:
+        self.progress.update(pretrain=(sweep, sweeps))
+
     def on_fit_start(self, trainer: Trainer) -> None:
-        self.progress.update(n_epochs=trainer.cfg.epochs, optimizer=trainer.cfg.optimizer)
+        self.progress.update(n_epochs=trainer.cfg.epochs, optimizer=trainer.cfg.optimizer, pretrain=None)
 
     def on_batch_end(self, trainer: Trainer, info: BatchInfo) -> None:
         self.progress.add_batch(info)

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import TrainConfig, data_stats, resolve
+from .config import GIBBS_FACTORS, GIBBS_SWEEPS, TrainConfig, data_stats, resolve
 from .ids import IdMap
 from .metrics import mae, rmse
-from .models import MODELS, DotProduct, EmbeddingNN
+from .models import MODELS, DotProduct, DotProductBias, EmbeddingNN
 from .train import Callback, History, Tensors, Trainer, find_lr, pick_device, LRFinderResult
 
 # Shrinkage of the fallback biases toward zero, in ratings (the classic damped baseline).
@@ -32,6 +32,17 @@ def _frame(data: Any) -> pd.DataFrame:
     if missing:
         raise ValueError(f"ratings need columns user, item, rating; missing {', '.join(sorted(missing))}")
     return df
+
+
+class _PretrainRelay(Callback):
+    """Tells the fit's callbacks about each sweep of the pretraining fit (their other hooks are for the net's own)."""
+
+    def __init__(self, callbacks: Sequence[Callback]):
+        self.callbacks = callbacks
+
+    def on_epoch_end(self, trainer: Trainer, info) -> None:
+        for cb in self.callbacks:
+            cb.on_pretrain(trainer, info.epoch, trainer.cfg.epochs)
 
 
 class Recommender:
@@ -92,10 +103,30 @@ class Recommender:
         df = _frame(train)
         self._build(df)
         evaluate = self._validator(_frame(valid)) if valid is not None and len(_frame(valid)) else None
+        if self.config.model == "nn" and self.config.pretrain:
+            self._pretrain_embeddings(callbacks, cancel)
         trainer = Trainer(self.model, self.config, callbacks, cancel)
         self.history = trainer.fit(self._train_tensors, evaluate)
         del self._train_tensors
         return self
+
+    def _pretrain_embeddings(self, callbacks: Sequence[Callback], cancel: threading.Event | None) -> None:
+        """Start the net's embeddings from a Bayesian dot-product fit: each row is [factors, bias, its random rest].
+
+        The net then begins from what the data already says about every user and item (as NeuMF starts from
+        pretrained factors), and the concatenation still lets it learn anything else. Callbacks hear each sweep
+        through `on_pretrain`.
+        """
+        cfg, model = self.config, self.model
+        k = min(GIBBS_FACTORS, cfg.user_factors - 1, cfg.item_factors - 1)
+        dot = DotProductBias(self.n_users, self.n_items, k, None, cfg.init_std, self.global_mean).to(self.device)
+        fit = cfg.replace(model="dotbias", optimizer="gibbs", n_factors=k, epochs=GIBBS_SWEEPS, y_range=None,
+                          use_y_range=False, keep_best=False, pretrain=False)
+        Trainer(dot, fit, [_PretrainRelay(callbacks)], cancel).fit(self._train_tensors)
+        with torch.no_grad():
+            for side in ("user", "item"):
+                start = torch.cat([getattr(dot, f"{side}_factors").weight, getattr(dot, f"{side}_bias").weight], 1)
+                getattr(model, f"{side}_factors").weight[:, :k + 1] = start
 
     def lr_find(self, train: Any, **kwargs: Any) -> LRFinderResult:
         """Run the learning-rate finder on a fresh model for `train` (the weights are thrown away)."""

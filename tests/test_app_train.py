@@ -3,7 +3,7 @@ that survive a new session (?job=ID) without leaking into other sessions."""
 import json
 import time
 
-from cf_core.config import DEFAULT_LR
+from cf_core.config import DEFAULT_LR, PRETRAINED_LR_FACTOR
 
 from tests.app_helpers import app, open_page
 
@@ -51,10 +51,15 @@ def test_settings_resolve_and_bad_settings_are_explained(app_env):
     assert not at.exception
     resolved = json.loads(at.json[0].value)
     assert resolved["layers"] == [32, 16] and resolved["n_factors"] == 50
-    assert 1e-4 < resolved["layer_wd"] < 1e-3  # auto: 3e-4, scaled with the spread of the ratings
+    assert 1e-3 < resolved["layer_wd"] < 1e-2  # auto: 3e-3 for a pretrained net, scaled with the spread of the ratings
     at.number_input(key="layer_wd").set_value(0.01).run()
     assert json.loads(at.json[0].value)["layer_wd"] == 0.01
-    assert resolved["y_range"] == [0.5, 5.5] and resolved["lr"] == DEFAULT_LR["adam"]  # auto: scale widened by 1/8
+    assert resolved["y_range"] == [0.5, 5.5]  # auto: the scale widened by 1/8
+    assert resolved["pretrain"] and resolved["lr"] == DEFAULT_LR["adam"] * PRETRAINED_LR_FACTOR  # starts from a Bayesian fit
+    assert at.number_input(key="lr").placeholder == f"auto ({DEFAULT_LR['adam'] * PRETRAINED_LR_FACTOR:g})"
+    at.checkbox(key="pretrain").uncheck().run()
+    resolved = json.loads(at.json[0].value)
+    assert not resolved["pretrain"] and resolved["lr"] == DEFAULT_LR["adam"]
     assert resolved["optimizer"] == "adam" and "gibbs" not in at.selectbox(key="optimizer").options
     at.selectbox(key="split_how").set_value("time").run()
     assert not at.exception and not at.error

@@ -37,7 +37,7 @@ def test_train_prints_json_last_and_progress_on_stderr(trained_run):
         assert key in out
     assert out["epochs"] == 3 and out["n_train"] == 2400 and out["n_valid"] == 600 and out["device"] == "cpu"
     assert 0 < out["valid_rmse"] < 1.2
-    assert "epoch 3/3" in trained_run.stderr
+    assert out["optimizer"] == "gibbs" and "sweep 3/3" in trained_run.stderr  # the default fit of the dot product
 
 
 def test_recommend_and_similar(files, trained_run):
@@ -53,10 +53,11 @@ def test_recommend_and_similar(files, trained_run):
 def test_separate_valid_file_and_options(files):
     p = run("train", "--ratings", str(files / "ratings.csv"), "--valid", str(files / "ratings.csv"), "--model", "nn",
             "--factors", "8", "--layers", "16,8", "--dropout", "0.1", "--optimizer", "adamw", "--epochs", "1",
-            "--batch-size", "256", "--device", "cpu", "--out", str(files / "runs2"), "--quiet")
+            "--batch-size", "256", "--device", "cpu", "--out", str(files / "runs2"), "--quiet", "--no-pretrain")
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout.strip().splitlines()[-1])
     assert out["model"] == "nn" and out["n_valid"] == 3000 and out["n_valid_cold"] == 0
+    assert out["optimizer"] == "adamw" and out["pretrain"] is False
     assert p.stderr == ""
 
 
