@@ -30,7 +30,7 @@ def bench_ours(train, valid, repeat: int, **config) -> dict:
     return {"valid_rmse": round(scores[-1]["rmse"], 4), "valid_mae": round(scores[-1]["mae"], 4),
             "valid_rmse_last_epoch": round(rec.history.epochs[-1]["valid_rmse"], 4),
             "train_seconds": round(statistics.median(times), 3), "epochs": len(rec.history.epochs),
-            "best_epoch": rec.history.best_epoch, "optimizer": rec.config.optimizer, "n_factors": rec.config.n_factors,
+            "best_epoch": rec.history.best_epoch, "optimizer": rec.config.optimizer, "pretrain": rec.config.pretrain, "n_factors": rec.config.n_factors,
             "train_seconds_each": [round(x, 2) for x in times]}
 
 
@@ -60,7 +60,9 @@ def main() -> None:
     where = {"data": "ml-100k random 80/20 seed 42", "n_train": len(train), "n_valid": len(valid), "machine": machine()}
     emit(what="dotbias defaults (Bayesian PMF, Gibbs sampling)", **bench_ours(train, valid, args.repeat), **where)
     emit(what="dotbias, Adam (the lesson's optimizer; otherwise defaults)", **bench_ours(train, valid, args.repeat, optimizer="adam"), **where)
-    emit(what="nn defaults", **bench_ours(train, valid, args.repeat, model="nn"), **where)
+    emit(what="nn defaults (embeddings start from the Bayesian fit)", **bench_ours(train, valid, args.repeat, model="nn"), **where)
+    emit(what="nn, embeddings from noise (pretrain off; otherwise defaults)",
+         **bench_ours(train, valid, args.repeat, model="nn", pretrain=False), **where)
     emit(what="surprise SVD defaults", **bench_surprise(train, valid, args.repeat), **where)
 
 

@@ -123,9 +123,13 @@ class Recommender:
         fit = cfg.replace(model="dotbias", optimizer="gibbs", n_factors=k, epochs=GIBBS_SWEEPS, y_range=None,
                           use_y_range=False, keep_best=False, pretrain=False)
         Trainer(dot, fit, [_PretrainRelay(callbacks)], cancel).fit(self._train_tensors)
+        # In units of the ratings' spread, as the sampler works, so the net (whose sigmoid output stretches with the
+        # scale) starts from the same embeddings on any rating scale.
+        spread = max(float(self._train_tensors.rating.double().std()), 1e-6) if len(self._train_tensors) > 1 else 1.0
         with torch.no_grad():
             for side in ("user", "item"):
-                start = torch.cat([getattr(dot, f"{side}_factors").weight, getattr(dot, f"{side}_bias").weight], 1)
+                start = torch.cat([getattr(dot, f"{side}_factors").weight / spread**0.5,
+                                   getattr(dot, f"{side}_bias").weight / spread], 1)
                 getattr(model, f"{side}_factors").weight[:, :k + 1] = start
 
     def lr_find(self, train: Any, **kwargs: Any) -> LRFinderResult:
