@@ -202,6 +202,8 @@ def show_job() -> None:
             sweep, sweeps = snap["pretrain"]
             st.progress(sweep / sweeps, text=f"Starting the embeddings from a Bayesian fit: sweep {sweep}/{sweeps} · "
                                              f"on {snap['device']}")
+        elif not snap["n_epochs"]:
+            st.progress(0.0, text=f"Preparing the data and the model · on {snap['device']}")
         else:
             epoch = min(snap["n_epochs"], math.floor(snap["epoch"]) + 1)
             eta = f" · about {snap['eta']:.0f} s left" if snap["eta"] is not None else ""
