@@ -167,7 +167,8 @@ class GibbsSampler:
         warmup=True makes it an alternating-least-squares step instead: each row set to its conditional mean under a
         fixed per-rating L2 of WARMUP_L2 (ALS-WR). From small random weights, sampling from the start can sit for
         many sweeps near the all-zero solution, where the sampled prior precision is as large as the weights are
-        small (1M synthetic ratings: 0.754 after 120 sweeps, against 0.587 with two such steps first).
+        small (measured while developing this sampler, 1M synthetic ratings, 120 sweeps: 0.754 without these steps,
+        0.587 with two).
         """
         if warmup:
             self.noise_precision = 1 / float(self.rating.var())
