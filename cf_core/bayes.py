@@ -171,7 +171,7 @@ class GibbsSampler:
         0.587 with two).
         """
         if warmup:
-            self.noise_precision = 1 / float(self.rating.var())
+            self.noise_precision = 1 / max(float(self.rating.var()), 1e-6)  # standardized: about 1, unless constant
             for side in ("user", "item"):
                 counts = (self.csr[side][0][1:] - self.csr[side][0][:-1]).double()[:, None]
                 self.W[side] = self.conditional(side, self.noise_precision * WARMUP_L2 * counts)[0]

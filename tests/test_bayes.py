@@ -162,3 +162,10 @@ def test_pretrained_net_hears_the_sweeps_first_and_fits_planted_data():
     pretrained = rec.evaluate(valid)["rmse"]
     plain = Recommender(model="nn", epochs=8, pretrain=False).fit(train).evaluate(valid)["rmse"]
     assert pretrained < 0.5 and pretrained < plain - 0.1  # measured: 0.445 against 0.754 (noise floor 0.3)
+
+
+@pytest.mark.parametrize("kw", [{}, {"model": "nn"}, {"optimizer": "sgd"}])
+def test_constant_ratings_fit_without_error(kw):
+    df = synthetic(n_users=20, n_items=15, n_ratings=120, n_factors=2, seed=3).ratings.assign(rating=4.0)
+    rec = Recommender(epochs=6, **kw).fit(df)
+    np.testing.assert_allclose(rec.predict(df["user"].to_numpy()[:5], df["item"].to_numpy()[:5]), 4.0, atol=1e-4)
