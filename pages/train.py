@@ -23,6 +23,10 @@ if ds is None:
 
 
 DEFAULTS = TrainConfig()
+# The sigmoid checkbox is not drawn while the Bayesian fit is chosen; writing its value back keeps the user's choice
+# for when they return to an optimizer (Streamlit forgets the state of a widget that a run does not draw).
+if "use_y_range" in st.session_state:
+    st.session_state["use_y_range"] = st.session_state["use_y_range"]
 
 
 def read_config() -> TrainConfig:

@@ -82,9 +82,12 @@ def test_auto_fit_is_bayesian_for_the_dot_product_and_adam_is_a_click_away(app_e
     assert resolved["optimizer"] == "adam" and resolved["y_range"] == [0.5, 5.5] and resolved["n_factors"] == 64
     assert not at.number_input(key="lr").disabled and at.button(key="lr_find")
     at.number_input(key="y_lo").set_value(1.0)
-    at.number_input(key="y_hi").set_value(5.0).run()
+    at.number_input(key="y_hi").set_value(5.0)
+    at.checkbox(key="use_y_range").uncheck().run()
     at.selectbox(key="optimizer").set_value("gibbs").run()  # a y_range typed for Adam does not block the Bayesian fit
     assert not at.error and json.loads(at.json[0].value)["y_range"] is None
+    at.selectbox(key="optimizer").set_value("adam").run()
+    assert not at.checkbox(key="use_y_range").value  # kept (AppTest keeps it anyway; test_browser.py checks the page)
 
 
 def test_lr_finder_plots_and_suggestion_is_used(app_env):

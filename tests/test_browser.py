@@ -185,3 +185,31 @@ def test_bad_uploads_give_readable_messages(server, browser, name, data, message
     expect(page.locator('[data-testid="stMetricValue"]').first).to_have_text("120")
     _no_exception(page)
     page.context.close()
+
+
+def test_the_sigmoid_choice_survives_a_visit_to_the_bayesian_fit(server, browser):
+    """Streamlit forgets a widget's state on runs that do not draw it; the Train page writes it back."""
+    from playwright.sync_api import expect
+
+    def pick(label: str, option: str) -> None:
+        page.get_by_role("combobox", name=label).click()
+        page.get_by_role("option", name=option, exact=True).click()
+
+    page = _page(browser, server["url"])
+    page.get_by_role("button", name="Use MovieLens 100k").click()
+    expect(page.locator('[data-testid="stMetricValue"]').first).to_have_text("120")
+    _nav(page, "Train")
+    sigmoid = page.get_by_role("checkbox", name="Squash predictions into y_range (sigmoid)")
+    expect(sigmoid).not_to_be_checked()  # the default, Bayesian fit: no sigmoid
+    pick("Optimizer", "Adam")
+    expect(page.get_by_label("Learning rate")).to_be_enabled()
+    expect(sigmoid).to_be_checked()
+    sigmoid.uncheck(force=True)
+    expect(sigmoid).not_to_be_checked()
+    pick("Optimizer", "Bayesian (Gibbs sampling)")
+    expect(page.get_by_label("Learning rate")).to_be_disabled()
+    pick("Optimizer", "Adam")
+    expect(page.get_by_label("Learning rate")).to_be_enabled()
+    expect(sigmoid).not_to_be_checked()
+    _no_exception(page)
+    page.context.close()
