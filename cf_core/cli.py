@@ -17,7 +17,7 @@ from .config import MODEL_NAMES, OPTIMIZERS, SCHEDULES, TrainConfig
 from .data import DataError, read_items, read_ratings
 from .ids import UnknownIdError
 from .store import RunNotFound, RunStore
-from .train import BatchInfo, Callback, EpochInfo
+from .train import Callback, EpochInfo
 
 
 class StderrProgress(Callback):

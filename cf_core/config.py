@@ -6,7 +6,7 @@ scale, so a user who changes nothing gets a well-trained model on MovieLens 100k
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 MODEL_NAMES = ("dotbias", "dot", "nn")

@@ -17,7 +17,7 @@ import torch
 from .config import GIBBS_FACTORS, GIBBS_SWEEPS, TrainConfig, data_stats, resolve
 from .ids import IdMap
 from .metrics import mae, rmse
-from .models import MODELS, DotProduct, DotProductBias, EmbeddingNN
+from .models import MODELS, DotProductBias, EmbeddingNN
 from .train import Callback, History, Tensors, Trainer, find_lr, pick_device, LRFinderResult
 
 # Shrinkage of the fallback biases toward zero, in ratings (the classic damped baseline).

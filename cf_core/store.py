@@ -15,7 +15,6 @@ import time
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from safetensors.torch import load_file, save_file

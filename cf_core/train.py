@@ -205,16 +205,43 @@ class Trainer:
         self.model, self.cfg, self.callbacks = model, cfg, list(callbacks)
         self.cancel = cancel or threading.Event()
         self.history = History()
+        self._best_rmse, self._best_state = math.inf, None  # the best validation epoch so far (keep_best)
 
     def _emit(self, hook: str, *args) -> None:
         for cb in self.callbacks:
             getattr(cb, hook)(self, *args)
 
+    def _record_batch(self, info: BatchInfo) -> None:
+        """Append a batch's loss, smoothed loss and learning rate to the history and tell the callbacks."""
+        self.history.loss.append(info.loss)
+        self.history.smooth_loss.append(info.smooth_loss)
+        self.history.lr.append(info.lr)
+        self._emit("on_batch_end", info)
+
+    def _record_epoch(self, info: EpochInfo) -> None:
+        """Append an epoch's metrics; with keep_best, remember the weights of the best validation epoch so far."""
+        hist = self.history
+        hist.epochs.append(vars(info).copy())
+        if self.cfg.keep_best and info.valid_rmse is not None and info.valid_rmse < self._best_rmse:
+            self._best_rmse, hist.best_epoch = info.valid_rmse, info.epoch
+            self._best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def _finish(self, t0: float) -> History:
+        """End a fit: keep the best-so-far weights rather than the last, stamp the time, tell the callbacks."""
+        hist = self.history
+        hist.cancelled = self.cancel.is_set()
+        if self._best_state is not None and hist.best_epoch != len(hist.epochs):
+            self.model.load_state_dict(self._best_state)
+        hist.seconds = time.perf_counter() - t0
+        self.model.eval()
+        self._emit("on_fit_end")
+        return hist
+
     def fit(self, train: Tensors, evaluate: Evaluator | None = None) -> History:
         """Run cfg.epochs epochs (or until cancel is set); returns the history."""
         if self.cfg.optimizer == "gibbs":
             return self._fit_gibbs(train, evaluate)
-        cfg, model, hist = self.cfg, self.model, self.history
+        cfg, model = self.cfg, self.model
         n, bs = len(train), cfg.batch_size
         steps_per_epoch = math.ceil(n / bs)
         total = steps_per_epoch * cfg.epochs
@@ -224,7 +251,6 @@ class Trainer:
         l2, layer_l2 = l2_strengths(model, cfg)
         decay = decayed_params(model) if cfg.wd_mode == "decoupled" and cfg.wd > 0 else []
         gen = torch.Generator(device=train.rating.device).manual_seed(cfg.seed)
-        best_rmse, best_state = math.inf, None
         params = [p for p in model.parameters() if p.requires_grad]
         # Weight averaging (Polyak/EMA): the average of the recent weights generalizes better than the last
         # noisy iterate; it is what is evaluated, kept and returned. Its horizon is set in epochs.
@@ -268,10 +294,7 @@ class Trainer:
                     value = float(mse.detach())  # a device sync; only paid when someone listens
                     ewma = 0.98 * ewma + 0.02 * value
                     smoothed = ewma / (1 - 0.98 ** step)
-                    hist.loss.append(value)
-                    hist.smooth_loss.append(smoothed)
-                    hist.lr.append(lr)
-                    self._emit("on_batch_end", BatchInfo(step, total, epoch + (b + 1) / steps_per_epoch, value, smoothed, lr))
+                    self._record_batch(BatchInfo(step, total, epoch + (b + 1) / steps_per_epoch, value, smoothed, lr))
             if seen == 0:
                 if averaged:
                     _swap(params, averaged)
@@ -283,22 +306,13 @@ class Trainer:
                 valid_rmse, valid_mae = evaluate(model)
             info = EpochInfo(epoch + 1, math.sqrt(float(sse) / seen), float(sae) / seen, valid_rmse, valid_mae,
                              time.perf_counter() - t0, lr, complete=seen == n)
-            hist.epochs.append(vars(info).copy())
-            if cfg.keep_best and valid_rmse is not None and valid_rmse < best_rmse:
-                best_rmse, hist.best_epoch = valid_rmse, epoch + 1
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            self._record_epoch(info)
             if averaged and epoch < cfg.epochs - 1 and not self.cancel.is_set():
                 _swap(params, current)  # keep training the raw weights; the model ends holding the average
             self._emit("on_epoch_end", info)
             if self.cancel.is_set():
                 break
-        hist.cancelled = self.cancel.is_set()
-        if best_state is not None and hist.best_epoch != len(hist.epochs):
-            model.load_state_dict(best_state)  # keep the best-so-far model, not the last
-        hist.seconds = time.perf_counter() - t0
-        model.eval()
-        self._emit("on_fit_end")
-        return hist
+        return self._finish(t0)
 
 
     def _fit_gibbs(self, train: Tensors, evaluate: Evaluator | None) -> History:
@@ -308,10 +322,10 @@ class Trainer:
         loss is the loss itself); the epoch metrics are those of the average, which is what is evaluated, kept and
         returned.
         """
-        cfg, model, hist = self.cfg, self.model, self.history
+        cfg, model = self.cfg, self.model
         sampler = GibbsSampler(model, train.user, train.item, train.rating, cfg.seed)
         burn = burn_in(cfg)
-        best_rmse, best_state, t0 = math.inf, None, time.perf_counter()
+        t0 = time.perf_counter()
         self._emit("on_fit_start")
         for sweep in range(1, cfg.epochs + 1):
             if self.cancel.is_set():
@@ -319,28 +333,16 @@ class Trainer:
             if sweep == burn + 1:
                 sampler.start_averaging()
             mse = sampler.sweep(warmup=sweep <= min(WARMUP_SWEEPS, burn))
-            hist.loss.append(mse)
-            hist.smooth_loss.append(mse)
-            hist.lr.append(0.0)
-            self._emit("on_batch_end", BatchInfo(sweep, cfg.epochs, float(sweep), mse, mse, 0.0))
+            self._record_batch(BatchInfo(sweep, cfg.epochs, float(sweep), mse, mse, 0.0))
             average = sampler.mean()
             sampler.write(average)
             err = sampler.errors(average)
             valid_rmse, valid_mae = evaluate(model) if evaluate is not None else (None, None)
             info = EpochInfo(sweep, float(err.pow(2).mean().sqrt()), float(err.abs().mean()), valid_rmse, valid_mae,
                              time.perf_counter() - t0, 0.0)
-            hist.epochs.append(vars(info).copy())
-            if cfg.keep_best and valid_rmse is not None and valid_rmse < best_rmse:
-                best_rmse, hist.best_epoch = valid_rmse, sweep
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            self._record_epoch(info)
             self._emit("on_epoch_end", info)
-        hist.cancelled = self.cancel.is_set()
-        if best_state is not None and hist.best_epoch != len(hist.epochs):
-            model.load_state_dict(best_state)
-        hist.seconds = time.perf_counter() - t0
-        model.eval()
-        self._emit("on_fit_end")
-        return hist
+        return self._finish(t0)
 
 
 # ---------------------------------------------------------------- learning-rate finder

@@ -6,7 +6,7 @@ import torch
 
 from cf_core.config import DataStats, TrainConfig, resolve
 from cf_core.models import DotProductBias
-from cf_core.train import Callback, Tensors, Trainer, find_lr, lr_at, make_optimizer, pick_device, smooth, suggest_lr
+from cf_core.train import Callback, Tensors, Trainer, find_lr, lr_at, pick_device, smooth, suggest_lr
 
 
 def _data(n=600, n_users=30, n_items=20, seed=0):
