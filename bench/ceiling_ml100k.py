@@ -57,7 +57,7 @@ def ensemble(train, valid, seeds: int) -> dict:
 
 
 def map_als(train, valid, lams=(0.05, 0.07, 0.1, 0.15, 0.2), k: int = 64, sweeps: int = 10) -> dict:
-    """ALS-WR through the sampler's exact conditionals (their means, with the given per-rating precision)."""
+    """ALS-WR through the sampler's exact conditionals (`GibbsSampler.als_step`, its warm-up step, at each lambda)."""
     rec = Recommender(optimizer="gibbs", n_factors=k, epochs=1)
     rec._build(train)  # ids, fallbacks and a fresh model with the data's mean as its offset
     u, i, warm = _indices(rec, valid)
@@ -70,9 +70,7 @@ def map_als(train, valid, lams=(0.05, 0.07, 0.1, 0.15, 0.2), k: int = 64, sweeps
             sampler = GibbsSampler(model, data.user, data.item, data.rating)
             best = float("inf")
             for _ in range(sweeps):
-                for side in ("user", "item"):
-                    counts = (sampler.csr[side][0][1:] - sampler.csr[side][0][:-1]).double()[:, None]
-                    sampler.W[side] = sampler.conditional(side, lam * counts)[0]
+                sampler.als_step(lam)
                 sampler.write(sampler.W)
                 with torch.no_grad():
                     pred = torch.where(warm, model(u.clamp(min=0), i.clamp(min=0)).double(), fallback)

@@ -38,6 +38,11 @@ def _sparse(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, n_cols:
         return torch.sparse_csr_tensor(crow, col, values, size=(len(crow) - 1, n_cols), check_invariants=False)
 
 
+def rating_spread(rating: torch.Tensor) -> float:
+    """The unit the sampler standardizes ratings by: their standard deviation (1 for a single rating, never 0)."""
+    return max(float(rating.double().std()), 1e-6) if len(rating) > 1 else 1.0
+
+
 class GibbsSampler:
     """Draws the weights of a `DotProduct` or `DotProductBias` (y_range None) from their posterior, in place.
 
@@ -55,7 +60,7 @@ class GibbsSampler:
         # The sampler works on standardized ratings, so its hyperpriors mean the same on every rating scale; the
         # model's weights are these times the scale (biases) or its root (factors, which multiply in pairs).
         self.mean_rating = float(model.global_bias.detach())  # with no y_range the offset is the mean rating itself
-        self.scale = max(float(rating.double().std()), 1e-6) if len(rating) > 1 else 1.0
+        self.scale = rating_spread(rating)
         self.rating = (rating.double() - self.mean_rating) / self.scale
         self.bias = bool(getattr(model, "has_bias", False))
         self.k = model.user_factors.weight.shape[1]
@@ -171,10 +176,7 @@ class GibbsSampler:
         0.587 with two).
         """
         if warmup:
-            self.noise_precision = 1 / max(float(self.rating.var()), 1e-6)  # standardized: about 1, unless constant
-            for side in ("user", "item"):
-                counts = (self.csr[side][0][1:] - self.csr[side][0][:-1]).double()[:, None]
-                self.W[side] = self.conditional(side, self.noise_precision * WARMUP_L2 * counts)[0]
+            self.als_step(WARMUP_L2)
         else:
             self._sample_hyper()
             self._sample_side("user")
@@ -183,6 +185,15 @@ class GibbsSampler:
             self.n_averaged += 1
         self._sse = float(self.residuals().pow(2).sum())
         return self._sse * self.scale**2 / len(self.rating)
+
+    def als_step(self, l2: float) -> None:
+        """Set every user's, then every item's, weights to their conditional mean under a per-rating L2 of `l2` (ALS-WR),
+        with the noise precision of the standardized ratings."""
+        self.noise_precision = 1 / max(float(self.rating.var()), 1e-6)  # standardized: about 1, unless constant
+        for side in ("user", "item"):
+            crow = self.csr[side][0]
+            counts = (crow[1:] - crow[:-1]).double()[:, None]
+            self.W[side] = self.conditional(side, self.noise_precision * l2 * counts)[0]
 
     def start_averaging(self) -> None:
         """Average the samples from the next sweep on (the ones before are the burn-in)."""

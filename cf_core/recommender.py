@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .bayes import rating_spread
 from .config import GIBBS_FACTORS, GIBBS_SWEEPS, TrainConfig, data_stats, resolve
 from .ids import IdMap
 from .metrics import mae, rmse
@@ -125,7 +126,7 @@ class Recommender:
         Trainer(dot, fit, [_PretrainRelay(callbacks)], cancel).fit(self._train_tensors)
         # In units of the ratings' spread, as the sampler works, so the net (whose sigmoid output stretches with the
         # scale) starts from the same embeddings on any rating scale.
-        spread = max(float(self._train_tensors.rating.double().std()), 1e-6) if len(self._train_tensors) > 1 else 1.0
+        spread = rating_spread(self._train_tensors.rating)
         with torch.no_grad():
             for side in ("user", "item"):
                 start = torch.cat([getattr(dot, f"{side}_factors").weight / spread**0.5,
