@@ -52,9 +52,14 @@ def read_config() -> TrainConfig:
         batch_size=st.session_state["batch_size"], seed=st.session_state["seed"], **kw)
 
 
+def n_train() -> int:
+    """How many ratings will train: the defaults are chosen from the training part, not the whole table."""
+    return int(ds.ratings.n_ratings * (1 - st.session_state.get("valid_frac", 0.2)))
+
+
 def fit_method(model: str, optimizer: str | None) -> str:
     """The optimizer that will run: the chosen one, or what auto picks for this model and data."""
-    return optimizer or default_optimizer(model, ds.ratings.n_ratings)
+    return optimizer or default_optimizer(model, n_train())
 
 
 def use_suggestion(lr: float) -> None:
@@ -74,7 +79,7 @@ with model_col:
         st.text_input("Hidden layers (comma separated sizes)", ",".join(map(str, DEFAULTS.layers)), key="layers")
         st.slider("Dropout after each hidden layer", 0.0, 0.9, DEFAULTS.dropout[0], 0.05, key="dropout")
         st.slider("Dropout on the embeddings", 0.0, 0.9, DEFAULTS.emb_dropout, 0.05, key="emb_dropout")
-        pretrain = st.checkbox("Start the embeddings from a Bayesian fit", ds.ratings.n_ratings < GIBBS_MAX_RATINGS,
+        pretrain = st.checkbox("Start the embeddings from a Bayesian fit", n_train() < GIBBS_MAX_RATINGS,
                                key="pretrain",
                                help="First fit the dot product with biases by Gibbs sampling (a second or two on "
                                     "MovieLens 100k), then start each user's and item's embedding from its factors and "

@@ -150,3 +150,16 @@ def test_stop_keeps_the_best_model(app_env):
     assert snap["status"] == "stopped" and 1 <= len(snap["epochs"]) < 400
     assert "Stopped early" in at.success[0].value
     assert at.session_state["run_id"] == snap["run_id"]
+
+
+def test_auto_choice_on_the_page_follows_the_training_part_not_the_whole_table(app_env, monkeypatch):
+    import cf_core.config
+
+    # 3,000 ratings, 2,400 of them train: with the switch at 2,700 the fit that runs is Gibbs sampling, so the page
+    # must say so too (it used to decide on all 3,000 and show Adam).
+    monkeypatch.setattr(cf_core.config, "GIBBS_MAX_RATINGS", 2700)
+    at = train_page(epochs=None)
+    assert json.loads(at.json[0].value)["optimizer"] == "gibbs"
+    assert at.selectbox(key="optimizer").format_func("auto") == "Auto: Bayesian (Gibbs sampling)"
+    at.selectbox(key="model").set_value("nn").run()
+    assert at.checkbox(key="pretrain").value and json.loads(at.json[0].value)["pretrain"]
