@@ -1,24 +1,54 @@
-"""Collab Studio: the entry point. Defines the navigation and applies a shared run link (?run=ID) on any page."""
+"""Collab Studio: the entry point. Decides who is asking, applies a share link (?share=TOKEN) or a run (?run=ID) on
+any page, and builds the navigation that person may use.
+
+Served by server.py (`make run` for local mode, `make serve` for team mode). The pages live in views/, not pages/:
+a folder named pages/ beside the entry script would switch on Streamlit's automatic multipage mode, which serves a
+link opened first after a restart without ever running this file.
+"""
 import streamlit as st
 
-from ui import state, widgets
+from cf_core.store import ShareError
+from ui import auth, state, widgets
 
 st.set_page_config(page_title="Collab Studio", page_icon=":material/movie:", layout="wide")
-state.owner()
+
+problem = auth.local_address_problem()
+if problem:
+    st.error(problem, icon=":material/lock:")
+    st.stop()
+
+who = state.who()
+share_problem = None
+try:
+    link = state.apply_share_param()
+except ShareError as exc:
+    link, share_problem = None, str(exc)
 state.apply_run_param()
 
-navigation = st.navigation({
-    "Prepare": [
-        st.Page("pages/data.py", title="Data", icon=":material/table:", default=True),
-        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-    ],
-    "Explore a run": [
-        st.Page("pages/evaluate.py", title="Evaluate", icon=":material/query_stats:"),
-        st.Page("pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
-        st.Page("pages/biases.py", title="Biases", icon=":material/balance:"),
-        st.Page("pages/recommend.py", title="Recommend", icon=":material/recommend:"),
-    ],
-    "Manage": [st.Page("pages/runs.py", title="Runs", icon=":material/history:")],
-})
-widgets.sidebar_status()
+EXPLORE = [
+    st.Page("views/evaluate.py", title="Evaluate", icon=":material/query_stats:", default=not who.signed_in),
+    st.Page("views/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
+    st.Page("views/biases.py", title="Biases", icon=":material/balance:"),
+    st.Page("views/recommend.py", title="Recommend", icon=":material/recommend:"),
+]
+
+if who.signed_in:
+    pages = {
+        "Prepare": [
+            st.Page("views/data.py", title="Data", icon=":material/table:", default=True),
+            st.Page("views/train.py", title="Train", icon=":material/model_training:"),
+        ],
+        "Explore a run": EXPLORE,
+        "Manage": [st.Page("views/runs.py", title="Runs", icon=":material/history:")],
+    }
+elif link is not None:  # an anonymous visitor with an open share link: that run's explore pages and nothing else
+    pages = {"Explore a shared run": EXPLORE}
+else:  # team mode, signed out: every page's address asks for sign-in, then comes back to that page
+    pages = [st.Page(widgets.signin_page, title="Sign in", icon=":material/login:", url_path=path, default=path == "data")
+             for path in ("data", "train", "evaluate", "embeddings", "biases", "recommend", "runs")]
+
+navigation = st.navigation(pages, position="sidebar" if who.signed_in or link is not None else "hidden")
+if share_problem:
+    st.error(share_problem, icon=":material/link_off:")
+widgets.sidebar_status(who)
 navigation.run()

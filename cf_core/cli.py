@@ -1,11 +1,13 @@
-"""Command line: `python -m cf_core train | recommend | similar | fetch`.
+"""Command line: `python -m cf_core train | recommend | similar | fetch | users`.
 
 Progress goes to stderr; `train` prints one JSON object as its last stdout line. Bad input gives a one-line
-error on stderr and exit status 2.
+error on stderr and exit status 2. The command line is the server's own: whoever runs it has the runs folder, so it
+acts as an admin, and `train --owner NAME` files the run under a team member's name.
 """
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 import time
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .access import LOCAL, LOCAL_NAME, PermissionDenied
 from .config import MODEL_NAMES, OPTIMIZERS, SCHEDULES, TrainConfig
 from .data import DataError, read_items, read_ratings
 from .ids import UnknownIdError
@@ -74,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto", help="auto, cpu or cuda")
     t.add_argument("--out", help="runs folder (default ./runs or $COLLAB_STUDIO_RUNS)")
     t.add_argument("--name", default="")
+    t.add_argument("--owner", default=LOCAL_NAME, help="whose run it is in team mode (default: local)")
     t.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
     for name, helptext in (("recommend", "top-N items for a user of a saved run"), ("similar", "items most similar to an item")):
@@ -87,6 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("fetch", help="download MovieLens 100k into the cache (checksum verified)")
     f.add_argument("--force", action="store_true")
+
+    u = sub.add_parser("users", help="the team mode's user list ($COLLAB_STUDIO_USERS, else runs/users.sqlite)")
+    u.add_argument("--file", help="the user list (default: $COLLAB_STUDIO_USERS, else users.sqlite in the runs folder)")
+    usub = u.add_subparsers(dest="action", required=True)
+    add = usub.add_parser("add", help="add a user (asks for the password twice, or reads one line with --password-stdin)")
+    add.add_argument("name")
+    add.add_argument("--admin", action="store_true", help="may see, delete and stop everyone's runs and jobs")
+    add.add_argument("--reset", action="store_true", help="the user exists: set a new password (signs them out)")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    rm = usub.add_parser("remove", help="remove a user and sign them out everywhere")
+    rm.add_argument("name")
+    usub.add_parser("list", help="list the users")
     return p
 
 
@@ -134,7 +150,7 @@ def cmd_train(a: argparse.Namespace) -> int:
            "n_users": rec.n_users, "n_items": rec.n_items, "n_train": len(train),
            "n_valid": 0 if valid is None else len(valid), "n_valid_cold": 0 if valid is None else cold_count(train, valid)}
     store = RunStore(a.out)
-    out["run_id"] = store.save(rec, name=a.name or Path(a.ratings).stem, dataset=Path(a.ratings).name,
+    out["run_id"] = store.save(rec, owner=a.owner, name=a.name or Path(a.ratings).stem, dataset=Path(a.ratings).name,
                                metrics={k: v for k, v in out.items() if k.startswith(("valid", "train", "fit"))},
                                items=items, valid=valid, train=train[["user", "item", "rating"]])
     print(json.dumps(out))
@@ -152,7 +168,7 @@ def _print_frame(frame: pd.DataFrame, as_json: bool) -> None:
 def cmd_query(a: argparse.Namespace) -> int:
     from . import analysis
 
-    run = RunStore(a.out).load(a.run)
+    run = RunStore(a.out).load(a.run, LOCAL)
     if a.command == "recommend":
         frame = analysis.recommend(run.recommender, a.user, run.items, a.n, a.min_ratings)
     else:
@@ -169,15 +185,40 @@ def cmd_fetch(a: argparse.Namespace) -> int:
     return 0
 
 
+def _password(a: argparse.Namespace) -> str:
+    if a.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(f"Password for {a.name}: ")
+    if getpass.getpass("Again: ") != first:
+        raise ValueError("the two passwords differ")
+    return first
+
+
+def cmd_users(a: argparse.Namespace) -> int:
+    from .users import UserDirectory
+
+    users = UserDirectory(a.file)
+    if a.action == "add":
+        user = users.add(a.name, _password(a), admin=a.admin, replace=a.reset)
+        print(f"{'password set for' if a.reset else 'added'} {user.name}{' (admin)' if user.admin else ''} in {users.path}")
+    elif a.action == "remove":
+        users.remove(a.name)
+        print(f"removed {a.name} from {users.path}")
+    else:
+        for user in users.list():
+            print(f"{user.name}\t{'admin' if user.admin else 'user'}\t"
+                  f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(user.created))}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "recommend": cmd_query, "similar": cmd_query, "fetch": cmd_fetch, "users": cmd_users}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "train":
-            return cmd_train(args)
-        if args.command in ("recommend", "similar"):
-            return cmd_query(args)
-        return cmd_fetch(args)
-    except (DataError, UnknownIdError, RunNotFound, ValueError, FileNotFoundError) as exc:
+        return COMMANDS[args.command](args)
+    except (DataError, UnknownIdError, RunNotFound, PermissionDenied, ValueError, FileNotFoundError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"error: {message}", file=sys.stderr)
         return 2

@@ -1,8 +1,10 @@
 """Background training jobs: a worker thread per job, a thread-safe progress object, cancel, and a queue.
 
-The dashboard (or any caller) submits a job and polls `Job.progress.snapshot()`; workers never touch the UI.
+The dashboard (or any caller) submits a job and polls its progress snapshot; workers never touch the UI.
 Jobs on the same device run one at a time (a GPU is not shared between two trainings fighting for memory),
-others wait with status "queued". A finished or stopped job saves its run to the store.
+others wait with status "queued". A finished or stopped job saves its run to the store under the job's owner.
+Every job has an owner: only the owner (or an admin) may see its progress or stop it; the manager enforces this,
+whatever page asks.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from .access import PermissionDenied, Principal, require_owner
 from .config import TrainConfig
 from .recommender import Recommender
 from .store import RunStore
@@ -130,11 +133,13 @@ class JobManager:
         with self._lock:
             return self._device_locks.setdefault(device, threading.Lock())
 
-    def submit(self, train: pd.DataFrame, valid: pd.DataFrame | None, config: TrainConfig, *, owner: str = "",
+    def submit(self, train: pd.DataFrame, valid: pd.DataFrame | None, config: TrainConfig, *, owner: Principal,
                name: str = "", dataset: str = "", items: pd.DataFrame | None = None) -> Job:
-        """Queue a training job and return at once."""
+        """Queue a training job owned by `owner` (a signed-in principal) and return at once."""
+        if not owner.signed_in:
+            raise PermissionDenied("Sign in to train a model.")
         config.validate()
-        job = Job(secrets.token_urlsafe(12), owner, name or config.model, config)
+        job = Job(secrets.token_urlsafe(16), owner.name, name or config.model, config)
         job.thread = threading.Thread(target=self._work, args=(job, train, valid, dataset, items), daemon=True,
                                       name=f"train-{job.id}")
         with self._lock:
@@ -157,7 +162,7 @@ class JobManager:
                 metrics = {f"valid_{k}": v for k, v in metrics.items()}
                 metrics.update(train_seconds=rec.history.seconds, epochs=len(rec.history.epochs),
                                best_epoch=rec.history.best_epoch, device=device)
-                run_id = self.store.save(rec, name=job.name, dataset=dataset, metrics=metrics, items=items, valid=valid,
+                run_id = self.store.save(rec, owner=job.owner, name=job.name, dataset=dataset, metrics=metrics, items=items, valid=valid,
                                          train=train[["user", "item", "rating"]])
             progress.update(status="stopped" if rec.history.cancelled else "done", run_id=run_id, metrics=metrics,
                             finished=time.time())
@@ -165,11 +170,31 @@ class JobManager:
             progress.update(status="failed", error=f"{type(exc).__name__}: {exc}", finished=time.time())
             traceback.print_exc()
 
-    def get(self, job_id: str) -> Job | None:
+    def get(self, job_id: str, who: Principal) -> Job | None:
+        """The job, or None when this server does not know it; PermissionDenied when it is not `who`'s."""
         with self._lock:
-            return self._jobs.get(job_id)
+            job = self._jobs.get(job_id)
+        if job is not None:
+            require_owner(who, job.owner, "see this training job")
+        return job
 
-    def jobs(self, owner: str | None = None) -> list[Job]:
-        """All jobs (of one owner), oldest first."""
+    def snapshot(self, job_id: str, who: Principal) -> dict:
+        """The job's progress (owner or admin only); KeyError for an unknown job."""
+        job = self.get(job_id, who)
+        if job is None:
+            raise KeyError(job_id)
+        return job.progress.snapshot()
+
+    def stop(self, job_id: str, who: Principal) -> None:
+        """Ask a job to stop after its current batch (owner or admin only); the best model so far is saved."""
         with self._lock:
-            return [j for j in self._jobs.values() if owner is None or j.owner == owner]
+            job = self._jobs.get(job_id)
+        if job is None:
+            raise KeyError(job_id)
+        require_owner(who, job.owner, "stop this training job")
+        job.stop()
+
+    def jobs(self, who: Principal) -> list[Job]:
+        """The jobs `who` owns (an admin: everyone's), oldest first."""
+        with self._lock:
+            return [j for j in self._jobs.values() if who.owns(j.owner)]

@@ -49,7 +49,7 @@ def app(timeout: float = 30) -> AppTest:
 
 
 def open_page(at: AppTest, page: str) -> AppTest:
-    """Run the app once (to register the navigation), then switch to `page` (e.g. "pages/train.py") and run it."""
+    """Run the app once (to register the navigation), then switch to `page` (e.g. "views/train.py") and run it."""
     at.run()
     return at.switch_page(page).run()
 

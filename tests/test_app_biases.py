@@ -6,12 +6,12 @@ from tests.app_helpers import app, chart_keys, explore, open_page, tables
 
 
 def test_empty_state(app_env):
-    at = open_page(app(), "pages/biases.py")
+    at = open_page(app(), "views/biases.py")
     assert not at.exception and "No run to explore yet" in at.info[0].value
 
 
 def test_bias_tables_follow_the_sliders(saved_run, trained, items_meta):
-    at = explore(saved_run, "pages/biases.py")
+    at = explore(saved_run, "views/biases.py")
     at.slider(key="bias_min_ratings").set_value(20)
     at.slider(key="bias_n").set_value(5).run()
     assert not at.exception and not at.info  # a model with biases: no "no bias terms" note
@@ -29,7 +29,7 @@ def test_bias_tables_follow_the_sliders(saved_run, trained, items_meta):
 
 
 def test_minimum_above_every_count_is_a_message(saved_run):
-    at = explore(saved_run, "pages/biases.py")
+    at = explore(saved_run, "views/biases.py")
     at.slider(key="bias_min_ratings").set_value(300).run()
     assert not at.exception
     assert [w.value for w in at.warning] == ["No item has 300 ratings: lower the minimum.",

@@ -15,14 +15,14 @@ def upload(at, data: bytes, name: str = "ratings.csv"):
 
 
 def test_empty_state_says_what_to_do(app_env):
-    at = open_page(app(), "pages/data.py")
+    at = open_page(app(), "views/data.py")
     assert not at.exception
     assert "No dataset yet" in at.info[0].value
     assert at.button(key="load_builtin")
 
 
 def test_builtin_dataset_summary(app_env):
-    at = open_page(app(), "pages/data.py")
+    at = open_page(app(), "views/data.py")
     at.button(key="load_builtin").click().run()
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
@@ -36,16 +36,16 @@ def test_builtin_dataset_summary(app_env):
 
 
 def test_good_upload_is_summarised(app_env):
-    at = upload(open_page(app(), "pages/data.py"), GOOD)
+    at = upload(open_page(app(), "views/data.py"), GOOD)
     assert not at.exception and not at.error
-    assert "user = 'user_id'" in at.success[0].value and "rating = 'score'" in at.success[0].value
+    assert "user = `user_id`" in at.success[0].value and "rating = `score`" in at.success[0].value
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Users"] == "6" and metrics["Items"] == "5" and metrics["Ratings"] == "30"
     assert at.session_state["dataset"].name == "ratings.csv"
 
 
 def test_columns_can_be_corrected(app_env):
-    at = upload(open_page(app(), "pages/data.py"), ODD, "odd.csv")
+    at = upload(open_page(app(), "views/data.py"), ODD, "odd.csv")
     assert not at.exception
     assert "no rating column found" in at.error[0].value and "odd.csv" in at.error[0].value
     assert at.selectbox(key="col_rating").options == ["(inferred)", "who", "what", "points"]
@@ -64,7 +64,7 @@ def test_columns_can_be_corrected(app_env):
     (b"user,item,rating\n1,2,3\n2,2,x\n", "row 3"),
 ])
 def test_bad_upload_gives_a_message_not_a_traceback(app_env, data, message):
-    at = upload(open_page(app(), "pages/data.py"), data, "bad.csv")
+    at = upload(open_page(app(), "views/data.py"), data, "bad.csv")
     assert not at.exception
     assert any(message in e.value for e in at.error), [e.value for e in at.error]
     assert "No dataset yet" in at.info[0].value  # and the page still works: the built-in data loads
@@ -74,7 +74,7 @@ def test_bad_upload_gives_a_message_not_a_traceback(app_env, data, message):
 
 
 def test_items_file_is_attached(app_env):
-    at = upload(open_page(app(), "pages/data.py"), GOOD)
+    at = upload(open_page(app(), "views/data.py"), GOOD)
     items = b"item_id,title,genres\n1,Alpha (1990),Comedy\n2,Beta (1991),Drama\n"
     at.get("file_uploader")[1].set_value(("items.csv", items, "text/csv"))
     at.run()

@@ -4,12 +4,12 @@ from tests.app_helpers import app, explore, figure, open_page, tables, values
 
 
 def test_empty_state(app_env):
-    at = open_page(app(), "pages/embeddings.py")
+    at = open_page(app(), "views/embeddings.py")
     assert not at.exception and "No run to explore yet" in at.info[0].value
 
 
 def test_pca_map_and_extremes(saved_run, trained, items_meta):
-    at = explore(saved_run, "pages/embeddings.py")
+    at = explore(saved_run, "views/embeddings.py")
     assert not at.exception
     at.slider(key="emb_min_ratings").set_value(10).run()
     frame, _ = analysis.item_pca(trained, items_meta, 5, 10)
@@ -34,7 +34,7 @@ def test_pca_map_and_extremes(saved_run, trained, items_meta):
 
 
 def test_high_minimum_shrinks_the_map_or_says_why(saved_run, trained):
-    at = explore(saved_run, "pages/embeddings.py")
+    at = explore(saved_run, "views/embeddings.py")
     top = at.slider(key="emb_min_ratings").max
     at.slider(key="emb_min_ratings").set_value(top).run()
     assert not at.exception

@@ -6,20 +6,20 @@ from tests.app_helpers import app, chart_keys, explore, figure, open_page, value
 
 
 def test_empty_state_links_to_train_and_runs(app_env):
-    at = open_page(app(), "pages/evaluate.py")
+    at = open_page(app(), "views/evaluate.py")
     assert not at.exception
     assert "No run to explore yet" in at.info[0].value
 
 
 def test_unknown_run_is_a_message(app_env):
-    at = explore("x" * 22, "pages/evaluate.py")
+    at = explore("x" * 22, "views/evaluate.py")
     assert not at.exception
-    assert "no saved run with id" in at.error[0].value
+    assert "no run here that you may open" in at.error[0].value and "x" * 22 not in at.error[0].value
 
 
 def test_shared_run_is_evaluated(saved_run, trained, split_planted):
     _, valid = split_planted
-    at = explore(saved_run, "pages/evaluate.py")
+    at = explore(saved_run, "views/evaluate.py")
     assert not at.exception and not at.error
     expected = trained.evaluate(valid)
     metrics = {m.label: m.value for m in at.metric}

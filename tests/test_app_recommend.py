@@ -4,13 +4,13 @@ from tests.app_helpers import app, explore, open_page, tables
 
 
 def test_empty_state(app_env):
-    at = open_page(app(), "pages/recommend.py")
+    at = open_page(app(), "views/recommend.py")
     assert not at.exception and "No run to explore yet" in at.info[0].value
 
 
 def test_recommendations(saved_run, trained, items_meta, split_planted):
     train, _ = split_planted
-    at = explore(saved_run, "pages/recommend.py")
+    at = explore(saved_run, "views/recommend.py")
     at.slider(key="rec_n").set_value(5)
     at.slider(key="rec_min_ratings").set_value(0)
     at.text_input(key="rec_user").set_value("7").run()
@@ -39,7 +39,7 @@ def test_recommendations(saved_run, trained, items_meta, split_planted):
 
 
 def test_unknown_user_is_a_message(saved_run):
-    at = explore(saved_run, "pages/recommend.py")
+    at = explore(saved_run, "views/recommend.py")
     at.text_input(key="rec_user").set_value("no-such-user").run()
     assert not at.exception
     assert "no-such-user" in at.error[0].value

@@ -3,21 +3,22 @@ import io
 
 import pandas as pd
 
+from cf_core.access import LOCAL
 from cf_core.store import RunStore
 from tests.app_helpers import app, chart_keys, figure, open_page, tables, values
 
 
 def test_empty_state(app_env):
-    at = open_page(app(), "pages/runs.py")
+    at = open_page(app(), "views/runs.py")
     assert not at.exception and "No saved runs yet" in at.info[0].value
 
 
 def test_runs_table_open_share_and_delete(saved_run, trained, split_planted):
     store = RunStore()
     train, valid = split_planted
-    second = store.save(trained, name="second", dataset="planted", metrics={"valid_rmse": 0.9, "valid_mae": 0.7},
+    second = store.save(trained, owner="local", name="second", dataset="planted", metrics={"valid_rmse": 0.9, "valid_mae": 0.7},
                         valid=valid, train=train[["user", "item", "rating"]])
-    at = open_page(app(), "pages/runs.py")
+    at = open_page(app(), "views/runs.py")
     assert not at.exception
     runs = tables(at)[0]
     assert runs["id"].tolist() == [second, saved_run]  # newest first
@@ -31,7 +32,9 @@ def test_runs_table_open_share_and_delete(saved_run, trained, split_planted):
     at.button(key="open_run").click().run()
     assert not at.exception
     assert at.session_state["run_id"] == saved_run and at.query_params["run"] == saved_run
-    assert at.code[0].value.endswith(f"/evaluate?run={saved_run}")
+    at.button(key="make_link").click().run()
+    token = store.shares(saved_run, LOCAL)[0].token
+    assert at.code[0].value.endswith(f"/evaluate?share={token}") and token not in saved_run and len(token) >= 43
 
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Predictions (CSV)", "Embeddings (CSV)"]
@@ -41,7 +44,7 @@ def test_runs_table_open_share_and_delete(saved_run, trained, split_planted):
     at.checkbox(key="confirm_delete").check().run()
     at.button(key="delete_run").click().run()
     assert not at.exception
-    assert [r.id for r in store.list()] == [saved_run]
+    assert [r.id for r in store.list(LOCAL)] == [saved_run]
     assert tables(at)[0]["id"].tolist() == [saved_run]
     assert at.session_state["run_id"] == saved_run
 

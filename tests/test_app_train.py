@@ -9,7 +9,7 @@ from tests.app_helpers import app, open_page
 
 
 def train_page(epochs: int | None = 2, optimizer: str | None = None):
-    at = open_page(app(), "pages/train.py")
+    at = open_page(app(), "views/train.py")
     at.button(key="empty_load_builtin").click().run()
     if optimizer:
         at.selectbox(key="optimizer").set_value(optimizer).run()
@@ -31,13 +31,14 @@ def wait_for(at, statuses=("done", "stopped", "failed"), timeout=60.0):
 
 
 def _job(at):
+    from cf_core.access import LOCAL
     from ui.state import _jobs, _root
 
-    return _jobs(_root()).get(at.session_state["job_id"])
+    return _jobs(_root()).get(at.session_state["job_id"], LOCAL)
 
 
 def test_empty_state_offers_the_builtin_data(app_env):
-    at = open_page(app(), "pages/train.py")
+    at = open_page(app(), "views/train.py")
     assert not at.exception
     assert "No dataset yet" in at.info[0].value
     at.button(key="empty_load_builtin").click().run()
@@ -119,18 +120,18 @@ def test_training_progress_reaches_the_page(app_env):
     assert 0.3 < snap["metrics"]["valid_rmse"] < 2.0
 
     # Leaving the page and coming back shows the job again.
-    at.switch_page("pages/evaluate.py").run()
+    at.switch_page("views/evaluate.py").run()
     assert not at.exception and at.metric  # the new run is explored at once
-    at.switch_page("pages/train.py").run()
+    at.switch_page("views/train.py").run()
     assert "Done" in at.success[0].value and at.query_params["job"] == job_id
 
     # A new tab with ?job=ID shows the same job; a different session without it sees none.
     other = app()
     other.query_params["job"] = job_id
-    open_page(other, "pages/train.py")
+    open_page(other, "views/train.py")
     other.button(key="empty_load_builtin").click().run()
     assert not other.exception and "Done" in other.success[0].value
-    stranger = open_page(app(), "pages/train.py")
+    stranger = open_page(app(), "views/train.py")
     stranger.button(key="empty_load_builtin").click().run()
     assert not stranger.exception and not stranger.success and "job_id" not in stranger.session_state
 

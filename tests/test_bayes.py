@@ -115,13 +115,14 @@ def test_cancel_stops_between_sweeps():
 
 def test_default_fit_saves_loads_and_folds_in(tmp_path):
     from cf_core.analysis import recommend_new_user
+    from cf_core.access import LOCAL
     from cf_core.store import RunStore
 
     data = synthetic(n_users=200, n_items=100, n_ratings=8_000, n_factors=3, seed=2)
     rec = Recommender(epochs=30).fit(data.ratings)
     store = RunStore(tmp_path)
-    run_id = store.save(rec, name="bayes")
-    back = store.load(run_id).recommender
+    run_id = store.save(rec, owner="local", name="bayes")
+    back = store.load(run_id, LOCAL).recommender
     u, i = data.ratings["user"].to_numpy()[:50], data.ratings["item"].to_numpy()[:50]
     np.testing.assert_allclose(back.predict(u, i), rec.predict(u, i), rtol=1e-6)
     top = recommend_new_user(back, {i[0]: 5.0, i[1]: 1.0}, n=5)

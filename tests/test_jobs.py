@@ -1,5 +1,6 @@
 import time
 
+from cf_core.access import LOCAL, Principal
 from cf_core.config import TrainConfig
 from cf_core.jobs import JobManager, Progress
 from cf_core.store import RunStore
@@ -15,20 +16,20 @@ def _wait(job, timeout=60):
 def test_job_runs_in_background_reports_progress_and_saves(tmp_path, split_planted):
     train, valid = split_planted
     mgr = JobManager(RunStore(tmp_path))
-    job = mgr.submit(train, valid, TrainConfig(epochs=3), owner="alice", name="j1", dataset="planted")
+    job = mgr.submit(train, valid, TrainConfig(epochs=3), owner=Principal("alice"), name="j1", dataset="planted")
     snap = _wait(job)
     assert snap["status"] == "done", snap["error"]
     assert len(snap["epochs"]) == 3 and snap["batches"] and snap["fraction"] == 1.0
     assert snap["metrics"]["valid_rmse"] > 0
-    assert RunStore(tmp_path).info(snap["run_id"]).name == "j1"
-    assert mgr.jobs("alice") == [job] and mgr.jobs("bob") == []
+    assert RunStore(tmp_path).info(snap["run_id"], Principal("alice")).name == "j1"
+    assert mgr.jobs(Principal("alice")) == [job] and mgr.jobs(Principal("bob")) == []
 
 
 def test_stop_keeps_best_so_far_and_queue_runs_one_at_a_time(tmp_path, split_planted):
     train, valid = split_planted
     mgr = JobManager(RunStore(tmp_path))
-    first = mgr.submit(train, valid, TrainConfig(epochs=400, batch_size=64, optimizer="adam"), owner="a")
-    second = mgr.submit(train, valid, TrainConfig(epochs=1), owner="b")
+    first = mgr.submit(train, valid, TrainConfig(epochs=400, batch_size=64, optimizer="adam"), owner=Principal("a"))
+    second = mgr.submit(train, valid, TrainConfig(epochs=1), owner=Principal("b"))
     t0 = time.time()
     while not first.progress.snapshot()["epochs"] and time.time() - t0 < 60:
         time.sleep(0.02)
@@ -43,7 +44,7 @@ def test_failed_job_reports_error(tmp_path):
     import pandas as pd
 
     mgr = JobManager(RunStore(tmp_path))
-    job = mgr.submit(pd.DataFrame({"user": [1], "item": [1]}), None, TrainConfig(epochs=1))
+    job = mgr.submit(pd.DataFrame({"user": [1], "item": [1]}), None, TrainConfig(epochs=1), owner=LOCAL)
     snap = _wait(job)
     assert snap["status"] == "failed" and "rating" in snap["error"]
 

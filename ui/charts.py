@@ -1,4 +1,8 @@
-"""Plotly figure builders for every page: plain functions of DataFrames and dicts, testable without Streamlit."""
+"""Plotly figure builders for every page: plain functions of DataFrames and dicts, testable without Streamlit.
+
+Every user-supplied string (ids, titles, genres, run names) passes through `safe.html` before it reaches a hover,
+tick label or legend, where Plotly would otherwise read its `<a href>` and `<b>` tags.
+"""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -8,6 +12,8 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from .safe import html, html_series
 
 ACCENT = "#d6336c"
 SECOND = "#1c7ed6"
@@ -44,7 +50,7 @@ def crosstab_heatmap(table: pd.DataFrame) -> go.Figure:
     """The lesson's cross-tab: most active users (rows) x most rated items (columns), blank where unrated."""
     z = table.to_numpy(dtype=float)
     text = np.where(np.isnan(z), "", np.vectorize(lambda v: f"{v:g}")(np.nan_to_num(z)))
-    fig = go.Figure(go.Heatmap(z=z, x=[str(c) for c in table.columns], y=[str(i) for i in table.index], text=text,
+    fig = go.Figure(go.Heatmap(z=z, x=[html(c) for c in table.columns], y=[html(i) for i in table.index], text=text,
                                texttemplate="%{text}", colorscale="RdPu", colorbar=dict(title="rating"),
                                hovertemplate="user %{y}, item %{x}: %{z}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", type="category", title="user")
@@ -91,8 +97,8 @@ def runs_overlay(histories: Mapping[str, Sequence[Mapping]], metric: str = "vali
     for name, epochs in histories.items():
         frame = pd.DataFrame(list(epochs))
         if len(frame) and metric in frame:
-            fig.add_trace(go.Scatter(x=frame["epoch"], y=frame[metric], mode="lines+markers", name=name,
-                                     hovertemplate=f"epoch %{{x}}: %{{y:.4f}}<extra>{name}</extra>"))
+            fig.add_trace(go.Scatter(x=frame["epoch"], y=frame[metric], mode="lines+markers", name=html(name),
+                                     hovertemplate="epoch %{x}: %{y:.4f}<extra>%{fullData.name}</extra>"))
     return _layout(fig, f"{metric} per epoch", xaxis_title="epoch", yaxis_title=metric)
 
 
@@ -122,7 +128,7 @@ def joint_density(d: Mapping) -> go.Figure:
 
 def error_bars(frame: pd.DataFrame, x: str, title: str) -> go.Figure:
     """RMSE (bars) per group in column `x`, with the group size in the hover (analysis.error_by_*)."""
-    labels = [f"{v:g}" if isinstance(v, (int, float)) else str(v) for v in frame[x].tolist()]
+    labels = [f"{v:g}" if isinstance(v, (int, float)) else html(v) for v in frame[x].tolist()]
     fig = go.Figure(go.Bar(x=labels, y=frame["rmse"], marker_color=ACCENT, customdata=frame["n"],
                            hovertemplate=f"{x} %{{x}}: RMSE %{{y:.3f}} over %{{customdata:,}} ratings<extra></extra>"))
     fig.update_xaxes(type="category")
@@ -134,7 +140,7 @@ def runs_metrics(frame: pd.DataFrame, current: str | None = None) -> go.Figure:
     fig = go.Figure()
     for metric, color in (("valid_rmse", ACCENT), ("valid_mae", SECOND)):
         opacity = [1.0 if rid == current else 0.45 for rid in frame["id"]]
-        fig.add_trace(go.Bar(x=frame["label"], y=frame[metric], name=metric, marker=dict(color=color, opacity=opacity),
+        fig.add_trace(go.Bar(x=html_series(frame["label"]), y=frame[metric], name=metric, marker=dict(color=color, opacity=opacity),
                              hovertemplate="%{x}: %{y:.4f}<extra>" + metric + "</extra>"))
     return _layout(fig, "This run beside earlier runs", barmode="group", yaxis_title="error")
 
@@ -142,6 +148,10 @@ def runs_metrics(frame: pd.DataFrame, current: str | None = None) -> go.Figure:
 # ---------------------------------------------------------------- embeddings
 def pca_scatter(frame: pd.DataFrame, x: str = "pc1", y: str = "pc2", color: str | None = None) -> go.Figure:
     """Items on two principal components; hover shows the title, colour by a column of `frame`."""
+    frame = frame.copy()
+    for col in ("title", "genres", "genre", "item"):
+        if col in frame and not pd.api.types.is_numeric_dtype(frame[col]):
+            frame[col] = html_series(frame[col])
     hover = {c: True for c in ("year", "genres", "n_ratings", "mean_rating") if c in frame}
     hover.update({x: ":.3f", y: ":.3f"})
     if "mean_rating" in hover:

@@ -1,15 +1,16 @@
 """Session state and caches: the runs store and job manager, the session's dataset, its job and its current run.
 
-All Streamlit caching lives here (never in cf_core). The keys this module owns in st.session_state:
-    owner   this browser session's id: its jobs are submitted under it, so two sessions never see each other's curves
+All Streamlit caching lives here (never in cf_core). Who is asking comes from ui.auth on every run (a cookie, never
+session state), and every store and job call passes that principal, so cf_core decides what it may see and do.
+The keys this module owns in st.session_state:
     dataset the `Dataset` picked on the Data page
     job_id  the session's latest training job (also in st.query_params["job"] on the Train page)
-    run_id  the current run the explore pages show (?run=ID on any page sets it)
+    run_id  the current run the explore pages show (?run=ID on any page sets it, for a run of one's own)
+    share   the share-link token this tab was opened with (?share=TOKEN), which lets it see that one run
 """
 from __future__ import annotations
 
 import os
-import secrets
 from dataclasses import dataclass
 
 import pandas as pd
@@ -17,9 +18,12 @@ import streamlit as st
 import torch
 
 from cf_core import datasets
+from cf_core.access import SYSTEM, PermissionDenied, Principal
 from cf_core.data import Ratings, ratings_per_item, ratings_per_user, read_items, read_ratings, summarize
 from cf_core.jobs import Job, JobManager
-from cf_core.store import Run, RunStore, default_root
+from cf_core.store import Run, RunInfo, RunNotFound, RunStore, Share, ShareError, default_root
+
+from . import auth
 
 BUILTIN_NAME = "MovieLens 100k"
 ROLES = ("user", "item", "rating", "timestamp")
@@ -63,11 +67,9 @@ def jobs() -> JobManager:
     return _jobs(_root())
 
 
-def owner() -> str:
-    """This browser session's id (created on first use)."""
-    if "owner" not in st.session_state:
-        st.session_state["owner"] = secrets.token_urlsafe(9)
-    return st.session_state["owner"]
+def who() -> Principal:
+    """Who this run of the script is for (local mode's owner, a signed-in person, or an anonymous visitor)."""
+    return auth.principal()
 
 
 # ---------------------------------------------------------------- datasets
@@ -109,12 +111,16 @@ def set_dataset(ds: Dataset) -> None:
 
 # ---------------------------------------------------------------- jobs
 def current_job() -> Job | None:
-    """The job named by ?job=ID, else the session's last job; None when the server does not know it."""
+    """The job named by ?job=ID, else the session's last job; None when the server does not know it.
+
+    Raises PermissionDenied for someone else's job (the page shows nothing of it).
+    """
     job_id = st.query_params.get("job") or st.session_state.get("job_id")
     if not job_id:
         return None
+    job = jobs().get(job_id, who())
     st.session_state["job_id"] = job_id
-    return jobs().get(job_id)
+    return job
 
 
 def remember_job(job: Job) -> None:
@@ -132,6 +138,68 @@ def apply_run_param() -> None:
         st.session_state["run_id"] = run_id
 
 
+def apply_share_param() -> Share | None:
+    """?share=TOKEN opens a share link: its run becomes current and the token stays in the URL across pages.
+
+    Returns the share, None without one; raises ShareError (a message for the visitor) for a link that does not open.
+    """
+    token = st.query_params.get("share") or st.session_state.get("share")
+    if not token:
+        return None
+    try:
+        link = store().open_share(token, who())
+    except ShareError:
+        st.session_state.pop("share", None)
+        raise
+    if st.session_state.get("share") != token:
+        st.session_state["share"] = token
+        set_current_run(link.run_id)
+    st.query_params["share"] = token  # a reload, or a page switch, keeps the link
+    return link
+
+
+def share_token() -> str | None:
+    return st.session_state.get("share")
+
+
+def share_url(token: str) -> str:
+    """An absolute link to the Evaluate page of a share when the browser's URL is known, else a relative one."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(st.context.url or "")
+    base = f"{parts.scheme}://{parts.netloc}{parts.path.rsplit('/', 1)[0]}" if parts.netloc else ""
+    return f"{base}/evaluate?share={token}"
+
+
+def my_runs() -> list[RunInfo]:
+    """The runs this person owns, newest first."""
+    return store().list(who())
+
+
+def runs_i_can_see() -> list[RunInfo]:
+    """Their own runs, then those shared with them, then (for this tab's share link) the shared run."""
+    me = who()
+    seen = {info.id: info for info in store().list(me) + store().shared_with(me)}
+    run_id, token = current_run_id(), share_token()
+    if token and run_id and run_id not in seen:
+        try:
+            seen[run_id] = store().info(run_id, me, token)
+        except (RunNotFound, PermissionDenied):
+            pass
+    return list(seen.values())
+
+
+def run_info(run_id: str) -> RunInfo:
+    """A run's index row if this person may see it. Raises RunNotFound or PermissionDenied."""
+    me, token = who(), share_token()
+    try:
+        return store().info(run_id, me)
+    except PermissionDenied:
+        if token is None:
+            raise
+        return store().info(run_id, me, token)
+
+
 def set_current_run(run_id: str | None) -> None:
     """Make a run the one the explore pages show."""
     st.session_state["run_id"] = run_id
@@ -143,19 +211,26 @@ def current_run_id() -> str | None:
 
 @st.cache_resource(show_spinner="Loading the run…", max_entries=4)
 def _load(root: str, run_id: str) -> Run:
-    return _store(root).load(run_id)
+    # Reached only through load_run, after the store has said that this session may see the run.
+    return _store(root).load(run_id, SYSTEM)
 
 
 def load_run(run_id: str) -> Run:
-    """A run loaded once per server and shared by the sessions exploring it. Raises RunNotFound."""
-    return _load(_root(), run_id)
+    """A run this person may see, loaded once per server and shared by the sessions exploring it.
+
+    Raises RunNotFound or PermissionDenied (ShareError for a revoked link).
+    """
+    info = run_info(run_id)
+    run = _load(_root(), run_id)
+    run.info = info  # a rename since the run was cached shows at once
+    return run
 
 
 def forget_run(run_id: str) -> None:
-    """Delete a run from the store and drop it from the caches and from this session."""
-    store().delete(run_id)
+    """Delete a run (the store checks that this person may) and drop it from the caches and from this session."""
+    store().delete(run_id, who())
     _load.clear()
-    predictions.clear()
+    _predictions.clear()
     if current_run_id() == run_id:
         set_current_run(None)
 
@@ -166,10 +241,18 @@ def current_run() -> Run | None:
     return load_run(run_id) if run_id else None
 
 
-@st.cache_data(show_spinner="Predicting the validation ratings…", max_entries=4)
 def predictions(run_id: str) -> pd.DataFrame:
-    """The run's validation ratings with predictions (user, item, rating, prediction, cold); empty without any."""
-    run = load_run(run_id)
+    """The run's validation ratings with predictions (user, item, rating, prediction, cold); empty without any.
+
+    Raises RunNotFound or PermissionDenied when this person may not see the run.
+    """
+    run_info(run_id)
+    return _predictions(run_id)
+
+
+@st.cache_data(show_spinner="Predicting the validation ratings…", max_entries=4)
+def _predictions(run_id: str) -> pd.DataFrame:
+    run = _load(_root(), run_id)
     if run.valid is None or not len(run.valid):
         return pd.DataFrame(columns=["user", "item", "rating", "prediction", "cold"])
     return run.recommender.predict_frame(run.valid)

@@ -1,16 +1,30 @@
-"""Widgets several pages share: the empty states that say what to do first, and the current-run header."""
+"""Widgets several pages share: sign-in, the empty states that say what to do first, and the current-run header."""
 from __future__ import annotations
 
 import streamlit as st
 
+from cf_core.access import PermissionDenied, Principal
 from cf_core.data import DataError
 from cf_core.store import Run, RunNotFound
 
-from . import state
+from . import auth, state
+from .safe import lit
 
-DATA_PAGE, TRAIN_PAGE, RUNS_PAGE = "pages/data.py", "pages/train.py", "pages/runs.py"
-EXPLORE_PAGES = (("pages/evaluate.py", "Evaluate"), ("pages/embeddings.py", "Embeddings"),
-                 ("pages/biases.py", "Biases"), ("pages/recommend.py", "Recommend"))
+DATA_PAGE, TRAIN_PAGE, RUNS_PAGE = "views/data.py", "views/train.py", "views/runs.py"
+EXPLORE_PAGES = (("views/evaluate.py", "Evaluate"), ("views/embeddings.py", "Embeddings"),
+                 ("views/biases.py", "Biases"), ("views/recommend.py", "Recommend"))
+NO_RUN = ("There is no run here that you may open: it was deleted, the link is wrong, or it belongs to someone else "
+          "and was not shared with you.")
+
+
+def signin_page() -> None:
+    """Team mode, signed out: what the app is and how to get in."""
+    st.title("Collab Studio")
+    st.markdown("Collaborative filtering in the browser: upload ratings, train a recommender, and explore what it "
+                "learned. This server is shared by a team, so **sign in** to see your runs.")
+    auth.signin_panel()
+    st.caption("Opened a share link? Sign in and it opens; if its owner made it open to anyone, it opens without "
+               "signing in.")
 
 
 def _use_builtin() -> None:
@@ -25,7 +39,7 @@ def load_builtin_button(key: str) -> None:
     """A button that makes MovieLens 100k the session's dataset, with a readable error when it cannot."""
     st.button(f"Use {state.BUILTIN_NAME}", key=key, type="primary", icon=":material/movie:", on_click=_use_builtin)
     if "_builtin_error" in st.session_state:
-        st.error(st.session_state.pop("_builtin_error"), icon=":material/error:")
+        st.error(lit(st.session_state.pop("_builtin_error")), icon=":material/error:")
 
 
 def require_dataset() -> state.Dataset | None:
@@ -43,40 +57,59 @@ def require_run() -> Run | None:
     """The current run, or an empty state (train one, or load one on Runs) and None."""
     try:
         run = state.current_run()
+    except PermissionDenied as exc:  # a share link revoked since this tab opened it says so
+        st.error(str(exc) if "revoked" in str(exc) else NO_RUN, icon=":material/block:")
+        _links_back()
+        return None
     except RunNotFound:
-        st.error(f"There is no saved run with id {state.current_run_id()!r}: it was deleted, or the link is wrong. "
-                 "Pick another run on the Runs page.")
-        st.page_link(RUNS_PAGE, label="Go to Runs", icon=":material/history:")
+        st.error(NO_RUN, icon=":material/error:")
+        _links_back()
         return None
     if run is None:
         st.info("No run to explore yet. Train a model first, or load a saved run.", icon=":material/info:")
-        cols = st.columns(2)
-        with cols[0]:
-            st.page_link(TRAIN_PAGE, label="Train a model", icon=":material/model_training:")
-        with cols[1]:
-            st.page_link(RUNS_PAGE, label="Load a saved run", icon=":material/history:")
+        _links_back()
         return None
+    if state.share_token() is None:
+        st.query_params["run"] = run.info.id  # a reload comes back to the same run
     metrics = run.info.metrics
-    rmse = f" · valid RMSE {metrics['valid_rmse']:.4f}" if "valid_rmse" in metrics else ""
-    st.caption(f"Run **{run.info.name or run.info.id}** · {run.info.model} · {run.info.dataset or 'data'} · "
-               f"{run.info.created_text}{rmse}")
+    rmse = f" · valid RMSE {metrics['valid_rmse']:.4f}" if metrics.get("valid_rmse") is not None else ""
+    shared = f" · shared by {lit(run.info.owner)}" if run.info.owner != state.who().name else ""
+    st.caption(f"Run {lit(run.info.name or run.info.id)} · {run.info.model} · {lit(run.info.dataset or 'data')} · "
+               f"{run.info.created_text}{rmse}{shared}")
     return run
 
 
-def sidebar_status() -> None:
-    """What the session has picked: its dataset and its current run.
+def _links_back() -> None:
+    if not state.who().signed_in:
+        return
+    cols = st.columns(2)
+    with cols[0]:
+        st.page_link(TRAIN_PAGE, label="Train a model", icon=":material/model_training:")
+    with cols[1]:
+        st.page_link(RUNS_PAGE, label="Load a saved run", icon=":material/history:")
+
+
+def sidebar_status(who: Principal) -> None:
+    """Who is signed in, what the session has picked: its dataset and its current run.
 
     Drawn before the page runs, so whatever changes them mid-page either runs in a widget callback or reruns.
     """
     with st.sidebar:
+        if auth.mode() == "team":
+            if who.signed_in:
+                auth.signout_control(who)
+            else:
+                st.caption("Viewing a shared run without signing in.")
+        if not who.signed_in:
+            return
         ds = state.dataset()
-        st.caption(f"Dataset: **{ds.name}**" if ds else "Dataset: none yet")
+        st.caption(f"Dataset: {lit(ds.name)}" if ds else "Dataset: none yet")
         run_id = state.current_run_id()
         if run_id:
             try:
-                info = state.store().info(run_id)
-                st.caption(f"Current run: **{info.name or info.id}** ({info.model})")
-            except RunNotFound:
-                st.caption("Current run: not found")
+                info = state.run_info(run_id)
+                st.caption(f"Current run: {lit(info.name or info.id)} ({info.model})")
+            except (RunNotFound, PermissionDenied):
+                st.caption("Current run: not available")
         else:
             st.caption("Current run: none yet")

@@ -6,9 +6,11 @@ import streamlit as st
 from cf_core.config import (DEFAULT_LR, GIBBS_FACTORS, GIBBS_MAX_RATINGS, GIBBS_SWEEPS, MODEL_NAMES, OPTIMIZERS,
                             PRETRAINED_LR_FACTOR, SCHEDULES, TrainConfig, data_stats, default_optimizer, default_y_range,
                             resolve)
+from cf_core.access import PermissionDenied
 from cf_core.recommender import Recommender
 from cf_core.splits import cold_count, split_for_training
 from ui import charts, state, widgets
+from ui.safe import lit
 
 MODEL_LABELS = {"dotbias": "Dot product with biases", "dot": "Dot product (no biases)", "nn": "Neural net"}
 OPTIMIZER_LABELS = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam", "adamw": "AdamW",
@@ -67,7 +69,7 @@ def use_suggestion(lr: float) -> None:
 
 
 lo, hi = ds.ratings.rating_scale
-st.caption(f"Training on **{ds.name}**: {ds.ratings.n_ratings:,} ratings, {ds.ratings.n_users:,} users, "
+st.caption(f"Training on {lit(ds.name)}: {ds.ratings.n_ratings:,} ratings, {ds.ratings.n_users:,} users, "
            f"{ds.ratings.n_items:,} items. Empty fields are chosen from the data.")
 
 model_col, opt_col, sched_col = st.columns(3)
@@ -147,7 +149,7 @@ try:
     config.validate()
     train_df, valid_df = split_for_training(ds.ratings.df, how, valid_frac, st.session_state["seed"])
 except ValueError as exc:
-    st.error(f"These settings cannot train: {exc}", icon=":material/error:")
+    st.error(f"These settings cannot train: {lit(exc)}", icon=":material/error:")
     st.stop()
 
 stats = data_stats(train_df)
@@ -174,12 +176,19 @@ with st.expander("Learning-rate finder", expanded="lr_result" in st.session_stat
                   args=(suggestion,))
 
 # ---------------------------------------------------------------- training
-job = state.current_job()
+try:
+    job = state.current_job()
+except PermissionDenied:  # someone else's ?job= link: show nothing of that job
+    st.session_state.pop("job_id", None)
+    del st.query_params["job"]
+    st.warning("That training job is not yours, so nothing of it is shown here. Start your own below.",
+               icon=":material/block:")
+    job = None
 busy = job is not None and job.active
 if st.button("Start training", key="start", type="primary", icon=":material/play_arrow:", disabled=busy,
              help="Stop the running job first" if busy else None):
     name = st.session_state["run_name"].strip() or MODEL_LABELS[config.model]
-    job = state.jobs().submit(train_df, valid_df, config, owner=state.owner(), name=name, dataset=ds.name,
+    job = state.jobs().submit(train_df, valid_df, config, owner=state.who(), name=name, dataset=ds.name,
                               items=ds.items)
     state.remember_job(job)
     st.rerun()
@@ -196,14 +205,14 @@ job_was_active = job.active
 @st.fragment(run_every=POLL_SECONDS if job_was_active else None)
 def show_job() -> None:
     """Polls the job's progress snapshot; the worker thread never calls Streamlit."""
-    snap = job.progress.snapshot()
+    snap = state.jobs().snapshot(job.id, state.who())
     active = snap["status"] in ("queued", "running")
     if snap["run_id"] and st.session_state.get("_applied_job") != job.id:
         st.session_state["_applied_job"] = job.id
         state.set_current_run(snap["run_id"])
     if active != job_was_active:
         st.rerun()  # the job ended (or started) since this page was drawn: redraw it all, and stop polling
-    st.subheader(f"Job: {job.name}")
+    st.subheader(f"Job: {lit(job.name)}")
     if snap["status"] == "queued":
         st.info("Queued: another training is using this device; this one starts when it ends.", icon=":material/schedule:")
     elif snap["status"] == "running":
@@ -219,10 +228,10 @@ def show_job() -> None:
             unit = "Sweep" if snap["optimizer"] == "gibbs" else "Epoch"
             st.progress(snap["fraction"], text=f"{unit} {epoch}/{snap['n_epochs']}{eta} · on {snap['device']}")
         if st.button("Stop", key="stop", icon=":material/stop:"):
-            job.stop()
+            state.jobs().stop(job.id, state.who())
             st.toast("Stopping after this batch; the best model so far is kept.")
     elif snap["status"] == "failed":
-        st.error(f"Training failed: {snap['error']}", icon=":material/error:")
+        st.error(f"Training failed: {lit(snap['error'])}", icon=":material/error:")
     else:
         metrics = snap["metrics"]
         verb = "Stopped early" if snap["status"] == "stopped" else "Done"

@@ -5,6 +5,7 @@ import streamlit as st
 from cf_core import analysis
 from cf_core.ids import UnknownIdError
 from ui import widgets
+from ui.safe import lit
 
 PICK_LIMIT = 5000  # items offered in the pickers, most rated first
 # The score first: genres can be long and would push it out of view.
@@ -38,11 +39,11 @@ for_user, similar, new_user = st.tabs(["For a user", "Similar items", "For a new
 
 with for_user:
     top_user = rec.user_map.decode([int(np.argmax(rec.user_counts))])[0]
-    user = st.text_input("User id", str(top_user), key="rec_user", help=f"The most active user is {top_user}.")
+    user = st.text_input("User id", str(top_user), key="rec_user", help=f"The most active user is {lit(top_user)}.")
     try:
         recs = analysis.recommend(rec, user, run.items, n, min_ratings)
     except UnknownIdError as exc:
-        st.error(f"{exc}. Pick a user id that was in the training data.")
+        st.error(f"{lit(exc)}. Pick a user id that was in the training data.")
     else:
         left, right = st.columns(2)
         left.caption("Recommended (not rated in training)")
@@ -64,7 +65,7 @@ with new_user:
     chosen = st.multiselect("Items you have an opinion on", popular[:500], format_func=label, key="new_items")
     ratings = {}
     for item in chosen:
-        ratings[item] = st.slider(label(item), float(lo), float(hi), float(hi), 0.5 if hi - lo <= 10 else 1.0,
+        ratings[item] = st.slider(lit(label(item)), float(lo), float(hi), float(hi), 0.5 if hi - lo <= 10 else 1.0,
                                   key=f"new_rating_{item}")
     if ratings:
         st.dataframe(analysis.recommend_new_user(rec, ratings, run.items, n, min_ratings), hide_index=True,

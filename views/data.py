@@ -3,6 +3,7 @@ import streamlit as st
 
 from cf_core.data import DataError, crosstab, preview
 from ui import charts, state, widgets
+from ui.safe import lit
 
 AUTO = "(inferred)"
 
@@ -17,8 +18,12 @@ if source == "builtin":
 else:
     st.caption("CSV, TSV, `::` or `|` separated text, Parquet or Excel; a long table (user, item, rating"
                "[, timestamp]) or a user x item matrix. Columns are inferred from their names; correct them below.")
-    upload = st.file_uploader("Ratings file", key="ratings_file")
-    items_upload = st.file_uploader("Items file (optional: item id, title, year, genres)", key="items_file")
+    limit = int(st.get_option("server.maxUploadSize"))
+    st.caption(f"Files up to {limit:,} MB each (this server's limit). What you upload is yours: it is kept with your "
+               "session and your runs, and never shown to anyone you do not share a run with.")
+    upload = st.file_uploader(f"Ratings file (up to {limit:,} MB)", key="ratings_file")
+    items_upload = st.file_uploader(f"Items file (optional: item id, title, year, genres; up to {limit:,} MB)",
+                                    key="items_file")
     if upload is not None:
         data = upload.getvalue()
         try:
@@ -26,7 +31,7 @@ else:
             st.dataframe(head, hide_index=True, height=200)
             columns = list(head.columns)
         except DataError as exc:
-            st.error(str(exc), icon=":material/error:")
+            st.error(lit(exc), icon=":material/error:")
             columns = None
         if columns is not None:
             picks = st.columns(4)
@@ -44,11 +49,11 @@ else:
                     st.session_state["_upload_key"] = key
                     st.rerun()  # redraw from the top, so the sidebar shows the new dataset too
                 found = state.dataset().ratings.columns
-                st.success("Read as " + ", ".join(f"{role} = {found[role]!r}" for role in state.ROLES if role in found),
+                st.success("Read as " + ", ".join(f"{role} = {lit(found[role])}" for role in state.ROLES if role in found),
                            icon=":material/check_circle:")
             except DataError as exc:
                 st.session_state.pop("_upload_key", None)
-                st.error(str(exc), icon=":material/error:")
+                st.error(lit(exc), icon=":material/error:")
                 st.caption("Choose the right columns above, or fix the file and upload it again.")
 
 ds = state.dataset()
@@ -59,9 +64,9 @@ if ds is None:
 ratings = ds.ratings
 described = state.describe(ds)
 summary = described["summary"]
-st.subheader(ds.name)
+st.subheader(lit(ds.name))
 for note in ratings.warnings:
-    st.warning(note)
+    st.warning(lit(note))
 cols = st.columns(5)
 cols[0].metric("Users", f"{summary['n_users']:,}")
 cols[1].metric("Items", f"{summary['n_items']:,}")

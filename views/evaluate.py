@@ -43,7 +43,8 @@ with right:
         st.dataframe(by_activity, hide_index=True)
 
 st.subheader("Beside earlier runs")
-runs = [info for info in state.store().list() if "valid_rmse" in info.metrics]
+runs = [info for info in state.runs_i_can_see() if info.metrics.get("valid_rmse") is not None]
+runs.sort(key=lambda info: info.created, reverse=True)
 same = st.checkbox("Only runs on the same dataset", True, key="same_dataset")
 if same:
     runs = [info for info in runs if info.dataset == run.info.dataset]

@@ -3,6 +3,7 @@ import streamlit as st
 
 from cf_core import analysis
 from ui import charts, widgets
+from ui.safe import lit
 
 COLOR_LABELS = {"genre": "Genre (the first listed)", "year": "Year", "mean_rating": "Mean rating",
                 "n_ratings": "Number of ratings", "none": "None"}
@@ -24,7 +25,7 @@ min_ratings = controls[0].slider("Minimum number of ratings", 0, min(most, 500),
 try:
     frame, ratio = analysis.item_pca(rec, run.items, min(5, n_factors), min_ratings)
 except ValueError as exc:
-    st.warning(str(exc))
+    st.warning(lit(exc))
     st.stop()
 n_components = len(ratio)  # fewer when only a few items pass the minimum
 options = [f"pc{i + 1}" for i in range(n_components)]
