@@ -26,7 +26,7 @@ except ShareError as exc:
 state.apply_run_param()
 
 EXPLORE = [
-    st.Page("views/evaluate.py", title="Evaluate", icon=":material/query_stats:", default=not who.signed_in),
+    st.Page("views/evaluate.py", title="Evaluate", icon=":material/query_stats:"),
     st.Page("views/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
     st.Page("views/biases.py", title="Biases", icon=":material/balance:"),
     st.Page("views/recommend.py", title="Recommend", icon=":material/recommend:"),
@@ -42,10 +42,12 @@ if who.signed_in:
         "Manage": [st.Page("views/runs.py", title="Runs", icon=":material/history:")],
     }
 elif link is not None:  # an anonymous visitor with an open share link: that run's explore pages and nothing else
-    pages = {"Explore a shared run": EXPLORE}
+    pages = {"Explore a shared run": EXPLORE,
+             "Account": [st.Page(widgets.signin_page, title="Sign in", icon=":material/login:", url_path="signin",
+                                 default=True)]}  # the default page is served at "/" only, so not an explore page
 else:  # team mode, signed out: every page's address asks for sign-in, then comes back to that page
-    pages = [st.Page(widgets.signin_page, title="Sign in", icon=":material/login:", url_path=path, default=path == "data")
-             for path in ("data", "train", "evaluate", "embeddings", "biases", "recommend", "runs")]
+    pages = [st.Page(widgets.signin_page, title="Sign in", icon=":material/login:", url_path=path, default=path == "signin")
+             for path in ("signin", "data", "train", "evaluate", "embeddings", "biases", "recommend", "runs")]
 
 navigation = st.navigation(pages, position="sidebar" if who.signed_in or link is not None else "hidden")
 if share_problem:

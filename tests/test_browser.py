@@ -1,109 +1,33 @@
-"""The critical path in a real browser: `streamlit run app.py` driven by Playwright with Debian's Chromium.
+"""The critical path in a real browser, local mode: `streamlit run server.py` driven by Playwright with Debian's Chromium.
 
-Built-in data -> train 8 sweeps of the default (Bayesian) fit with live curves -> the PCA map -> a share link opened in a fresh browser context,
-and four bad uploads that each give a readable message while the app keeps working. Screenshots go to
-tests/artifacts/. Needs no network: the data cache holds a small generated MovieLens-shaped dataset, and the server
-process accepts its checksum in place of the real one.
+Built-in data -> train 8 sweeps of the default (Bayesian) fit with live curves -> the PCA map -> a share link made
+and opened in a fresh browser context, and four bad uploads that each give a readable message while the app keeps
+working. Screenshots go to tests/artifacts/. Needs no network: the data cache holds a small generated
+MovieLens-shaped dataset, and the server process accepts its checksum in place of the real one.
 """
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from cf_core.access import LOCAL
 from cf_core.store import RunStore
-from tests.app_helpers import write_fake_movielens
+from tests.browser_helpers import Server, browser, needs_chromium, nav as _nav, new_page, no_exception as _no_exception
+from tests.browser_helpers import shot as _shot
 
-CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
-# Runs `streamlit run app.py` in this process after accepting the generated data's checksum as MovieLens 100k's.
-SERVE = ("import sys\nimport cf_core.datasets as d\nd.ML100K_SHA256 = sys.argv.pop(1)\n"
-         "from streamlit.web.cli import main\nsys.argv[0] = 'streamlit'\nmain()")
-TIMEOUT_MS = 60_000
-
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (make browser)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = needs_chromium
+__all__ = ["browser"]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """A Streamlit server on a free port with a tmp runs store and a generated MovieLens cache; yields its URL."""
-    tmp = tmp_path_factory.mktemp("browser")
-    sha = write_fake_movielens(tmp / "cache")
-    env = dict(os.environ, COLLAB_STUDIO_RUNS=str(tmp / "runs"), COLLAB_STUDIO_CACHE=str(tmp / "cache"))
-    port = _free_port()
-    log = open(tmp / "server.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERVE, sha, "run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.headless", "true", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read().strip() == b"ok":
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            pytest.fail("the Streamlit server did not start:\n" + (tmp / "server.log").read_text()[-3000:])
-        time.sleep(0.3)
-    yield {"url": url, "runs": tmp / "runs", "log": tmp / "server.log"}
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
+    """A local-mode server; yields its URL, runs folder and log."""
+    srv = Server(tmp_path_factory.mktemp("browser")).start()
+    yield {"url": srv.url, "runs": srv.runs, "log": srv.log}
+    srv.stop()
 
 
 def _page(browser, url: str):
-    page = browser.new_context(viewport={"width": 1400, "height": 2200}).new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(url)
-    page.get_by_role("heading", level=1).first.wait_for()
-    return page
-
-
-def _nav(page, title: str) -> None:
-    """Go to a page through the sidebar (a full page load would start a new session)."""
-    page.locator('[data-testid="stSidebarNavLink"]', has_text=title).click()
-    page.get_by_role("heading", name=title, level=1).wait_for()
-
-
-def _no_exception(page) -> None:
-    assert page.locator('[data-testid="stException"]').count() == 0, page.locator('[data-testid="stException"]').first.inner_text()
-
-
-def _shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.wait_for_timeout(600)  # let Plotly finish its transition before the picture
-    # Streamlit scrolls inside its own container, so the tall viewport (not full_page) is what shows everything.
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    return new_page(browser, url)
 
 
 def test_critical_path(server, browser):
@@ -141,9 +65,13 @@ def test_critical_path(server, browser):
     _shot(page, "3-embeddings")
 
     _nav(page, "Runs")
-    link = page.locator('[data-testid="stCode"] code').first.inner_text().strip()
-    run_id = RunStore(server["runs"]).list()[0].id
-    assert link == f"{server['url']}/evaluate?run={run_id}"
+    page.get_by_role("button", name="Make a share link").click()
+    code = page.locator('[data-testid="stCode"] code').first
+    code.wait_for()
+    link = code.inner_text().strip()
+    store = RunStore(server["runs"])
+    run_id = store.list(LOCAL)[0].id
+    assert link == f"{server['url']}/evaluate?share={store.shares(run_id, LOCAL)[0].token}"
     _shot(page, "4-runs")
 
     # Someone who did nothing else opens the link in a fresh context (a new session).

@@ -98,7 +98,7 @@ def signin_panel() -> None:
         st.html(f"""
 <form method="post" action="{routes.SIGNIN_PATH}" class="cs-signin" autocomplete="on">
   <input type="hidden" name="next" value="{html.escape(_here(), quote=True)}">
-  <label>User name<br><input name="name" autocomplete="username" required></label>
+  <label>User name<br><input name="username" autocomplete="username" required></label>
   <label>Password<br><input name="password" type="password" autocomplete="current-password" required></label>
   <button type="submit">Sign in</button>
 </form>

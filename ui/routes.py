@@ -69,7 +69,7 @@ async def signin(request: Request) -> Response:
     if not _same_origin(request):
         return PlainTextResponse("Sign-in refused: the form was posted from another site.", status_code=403)
     form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
-    name, password = form.get("name", "").strip(), form.get("password", "")
+    name, password = form.get("username", "").strip(), form.get("password", "")
     back = safe_next(form.get("next"))
     if _locked(name):
         return RedirectResponse(_with_param(back, "signin", "locked"), status_code=303)

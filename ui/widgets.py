@@ -94,14 +94,13 @@ def sidebar_status(who: Principal) -> None:
 
     Drawn before the page runs, so whatever changes them mid-page either runs in a widget callback or reruns.
     """
+    if not who.signed_in:
+        if state.share_token():
+            st.sidebar.caption("You are viewing a shared run without signing in.")
+        return
     with st.sidebar:
         if auth.mode() == "team":
-            if who.signed_in:
-                auth.signout_control(who)
-            else:
-                st.caption("Viewing a shared run without signing in.")
-        if not who.signed_in:
-            return
+            auth.signout_control(who)
         ds = state.dataset()
         st.caption(f"Dataset: {lit(ds.name)}" if ds else "Dataset: none yet")
         run_id = state.current_run_id()

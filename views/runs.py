@@ -1,5 +1,6 @@
-"""Runs: your runs and those shared with you, with settings and metrics, curves compared; for your own: open, rename,
-share links (made and revoked), downloads and delete. The store refuses whatever the person may not do."""
+"""Runs: your own runs with settings and metrics, curves compared, open, rename, share links (made and revoked),
+downloads and delete; below them, the runs others shared with you (open only). The store refuses whatever the
+person may not do, whatever this page shows."""
 import pandas as pd
 import streamlit as st
 
@@ -10,15 +11,36 @@ from ui.safe import lit
 
 st.title("Runs")
 store, who = state.store(), state.who()
-mine = store.list(who)
 everyone = who.admin and auth.mode() == "team" and st.toggle("Show everyone's runs (admin)", key="all_runs")
-if everyone:
-    mine = store.list_all(who)
-shared = [info for info in store.shared_with(who) if info.id not in {r.id for r in mine}]
-runs = mine + shared
+runs = store.list_all(who) if everyone else store.list(who)
+shared = [info for info in store.shared_with(who) if info.id not in {r.id for r in runs}]
+
+
+def open_run(run_id: str) -> None:
+    state.set_current_run(run_id)
+    st.session_state["_run_param"] = run_id
+    st.query_params["run"] = run_id
+
+
+def show_shared() -> None:
+    """Runs of others that this person opened through a share link that still works: open only."""
+    if not shared:
+        return
+    st.subheader("Shared with you")
+    st.caption("Runs that others shared with you through a link you opened. You can explore them; only their owners "
+               "can change, share or delete them. A revoked link takes its run off this list.")
+    for info in shared:
+        left, right = st.columns([5, 1], vertical_alignment="center")
+        left.markdown(f"{lit(info.name or info.id)} · by {lit(info.owner)} · {info.created_text}")
+        if right.button("Open", key=f"open_shared_{info.id}", icon=":material/open_in_new:"):
+            open_run(info.id)
+            st.switch_page(widgets.EXPLORE_PAGES[0][0])
+
+
 if not runs:
-    st.info("No saved runs yet: train a model and it appears here.", icon=":material/info:")
+    st.info("No saved runs of yours yet: train a model and it appears here.", icon=":material/info:")
     st.page_link(widgets.TRAIN_PAGE, label="Train a model", icon=":material/model_training:")
+    show_shared()
     st.stop()
 
 by_id = {info.id: info for info in runs}
@@ -86,8 +108,6 @@ table = pd.DataFrame([{
     "n_factors": info.config.get("n_factors"), "optimizer": info.config.get("optimizer"), "lr": info.config.get("lr"),
     "wd": info.config.get("wd"), "batch_size": info.config.get("batch_size"), "schedule": info.config.get("schedule"),
     "current": info.id == state.current_run_id(), "id": info.id} for info in runs])
-if shared:
-    st.caption(f"{len(mine):,} of your own, {len(shared):,} shared with you (through links you opened).")
 st.dataframe(table, hide_index=True, key="runs_table",
              column_config={"valid_rmse": st.column_config.NumberColumn(format="%.4f"),
                             "valid_mae": st.column_config.NumberColumn(format="%.4f"),
@@ -106,18 +126,12 @@ current = state.current_run_id()
 ids = list(by_id)
 picked = st.selectbox("Run", ids, index=ids.index(current) if current in by_id else 0, format_func=label, key="run_pick")
 info = by_id[picked]
-owned = who.owns(info.owner)
 with st.expander("Settings and metrics"):
     st.json({"metrics": info.metrics, "config": info.config})
 
 if st.button("Open this run", key="open_run", type="primary", icon=":material/open_in_new:"):
-    state.set_current_run(picked)
-    st.session_state["_run_param"] = picked
-    st.query_params["run"] = picked
+    open_run(picked)
     st.rerun()
-if not owned:
-    st.caption(f"Shared with you by {lit(info.owner)}: you can explore it; only its owner can change, share or delete it.")
-    st.stop()
 
 actions = st.columns(3)
 actions[0].download_button("Predictions (CSV)", lambda: csv_bytes(state.predictions(picked)),
@@ -154,3 +168,4 @@ if picked == state.current_run_id():
     links = st.columns(len(widgets.EXPLORE_PAGES))
     for col, (page, name) in zip(links, widgets.EXPLORE_PAGES):
         col.page_link(page, label=name)
+show_shared()
