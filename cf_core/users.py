@@ -134,7 +134,7 @@ class UserDirectory:
 
     def session_principal(self, token: str | None) -> Principal | None:
         """Who a session token signs in, or None (unknown, expired, or the user was removed)."""
-        if not token or len(token) > 200:
+        if not isinstance(token, str) or not token or len(token) > 200:
             return None
         with closing(self._connect()) as con:
             row = con.execute("SELECT u.name, u.admin FROM sessions s JOIN users u ON u.name = s.name "
@@ -143,6 +143,6 @@ class UserDirectory:
 
     def end_session(self, token: str | None) -> None:
         """Sign a session out (nothing happens for an unknown token)."""
-        if token:
+        if isinstance(token, str) and token:
             with closing(self._connect()) as con, con:
                 con.execute("DELETE FROM sessions WHERE token_hash=?", (_token_hash(token),))
