@@ -171,3 +171,27 @@ def test_an_admin_may_stop_anyones_job(tmp_path, split_planted):
     job = mgr.submit(train, valid, TrainConfig(epochs=400, batch_size=64, optimizer="adam"), owner=ALICE)
     mgr.stop(job.id, ADMIN)
     assert _wait(mgr, job, ADMIN)["status"] == "stopped"
+
+
+def test_uploads_are_kept_per_owner(tmp_path):
+    from cf_core.uploads import UploadNotFound, UploadStore
+
+    uploads = UploadStore(tmp_path)
+    kept = uploads.save(ALICE, b"user,item,rating\n1,2,3\n", "mine.csv", b"item,title\n2,Heat\n", "items.csv",
+                        {"rating": "rating"})
+    assert [u.id for u in uploads.list(ALICE)] == [kept.id] and uploads.list(BOB) == []
+    assert uploads.read(kept.id, ALICE) == (b"user,item,rating\n1,2,3\n", b"item,title\n2,Heat\n")
+    for act in (lambda: uploads.read(kept.id, BOB), lambda: uploads.get(kept.id, ANONYMOUS),
+                lambda: uploads.delete(kept.id, BOB), lambda: uploads.set_roles(kept.id, {}, BOB)):
+        with pytest.raises(PermissionDenied, match="Only its owner or an admin"):
+            act()
+    with pytest.raises(PermissionDenied, match="Sign in"):
+        uploads.save(ANONYMOUS, b"x", "x.csv")
+    uploads.set_roles(kept.id, {"user": "u"}, ALICE)
+    assert uploads.get(kept.id, ADMIN).roles == {"user": "u"}
+    uploads.delete(kept.id, ALICE)
+    assert uploads.list(ALICE) == [] and not (tmp_path / "uploads" / kept.id).exists()
+    with pytest.raises(UploadNotFound):
+        uploads.read(kept.id, ALICE)
+    with pytest.raises(UploadNotFound):
+        uploads.read("../../etc/passwd", ALICE)

@@ -80,3 +80,16 @@ def test_items_file_is_attached(app_env):
     at.run()
     assert not at.exception and not at.error
     assert at.session_state["dataset"].items["title"].tolist() == ["Alpha", "Beta"]
+
+
+def test_an_upload_is_kept_for_its_owner_and_reopened_in_a_new_session(app_env):
+    at = upload(open_page(app(), "views/data.py"), GOOD)
+    assert not at.exception and not at.error
+    again = open_page(app(), "views/data.py")  # a reload: a new session, the same person (local mode)
+    assert not again.exception and "Your uploads (1)" in again.radio(key="source").options
+    again.radio(key="source").set_value("mine").run()
+    again.button(key="reopen").click().run()
+    assert not again.exception and again.session_state["dataset"].name == "ratings.csv"
+    assert again.session_state["dataset"].ratings.n_ratings == at.session_state["dataset"].ratings.n_ratings
+    again.button(key="forget_upload").click().run()
+    assert not again.exception and "mine" not in again.radio(key="source").options

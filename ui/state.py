@@ -19,9 +19,25 @@ import torch
 
 from cf_core import datasets
 from cf_core.access import SYSTEM, PermissionDenied, Principal
-from cf_core.data import Ratings, ratings_per_item, ratings_per_user, read_items, read_ratings, summarize
+from cf_core.data import (
+    Ratings,
+    ratings_per_item,
+    ratings_per_user,
+    read_items,
+    read_ratings,
+    summarize,
+)
 from cf_core.jobs import Job, JobManager
-from cf_core.store import Run, RunInfo, RunNotFound, RunStore, Share, ShareError, default_root
+from cf_core.store import (
+    Run,
+    RunInfo,
+    RunNotFound,
+    RunStore,
+    Share,
+    ShareError,
+    default_root,
+)
+from cf_core.uploads import UploadStore
 
 from . import auth
 
@@ -55,6 +71,29 @@ def _jobs(root: str) -> JobManager:
     # MovieLens 100k took 36 s with 2 torch threads, 17 s with 1).
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
     return JobManager(_store(root))
+
+
+@st.cache_resource(show_spinner=False)
+def _uploads(root: str) -> UploadStore:
+    return UploadStore(root)
+
+
+def uploads() -> UploadStore:
+    """Everyone's uploads, each kept for its owner only (the store checks who asks)."""
+    return _uploads(_root())
+
+
+def keep_upload(ratings_file, items_file, roles: dict) -> None:
+    """Keep a successfully read upload for this person, once per pair of files (a change of columns updates it)."""
+    key = (ratings_file.file_id, items_file.file_id if items_file else None)
+    kept = st.session_state.get("_kept_upload")
+    if kept and kept[0] == key:
+        uploads().set_roles(kept[1], roles, who())
+        return
+    upload = uploads().save(who(), ratings_file.getvalue(), ratings_file.name,
+                            items_file.getvalue() if items_file else None, items_file.name if items_file else None,
+                            roles)
+    st.session_state["_kept_upload"] = (key, upload.id)
 
 
 def store() -> RunStore:

@@ -1,26 +1,63 @@
-"""Data: pick MovieLens 100k or upload ratings (and items), correct the inferred columns, and look at the data."""
+"""Data: pick MovieLens 100k, upload ratings (and items), or reopen one of your uploads; correct the inferred
+columns, and look at the data. Uploads are kept per owner (cf_core.uploads) and shown to nobody else."""
 import streamlit as st
 
+from cf_core.access import PermissionDenied
 from cf_core.data import DataError, crosstab, preview
+from cf_core.uploads import UploadNotFound
 from ui import charts, state, widgets
 from ui.safe import lit
 
 AUTO = "(inferred)"
 
 st.title("Data")
-source = st.radio("Ratings", ["builtin", "upload"], key="source", horizontal=True,
-                  format_func={"builtin": f"Built-in: {state.BUILTIN_NAME}", "upload": "Upload a file"}.get)
+mine = state.uploads().list(state.who())
+SOURCES = {"builtin": f"Built-in: {state.BUILTIN_NAME}", "upload": "Upload a file",
+           "mine": f"Your uploads ({len(mine)})"}
+source = st.radio("Ratings", [s for s in SOURCES if s != "mine" or mine], key="source", horizontal=True,
+                  format_func=SOURCES.get)
+
+
+def reopen(upload_id: str) -> None:
+    """Read one of this person's uploads again and make it the dataset."""
+    try:
+        kept = state.uploads().get(upload_id, state.who())
+        ratings_bytes, items_bytes = state.uploads().read(upload_id, state.who())
+        ratings = state.read_upload(ratings_bytes, kept.name, kept.roles)
+        items = state.read_upload_items(items_bytes, kept.items_name) if items_bytes is not None else None
+        state.set_dataset(state.Dataset(kept.name, ratings, items))
+    except (DataError, PermissionDenied, UploadNotFound) as exc:
+        st.session_state["_reopen_error"] = str(exc)
+
+
+def forget(upload_id: str) -> None:
+    try:
+        state.uploads().delete(upload_id, state.who())
+    except (PermissionDenied, UploadNotFound) as exc:
+        st.session_state["_reopen_error"] = str(exc)
 
 if source == "builtin":
     st.caption("100,000 ratings (1-5 stars) by 943 users on 1,682 movies, with titles, years and genres "
                "(GroupLens Research).")
     widgets.load_builtin_button("load_builtin")
+elif source == "mine":
+    by_id = {u.id: u for u in mine}
+    picked = st.selectbox("Upload", list(by_id), key="my_upload", format_func=lambda i: (
+        f"{by_id[i].name}" + (f" + {by_id[i].items_name}" if by_id[i].items_name else "")
+        + f" · {by_id[i].created_text} · {by_id[i].size / 1e6:,.1f} MB"))
+    cols = st.columns(2)
+    cols[0].button("Use this upload", key="reopen", type="primary", icon=":material/upload_file:", on_click=reopen,
+                   args=(picked,))
+    cols[1].button("Delete it", key="forget_upload", icon=":material/delete:", on_click=forget, args=(picked,))
+    if "_reopen_error" in st.session_state:
+        st.error(lit(st.session_state.pop("_reopen_error")), icon=":material/error:")
+    st.caption("Your uploads are kept on this server for you only, with the columns you chose.")
 else:
     st.caption("CSV, TSV, `::` or `|` separated text, Parquet or Excel; a long table (user, item, rating"
                "[, timestamp]) or a user x item matrix. Columns are inferred from their names; correct them below.")
     limit = int(st.get_option("server.maxUploadSize"))
-    st.caption(f"Files up to {limit:,} MB each (this server's limit). What you upload is yours: it is kept with your "
-               "session and your runs, and never shown to anyone you do not share a run with.")
+    st.caption(f"Files up to {limit:,} MB each (this server's limit). What you upload is yours: it is kept for you "
+               "under Your uploads, and shown to nobody else (a run you share shows its ratings, not your files).")
     upload = st.file_uploader(f"Ratings file (up to {limit:,} MB)", key="ratings_file")
     items_upload = st.file_uploader(f"Items file (optional: item id, title, year, genres; up to {limit:,} MB)",
                                     key="items_file")
@@ -47,6 +84,7 @@ else:
                     items = state.read_upload_items(items_upload.getvalue(), items_upload.name) if items_upload else None
                     state.set_dataset(state.Dataset(upload.name, ratings, items))
                     st.session_state["_upload_key"] = key
+                    state.keep_upload(upload, items_upload, roles)
                     st.rerun()  # redraw from the top, so the sidebar shows the new dataset too
                 found = state.dataset().ratings.columns
                 st.success("Read as " + ", ".join(f"{role} = {lit(found[role])}" for role in state.ROLES if role in found),
