@@ -17,6 +17,7 @@ from common import Timer, emit, machine
 from cf_core import analysis
 from cf_core.config import TrainConfig
 from cf_core.recommender import Recommender
+from cf_core.access import LOCAL
 from cf_core.store import RunStore
 from ui.charts import joint_density, pca_scatter
 
@@ -66,10 +67,10 @@ def main() -> None:
     small = Recommender(TrainConfig(epochs=1, device="cpu"))
     small._build(pd.DataFrame({"user": [1, 2, 3], "item": [1, 2, 2], "rating": [1.0, 2.0, 3.0]}))
     for k in range(50):
-        store.save(small, name=f"run {k}", metrics={"valid_rmse": 0.9})
+        store.save(small, owner="local", name=f"run {k}", metrics={"valid_rmse": 0.9})
     with Timer() as t:
-        runs = store.list()
-        histories = [store.history(r.id) for r in runs]
+        runs = store.list(LOCAL)
+        histories = [store.history(r.id, LOCAL) for r in runs]
     emit(what="ours: runs list with 50 runs and their histories", runs=len(runs), seconds=round(t.seconds, 3), **where)
 
 

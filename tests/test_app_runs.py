@@ -10,7 +10,7 @@ from tests.app_helpers import app, chart_keys, figure, open_page, tables, values
 
 def test_empty_state(app_env):
     at = open_page(app(), "views/runs.py")
-    assert not at.exception and "No saved runs yet" in at.info[0].value
+    assert not at.exception and "No saved runs of yours yet" in at.info[0].value
 
 
 def test_runs_table_open_share_and_delete(saved_run, trained, split_planted):

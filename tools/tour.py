@@ -2,7 +2,7 @@
 
     .venv/bin/python -m cf_core fetch && .venv/bin/python tools/tour.py
 
-Starts `streamlit run app.py` on a free port with a throwaway runs folder, drives it with Playwright and Debian's
+Starts `streamlit run server.py` (local mode) on a free port with a throwaway runs folder, drives it with Playwright and Debian's
 Chromium (/usr/bin/chromium) as a person would (use the built-in data, train with the defaults, open each page),
 and saves one picture per page.
 """
@@ -52,7 +52,7 @@ def nav(page, title: str) -> None:
 def main() -> None:
     port = free_port()
     env = dict(os.environ, COLLAB_STUDIO_RUNS=tempfile.mkdtemp())
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "server.py", "--server.port", str(port),
                                "--server.address", "127.0.0.1"], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
