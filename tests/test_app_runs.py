@@ -55,3 +55,10 @@ def test_csv_exports(saved_run, trained, split_planted):
     _, valid = split_planted
     frame = pd.read_csv(io.BytesIO(state.predictions(saved_run).to_csv(index=False).encode()))
     assert list(frame.columns) == ["user", "item", "rating", "prediction", "cold"] and len(frame) == len(valid)
+
+
+def test_local_mode_lists_runs_from_before_owners(app_env, trained):
+    """Upgrading keeps a local user's runs: an index row with no owner is still theirs in local mode."""
+    legacy = RunStore().save(trained, owner="", name="from before owners")
+    at = open_page(app(), "views/runs.py")
+    assert not at.exception and tables(at)[0]["id"].tolist() == [legacy]

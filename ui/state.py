@@ -210,15 +210,17 @@ def share_url(token: str) -> str:
     return f"{base}/evaluate?share={token}"
 
 
-def my_runs() -> list[RunInfo]:
-    """The runs this person owns, newest first."""
-    return store().list(who())
+def my_runs(everyone: bool = False) -> list[RunInfo]:
+    """The runs this person owns, newest first; in local mode (its one person owns everything), or for an admin who
+    asks for `everyone`, all runs, including those indexed before runs had owners."""
+    me = who()
+    return store().list_all(me) if auth.mode() == "local" or (everyone and me.admin) else store().list(me)
 
 
 def runs_i_can_see() -> list[RunInfo]:
     """Their own runs, then those shared with them, then (for this tab's share link) the shared run."""
     me = who()
-    seen = {info.id: info for info in store().list(me) + store().shared_with(me)}
+    seen = {info.id: info for info in my_runs() + store().shared_with(me)}
     run_id, token = current_run_id(), share_token()
     if token and run_id and run_id not in seen:
         try:

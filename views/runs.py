@@ -12,7 +12,7 @@ from ui.safe import lit
 st.title("Runs")
 store, who = state.store(), state.who()
 everyone = who.admin and auth.mode() == "team" and st.toggle("Show everyone's runs (admin)", key="all_runs")
-runs = store.list_all(who) if everyone else store.list(who)
+runs = state.my_runs(everyone)
 shared = [info for info in store.shared_with(who) if info.id not in {r.id for r in runs}]
 
 
