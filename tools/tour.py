@@ -1,6 +1,6 @@
 """Screenshots of every page on real MovieLens 100k, for the README's tour (docs/tour/*.png).
 
-    .venv/bin/python -m cf_core fetch && .venv/bin/python tools/tour.py
+    .venv/bin/python -m cf_core fetch && .venv/bin/python tools/tour.py     # needs Pillow (pip install pillow)
 
 Starts `streamlit run server.py` (local mode) on a free port with a throwaway runs folder, drives it with Playwright and Debian's
 Chromium (/usr/bin/chromium) as a person would (use the built-in data, train with the defaults, open each page),
@@ -77,6 +77,9 @@ def main() -> None:
             save(page, "2-train", 1750)
             for i, title in enumerate(["Evaluate", "Embeddings", "Biases", "Recommend", "Runs"], start=3):
                 nav(page, title)
+                if title == "Runs":
+                    page.get_by_role("button", name="Make a share link").click()
+                    page.locator('[data-testid="stCode"]').first.wait_for()
                 page.wait_for_timeout(1500)
                 save(page, f"{i}-{title.lower()}", 1600)
             browser.close()
