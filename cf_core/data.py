@@ -1078,10 +1078,17 @@ def read_items(source: Any, *, name: str | None = None) -> pd.DataFrame:
         raise DataError("the file is empty (0 bytes)", source=display)
     data = bytes(buf)
     if data[:4] == b"PAR1":
-        frame = pd.read_parquet(io.BytesIO(data)).astype("str").fillna("")
+        try:
+            frame = pd.read_parquet(io.BytesIO(data)).astype("str").fillna("")
+        except Exception as exc:  # pyarrow's errors have no common base: any of them means a damaged file
+            raise DataError(f"could not be read as Parquet ({str(exc).splitlines()[0]})", source=display) from exc
         header = True
     elif data[:4] == b"PK\x03\x04":
-        frame = pd.read_excel(io.BytesIO(data), dtype=object).map(_cell_str)
+        try:
+            frame = pd.read_excel(io.BytesIO(data), dtype=object).map(_cell_str)
+        except Exception as exc:  # zipfile, openpyxl and XML errors alike
+            raise DataError(f"could not be read as an Excel workbook ({str(exc).splitlines()[0]})",
+                            source=display) from exc
         header = True
     else:
         if _looks_binary(data[:_SAMPLE_BYTES]):
@@ -1091,12 +1098,20 @@ def read_items(source: Any, *, name: str | None = None) -> pd.DataFrame:
         if not lines:
             raise DataError("the file is empty", source=display)
         sep = _sniff_sep(lines, display)
+        if sep == "::":  # MovieLens 1M's movies.dat: one byte for the parsers, as for ratings
+            text, lines, sep = text.replace("::", _MULTI_SEP), [line.replace("::", _MULTI_SEP) for line in lines], _MULTI_SEP
         first = _split(lines[:1], sep)[0]
         header = any(_role_of_name(c) in ("item",) or any(_norm(c) in s for s in _ITEM_NAMES.values())
                      for c in first)
-        frame = pd.read_csv(io.StringIO(text), sep=sep, header=0 if header else None, dtype=str,
-                            keep_default_na=False, engine="python" if len(sep) > 1 else "c",
-                            quoting=csv.QUOTE_MINIMAL if sep in ",;" else csv.QUOTE_NONE)
+        try:
+            frame = pd.read_csv(io.StringIO(text), sep=sep, header=0 if header else None, dtype=str,
+                                keep_default_na=False, quoting=csv.QUOTE_MINIMAL if sep in ",;" else csv.QUOTE_NONE)
+        except pd.errors.ParserError as exc:
+            found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+            if found is None:
+                raise DataError(f"could not be read as a table ({str(exc).splitlines()[0]})", source=display) from exc
+            raise DataError(f"expected {found[1]} fields, found {found[3]}", source=display,
+                            row=int(found[2])) from exc
         frame.columns = [str(c) for c in frame.columns] if header else [f"column {j + 1}"
                                                                           for j in range(frame.shape[1])]
         frame = frame.apply(lambda col: col.str.strip())

@@ -93,3 +93,40 @@ def test_an_upload_is_kept_for_its_owner_and_reopened_in_a_new_session(app_env):
     assert again.session_state["dataset"].ratings.n_ratings == at.session_state["dataset"].ratings.n_ratings
     again.button(key="forget_upload").click().run()
     assert not again.exception and "mine" not in again.radio(key="source").options
+
+
+BAD_FILES = [
+    ("empty.csv", b""),
+    ("binary.bin", bytes(range(256)) * 8),
+    ("random.bin", bytes(__import__("numpy").random.default_rng(0).integers(0, 256, 4000, dtype="uint8"))),
+    ("image.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10" + bytes(200)),
+    ("prose.txt", b"The quick brown fox\njumps over\nthe lazy dog today again\n"),
+    ("header_only.csv", b"item_id,title\n"),
+    ("no_item_column.csv", b"name,colour\nHeat,red\nAlien,green\n"),
+    ("ragged.csv", b"item_id,title\n1,A\n2,B,C,D\n"),
+    ("fake.xlsx", b"PK\x03\x04" + bytes(100)),
+    ("fake.parquet", b"PAR1" + bytes(100)),
+    ("bad_utf8.csv", b"item_id,title\n1,\xff\xfe\xfa\n2,B\n"),
+]
+
+
+@pytest.mark.parametrize("name, data", BAD_FILES, ids=[n for n, _ in BAD_FILES])
+def test_every_bad_items_file_gives_a_message_not_a_traceback(app_env, name, data):
+    at = upload(open_page(app(), "views/data.py"), GOOD)
+    at.get("file_uploader")[1].set_value((name, data, "application/octet-stream"))
+    at.run()
+    assert not at.exception, at.exception[0].message
+    if at.error:
+        assert name in at.error[0].value, at.error[0].value  # it says which file
+
+
+def test_a_movielens_1m_items_file_reads(app_env):
+    """movies.dat: `id::Title (year)::Genre|Genre`, Latin-1 (it crashed the Data page with a traceback)."""
+    at = upload(open_page(app(), "views/data.py"), GOOD)
+    movies = "1::Toy Story (1995)::Animation|Children's|Comedy\n2::Café au lait (1993)::Drama\n".encode("latin-1")
+    at.get("file_uploader")[1].set_value(("movies.dat", movies, "application/octet-stream"))
+    at.run()
+    assert not at.exception and not at.error
+    items = at.session_state["dataset"].items
+    assert items["title"].tolist() == ["Toy Story", "Café au lait"] and items["year"].tolist() == [1995, 1993]
+    assert items["genres"][0] == "Animation|Children's|Comedy"
