@@ -77,6 +77,8 @@ def split_for_training(data: Any, how: str = "random", valid_frac: float = 0.2, 
     """`split`, keeping only the columns training uses (user, item, rating): at 25M ratings a timestamp column
     costs 200 MB in each copy."""
     df = _frame(data)
+    if how == "time" and "timestamp" not in df:
+        raise ValueError("a split by time (each user's latest ratings) needs a timestamp column, and this data has none")
     cols = TRAIN_COLUMNS + (["timestamp"] if how == "time" else [])
     train, valid = split(df[cols], how, valid_frac, seed)
     if how == "time":

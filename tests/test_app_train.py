@@ -3,6 +3,8 @@ that survive a new session (?job=ID) without leaking into other sessions."""
 import json
 import time
 
+import pandas as pd
+
 from cf_core.config import DEFAULT_LR, PRETRAINED_LR_FACTOR
 
 from tests.app_helpers import app, open_page
@@ -164,3 +166,18 @@ def test_auto_choice_on_the_page_follows_the_training_part_not_the_whole_table(a
     assert at.selectbox(key="optimizer").format_func("auto") == "Auto: Bayesian (Gibbs sampling)"
     at.selectbox(key="model").set_value("nn").run()
     assert at.checkbox(key="pretrain").value and json.loads(at.json[0].value)["pretrain"]
+
+
+def test_data_without_times_offers_no_split_by_time(app_env):
+    """'Each user's latest ratings' on data without timestamps crashed the page (KeyError) and hid Start training."""
+    from cf_core.data import read_ratings
+    from ui import state
+
+    at = app()
+    frame = pd.DataFrame({"user": [1, 1, 2, 2, 3, 3] * 5, "item": [1, 2, 1, 3, 2, 3] * 5, "rating": [1, 2, 3, 4, 5, 3] * 5})
+    at.session_state["dataset"] = state.Dataset("no-times.csv", read_ratings(frame.drop_duplicates(["user", "item"])))
+    at.session_state["split_how"] = "time"  # chosen on a dataset that had times
+    at = open_page(at, "views/train.py")
+    assert not at.exception
+    assert at.selectbox(key="split_how").options == ["Random", "Per user"]
+    assert at.button(key="start") and not at.error

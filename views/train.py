@@ -137,7 +137,12 @@ with sched_col:
     st.number_input("Epochs" if not gibbs else "Sweeps (epochs)", 1, 10000, value=None, step=1, key="epochs",
                     placeholder=f"auto ({GIBBS_SWEEPS}, the first 20 not averaged)" if gibbs else "auto")
     st.number_input("Batch size", 1, 1 << 22, value=None, step=256, placeholder="auto", key="batch_size", disabled=gibbs)
-    how = st.selectbox("Validation split", list(SPLIT_LABELS), format_func=SPLIT_LABELS.get, key="split_how")
+    timed = "timestamp" in ds.ratings.df
+    if not timed and st.session_state.get("split_how") == "time":
+        st.session_state["split_how"] = "random"  # another dataset had times; this one has none
+    how = st.selectbox("Validation split", [k for k in SPLIT_LABELS if timed or k != "time"], format_func=SPLIT_LABELS.get,
+                       key="split_how", help=None if timed else "Each user's latest ratings needs a time column, and "
+                       "this data has none: add a timestamp column to the file to split by time.")
     valid_frac = st.slider("Validation share", 0.05, 0.5, 0.2, 0.05, key="valid_frac")
     st.number_input("Seed", 0, 2**31 - 1, 42, key="seed")
     st.text_input("Run name", "", placeholder=MODEL_LABELS[model], key="run_name")
