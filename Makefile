@@ -25,12 +25,16 @@ browser:
 # Local mode: one person, this machine only (127.0.0.1), no sign-in.
 run: $(STAMP)
 	$(BIN)/python -m cf_core fetch
-	COLLAB_STUDIO_MODE=local $(BIN)/streamlit run server.py --server.address 127.0.0.1 --server.port $(PORT)
+	COLLAB_STUDIO_MODE=local $(BIN)/streamlit run server.py --server.address 127.0.0.1 --server.port $(PORT) \
+		--server.allowedHosts localhost --server.allowedHosts 127.0.0.1 --server.allowedHosts ::1
 
 # Team mode: listens on $(ADDRESS):$(PORT) and asks everyone to sign in (users: python -m cf_core users add NAME).
+# HOSTS: the host names people use to reach it (DNS-rebinding guard), e.g. make serve HOSTS="recs.example.com".
+HOSTS ?= *
 serve: $(STAMP)
 	$(BIN)/python -m cf_core fetch
-	COLLAB_STUDIO_MODE=team $(BIN)/streamlit run server.py --server.address $(ADDRESS) --server.port $(PORT)
+	COLLAB_STUDIO_MODE=team $(BIN)/streamlit run server.py --server.address $(ADDRESS) --server.port $(PORT) \
+		$(foreach h,$(HOSTS),--server.allowedHosts '$(h)')
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q tests

@@ -18,6 +18,7 @@ if problem:
     st.stop()
 
 who = state.who()
+state.bind_session(who)
 share_problem = None
 try:
     link = state.apply_share_param()
@@ -46,7 +47,8 @@ elif link is not None:  # an anonymous visitor with an open share link: that run
              "Account": [st.Page(widgets.signin_page, title="Sign in", icon=":material/login:", url_path="signin",
                                  default=True)]}  # the default page is served at "/" only, so not an explore page
 else:  # team mode, signed out: every page's address asks for sign-in, then comes back to that page
-    pages = [st.Page(widgets.signin_page, title="Sign in", icon=":material/login:", url_path=path, default=path == "signin")
+    pages = [st.Page(widgets.signin_page, title="Sign in", icon=":material/login:", url_path=path,
+                     default=path == "signin")
              for path in ("signin", "data", "train", "evaluate", "embeddings", "biases", "recommend", "runs")]
 
 navigation = st.navigation(pages, position="sidebar" if who.signed_in or link is not None else "hidden")

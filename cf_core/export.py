@@ -11,18 +11,28 @@ import pandas as pd
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+def _number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
 def neutralize(value: object) -> object:
-    """A text cell that a spreadsheet would read as a formula, prefixed with an apostrophe; anything else as it is."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
+    """A text cell that a spreadsheet would read as a formula, prefixed with an apostrophe; anything else (a number,
+    or a number written as text such as "-1.5") as it is."""
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not _number(value):
         return "'" + value
     return value
 
 
-def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy with every text cell and column name neutralized (numeric columns untouched)."""
+def safe_frame(frame: pd.DataFrame, exempt: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A copy with every text cell and column name neutralized (numeric columns, and the `exempt` columns of the
+    app's own ids, untouched)."""
     out = frame.copy()
     for col in out.columns:
-        if not (pd.api.types.is_numeric_dtype(out[col]) or pd.api.types.is_bool_dtype(out[col])):
+        if col not in exempt and not (pd.api.types.is_numeric_dtype(out[col]) or pd.api.types.is_bool_dtype(out[col])):
             out[col] = out[col].map(neutralize)
     out.columns = [neutralize(str(c)) for c in out.columns]
     return out

@@ -51,7 +51,8 @@ class UploadStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as con, con:
             con.execute("""CREATE TABLE IF NOT EXISTS uploads (id TEXT PRIMARY KEY, owner TEXT NOT NULL,
-                name TEXT NOT NULL, items_name TEXT, created REAL NOT NULL, size INTEGER NOT NULL, roles TEXT NOT NULL)""")
+                name TEXT NOT NULL, items_name TEXT, created REAL NOT NULL, size INTEGER NOT NULL,
+                roles TEXT NOT NULL)""")
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.root / "runs.sqlite", timeout=30)

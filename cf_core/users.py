@@ -23,7 +23,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from .access import Principal, principal
 
-USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+# No '@' or ':': identities from an identity provider are e-mail addresses or 'oidc:<subject>', never a user-list name.
+USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MIN_PASSWORD = 8
 SESSION_DAYS = 30
 _hasher = PasswordHasher()
@@ -78,7 +79,7 @@ class UserDirectory:
     def add(self, name: str, password: str, admin: bool = False, replace: bool = False) -> User:
         """Add a user (or, with replace, set a new password and admin flag and end their sessions)."""
         if not USER_NAME.match(name or ""):
-            raise UserError(f"{name!r} is not a valid user name: use 1 to 64 letters, digits, '.', '_', '@' or '-', "
+            raise UserError(f"{name!r} is not a valid user name: use 1 to 64 letters, digits, '.', '_' or '-', "
                             "starting with a letter or digit.")
         if len(password) < MIN_PASSWORD:
             raise UserError(f"The password must have at least {MIN_PASSWORD} characters.")
@@ -87,7 +88,8 @@ class UserDirectory:
             if exists and not replace:
                 raise UserError(f"There is already a user named {name!r} (use --reset to set a new password).")
             created = time.time()
-            con.execute("INSERT OR REPLACE INTO users VALUES (?,?,?,?)", (name, _hasher.hash(password), int(admin), created))
+            con.execute("INSERT OR REPLACE INTO users VALUES (?,?,?,?)",
+                        (name, _hasher.hash(password), int(admin), created))
             con.execute("DELETE FROM sessions WHERE name=?", (name,))
         return User(name, admin, created)
 

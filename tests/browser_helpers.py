@@ -1,4 +1,4 @@
-"""Helpers for the real-browser tests: a Streamlit server (server.py) on a free port, Debian's Chromium, and shortcuts."""
+"""Helpers for the real-browser tests: a Streamlit server (server.py) on a free port, Debian's Chromium, shortcuts."""
 from __future__ import annotations
 
 import os

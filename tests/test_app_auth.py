@@ -107,3 +107,37 @@ def test_the_oidc_user_owns_runs_and_jobs(team, trained, split_planted):
     at.query_params["job"] = job.id
     at.run()
     assert any("That training job is not yours" in w.value for w in at.warning)
+
+
+def test_a_tab_that_changes_hands_forgets_the_previous_persons_data(team, monkeypatch):
+    """A stale tab reconnecting after someone else signed in with the same browser must not hand over the first
+    person's dataset, job or current run (the review's reproduction: Alice's upload shown to Bob)."""
+    from cf_core.data import read_ratings
+    from ui import state
+
+    _signed_in_as(monkeypatch, team, "alice")
+    at = open_page(app(), "views/data.py")
+    frame = __import__("pandas").DataFrame({"user": [1, 1, 2, 2], "item": [1, 2, 1, 2], "rating": [1, 2, 3, 4]})
+    at.session_state["dataset"] = state.Dataset("alice-secret.csv", read_ratings(frame))
+    at.session_state["job_id"] = "alices-job"
+    at.run()
+    assert at.session_state["dataset"].name == "alice-secret.csv"
+    _signed_in_as(monkeypatch, team, "bob")
+    at.run()
+    assert not at.exception and "dataset" not in at.session_state and "job_id" not in at.session_state
+    assert "No dataset yet" in at.info[0].value
+
+
+def test_an_unverified_oidc_email_is_not_an_identity(team, trained):
+    """A provider that says the e-mail is unverified: the person is known by the provider's subject instead, which
+    cannot equal a user-list name or someone's e-mail."""
+    from ui import auth
+
+    RunStore().save(trained, owner="carol@example.com", name="carol's run")
+    at = app()
+    at.secrets["auth"] = OIDC
+    at.user = {"is_logged_in": True, "email": "carol@example.com", "email_verified": False, "sub": "12345"}
+    at = open_page(at, "views/runs.py")
+    assert not at.exception and "No saved runs of yours yet" in at.info[0].value
+    assert any("oidc:12345" in c.value for c in at.sidebar.caption)
+    assert auth.host_name("[::1]:8501") == "::1" and auth.host_name("Evil.test:8501") == "evil.test"

@@ -141,3 +141,25 @@ def test_the_sigmoid_choice_survives_a_visit_to_the_bayesian_fit(server, browser
     expect(sigmoid).not_to_be_checked()
     _no_exception(page)
     page.context.close()
+
+
+def test_local_mode_refuses_a_rebound_host_name(server, browser):
+    """DNS rebinding: a web page whose domain now resolves to 127.0.0.1 reaches local mode's socket, but with its
+    own host name; local mode (no sign-in, its one person owns everything) answers only this machine's names."""
+    from playwright.sync_api import expect
+
+    from tests.browser_helpers import ARGS, CHROMIUM, TIMEOUT_MS
+
+    port = server["url"].rsplit(":", 1)[1]
+    rebound = browser.browser_type.launch(executable_path=CHROMIUM, headless=True,
+                                          args=[*ARGS, "--host-resolver-rules=MAP evil.test 127.0.0.1"])
+    try:
+        page = rebound.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(f"http://evil.test:{port}/runs")
+        expect(page.get_by_text("Local mode answers only addresses of this machine")).to_be_visible()
+        assert page.locator('[data-testid="stSidebarNavLink"]').count() == 0
+        assert page.get_by_role("heading", name="Runs").count() == 0
+        _no_exception(page)
+    finally:
+        rebound.close()

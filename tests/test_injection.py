@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cf_core.access import LOCAL
 from cf_core.data import read_ratings
 from cf_core.datasets import synthetic
 from cf_core.recommender import Recommender
@@ -43,7 +42,9 @@ def hostile_frames(n_users: int = 40, n_items: int = 30):
     ratings = pd.DataFrame({"user": data["user"].map(users), "item": data["item"].map(items),
                             "rating": np.clip(np.rint(data["rating"]), 1, 5)})
     meta = pd.DataFrame({"item": list(items.values()),
-                         "title": [f"{PAYLOADS[(k + 3) % len(PAYLOADS)]} title {k}" for k in range(len(items))],
+                         # every title starts as a formula would, so any table that shows one must neutralize it
+                         "title": [f"{'=+-@'[k % 4]}{PAYLOADS[(k + 3) % len(PAYLOADS)]} title {k}"
+                                   for k in range(len(items))],
                          "year": 1990, "genres": [f"{PAYLOADS[k % len(PAYLOADS)]}|Drama" for k in range(len(items))]})
     return ratings, meta
 
@@ -113,10 +114,19 @@ def raw_tags_in_figures(at) -> list[str]:
             if "<a href" in text or "<img" in text]
 
 
+def formula_cells(at) -> list[str]:
+    """Table cells whose toolbar CSV download a spreadsheet would run as a formula."""
+    from cf_core.export import FORMULA_START
+
+    return [v for d in at.dataframe for col in d.value.columns if not pd.api.types.is_numeric_dtype(d.value[col])
+            for v in d.value[col] if isinstance(v, str) and v.startswith(FORMULA_START)]
+
+
 def check(at) -> None:
     assert not at.exception, at.exception[0].message if at.exception else ""
     assert markdown_outside_code(at) == []
     assert raw_tags_in_figures(at) == []
+    assert formula_cells(at) == []
 
 
 @pytest.fixture

@@ -84,3 +84,9 @@ def test_cli_add_list_remove(tmp_path, monkeypatch, capsys):
     assert main(["users", "remove", "alice"]) == 2
     assert "no user named 'alice'" in capsys.readouterr().err
     assert UserDirectory(path).list() == []
+
+
+def test_user_list_names_cannot_look_like_identity_provider_names(tmp_path):
+    for name in ("carol@example.com", "oidc:12345"):
+        with pytest.raises(UserError, match="not a valid user name"):
+            UserDirectory(tmp_path / "u.sqlite").add(name, "long enough")

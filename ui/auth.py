@@ -15,7 +15,8 @@ from urllib.parse import urlencode, urlsplit
 
 import streamlit as st
 
-from cf_core.access import ANONYMOUS, LOCAL, Principal, principal as named
+from cf_core.access import ANONYMOUS, LOCAL, Principal
+from cf_core.access import principal as named
 from cf_core.users import UserDirectory
 
 from . import routes
@@ -29,13 +30,33 @@ def mode() -> str:
 
 
 def local_address_problem() -> str | None:
-    """Why local mode must not serve this address (it has no sign-in), or None when it listens on loopback only."""
+    """Why local mode must not serve this connection (it has no sign-in), or None when it is this machine's own.
+
+    It listens on loopback only, and answers only a page whose address names this machine: a web page elsewhere
+    whose domain was rebound to 127.0.0.1 (DNS rebinding) reaches the socket, but with its own host name.
+    """
+    if mode() != "local":
+        return None
     address = st.get_option("server.address") or ""
-    if mode() == "local" and address not in LOOPBACK:
+    if address not in LOOPBACK:
         return (f"Local mode has no sign-in, so it serves this machine only, but the server listens on "
                 f"{address or 'every network address'}. Start it with `make run` (127.0.0.1), or run it for a team "
                 "with `make serve`, which asks everyone to sign in.")
+    host = host_name(st.context.headers.get("Host") if st.context.headers else None)
+    if host is not None and host not in LOOPBACK:
+        return ("Local mode answers only addresses of this machine (localhost, 127.0.0.1), not "
+                f"{host}. Open http://localhost:{st.get_option('server.port')} instead.")
     return None
+
+
+def host_name(header: str | None) -> str | None:
+    """The host of a Host header, without its port ([::1]:8501 -> ::1); None without a header."""
+    if not isinstance(header, str) or not header:
+        return None
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
 def oidc_configured() -> bool:
@@ -54,8 +75,11 @@ def _oidc_principal() -> Principal | None:
             return None
     except (AttributeError, KeyError, st.errors.StreamlitAPIException):
         return None
-    name = user.get("email") or user.get("sub") or ""
-    return named(str(name)) if name else None
+    email = user.get("email")
+    if email and user.get("email_verified") is not False:
+        return named(str(email).strip().lower())
+    sub = user.get("sub")
+    return named(f"oidc:{sub}") if sub else None  # ':' is not allowed in user-list names, so never a collision
 
 
 def session_token() -> str | None:
@@ -81,7 +105,7 @@ def _here() -> str:
 
 
 SIGNIN_MESSAGES = {"failed": "That user name and password do not match. Try again.",
-                   "locked": "Too many failed attempts for this name: wait a quarter of an hour and try again."}
+                   "locked": "Too many failed attempts from this computer: wait a quarter of an hour and try again."}
 
 
 def signin_panel() -> None:

@@ -48,11 +48,13 @@ def show(job: Job | None) -> None:
             st.rerun()  # the job ended (or started) since this page was drawn: redraw it all, and stop polling
         st.subheader(f"Job: {lit(job.name)}")
         if snap["status"] == "queued":
-            st.info("Queued: another training is using this device; this one starts when it ends.", icon=":material/schedule:")
+            st.info("Queued: another training is using this device; this one starts when it ends.",
+                    icon=":material/schedule:")
         elif snap["status"] == "running":
             if snap["pretrain"]:  # the net's embeddings are being fitted first
                 sweep, sweeps = snap["pretrain"]
-                st.progress(sweep / sweeps, text=f"Starting the embeddings from a Bayesian fit: sweep {sweep}/{sweeps} · "
+                st.progress(sweep / sweeps, text="Starting the embeddings from a Bayesian fit: "
+                                                 f"sweep {sweep}/{sweeps} · "
                                                  f"on {snap['device']}")
             elif not snap["n_epochs"]:
                 st.progress(0.0, text=f"Preparing the data and the model · on {snap['device']}")
@@ -69,8 +71,10 @@ def show(job: Job | None) -> None:
         else:
             metrics = snap["metrics"]
             verb = "Stopped early" if snap["status"] == "stopped" else "Done"
-            rmse = f": validation RMSE {metrics['valid_rmse']:.4f}, MAE {metrics['valid_mae']:.4f}" if "valid_rmse" in metrics else ""
-            st.success(f"{verb} in {snap['elapsed']:.0f} s{rmse}. This run is now the current run.", icon=":material/check_circle:")
+            rmse = (f": validation RMSE {metrics['valid_rmse']:.4f}, MAE {metrics['valid_mae']:.4f}"
+                    if "valid_rmse" in metrics else "")
+            st.success(f"{verb} in {snap['elapsed']:.0f} s{rmse}. This run is now the current run.",
+                       icon=":material/check_circle:")
             links = st.columns(len(widgets.EXPLORE_PAGES))
             for col, (page, label) in zip(links, widgets.EXPLORE_PAGES):
                 col.page_link(page, label=label)
@@ -87,8 +91,9 @@ def show(job: Job | None) -> None:
             else:
                 st.caption("Train and validation RMSE appear after the first epoch.")
         if snap["optimizer"] == "gibbs":
-            st.caption("Gibbs sampling: each epoch is one sweep that draws every user's and item's weights from their "
-                       "posterior. The first sweeps are burn-in; after them the model is the average of the draws so far, "
-                       "which is what the RMSE curves show and what is kept. A single draw fits worse than the average.")
+            st.caption("Gibbs sampling: each epoch is one sweep that draws every user's and item's weights from "
+                       "their posterior. The first sweeps are burn-in; after them the model is the average of the "
+                       "draws so far, which is what the RMSE curves show and what is kept. A single draw fits worse "
+                       "than the average.")
 
     poll()

@@ -3,25 +3,34 @@
 The Streamlit script cannot set a cookie, so the sign-in form on the page is a plain HTML form that posts here:
 the password goes to this endpoint once, never through the app's websocket; on success it answers with an HttpOnly,
 SameSite=Lax session cookie and a redirect back to the page the person came from. Cross-site posts are refused by
-their Origin header, and a name that fails too often is locked for a while.
+their Origin header; bodies over 4 KB are refused unread; the Argon2 check runs off the event loop, two at a time,
+so a flood of sign-in attempts neither stalls the app's pages nor takes the memory (64 MB a check). Failures are
+counted per client address and name (10 in 15 minutes lock that pair: a stranger elsewhere cannot lock a colleague
+out) and per client address (30 lock that address: password spraying across names), in memory and bounded.
 """
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
+from collections import OrderedDict
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from cf_core.users import SESSION_DAYS, UserDirectory
+from cf_core.users import SESSION_DAYS, USER_NAME, UserDirectory
 
 COOKIE = "collab_studio_session"
 SIGNIN_PATH, SIGNOUT_PATH = "/account/signin", "/account/signout"
-MAX_FAILURES, LOCKOUT_SECONDS = 10, 15 * 60
-_failures: dict[str, list[float]] = {}
+MAX_FAILURES, MAX_CLIENT_FAILURES, LOCKOUT_SECONDS = 10, 30, 15 * 60
+MAX_BODY, MAX_PASSWORD, MAX_TRACKED = 4096, 1024, 10_000
+_failures: OrderedDict[tuple[str, str], list[float]] = OrderedDict()  # (client, name or "") -> failure times
 _failures_lock = threading.Lock()
+# Each Argon2 check takes ~0.1 s and 64 MB: at most two at a time, the rest wait their turn without a thread.
+_verify_slots = asyncio.Semaphore(2)
 
 
 def safe_next(target: str | None) -> str:
@@ -48,17 +57,43 @@ def _same_origin(request: Request) -> bool:
     return urlsplit(origin).netloc == request.headers.get("host")
 
 
-def _locked(name: str) -> bool:
+def _recent(key: tuple[str, str], now: float) -> list[float]:
+    recent = [t for t in _failures.get(key, []) if now - t < LOCKOUT_SECONDS]
+    if recent:
+        _failures[key] = recent
+    else:
+        _failures.pop(key, None)
+    return recent
+
+
+def _locked(client: str, name: str) -> bool:
     now = time.time()
     with _failures_lock:
-        recent = [t for t in _failures.get(name, []) if now - t < LOCKOUT_SECONDS]
-        _failures[name] = recent
-        return len(recent) >= MAX_FAILURES
+        return (len(_recent((client, name), now)) >= MAX_FAILURES
+                or len(_recent((client, ""), now)) >= MAX_CLIENT_FAILURES)
 
 
-def _failed(name: str) -> None:
+def _failed(client: str, name: str) -> None:
+    now = time.time()
     with _failures_lock:
-        _failures.setdefault(name, []).append(time.time())
+        for key in ((client, name), (client, "")):
+            _failures.setdefault(key, []).append(now)
+            _failures.move_to_end(key)
+        while len(_failures) > MAX_TRACKED:  # the oldest entries go first: memory stays bounded
+            _failures.popitem(last=False)
+
+
+async def _form(request: Request) -> dict[str, str] | None:
+    """The url-encoded form, or None when the body is larger than a sign-in form can be."""
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+        return None
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            return None
+    return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
 
 
 def _secure(request: Request) -> bool:
@@ -68,15 +103,21 @@ def _secure(request: Request) -> bool:
 async def signin(request: Request) -> Response:
     if not _same_origin(request):
         return PlainTextResponse("Sign-in refused: the form was posted from another site.", status_code=403)
-    form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
+    form = await _form(request)
+    if form is None:
+        return PlainTextResponse("Sign-in refused: the form is too large.", status_code=413)
     name, password = form.get("username", "").strip(), form.get("password", "")
     back = safe_next(form.get("next"))
-    if _locked(name):
+    client = request.client.host if request.client else ""
+    if not USER_NAME.match(name) or not password or len(password) > MAX_PASSWORD:
+        return RedirectResponse(_with_param(back, "signin", "failed"), status_code=303)  # no such user can exist
+    if _locked(client, name):
         return RedirectResponse(_with_param(back, "signin", "locked"), status_code=303)
     users = UserDirectory()
-    who = users.verify(name, password) if name and password else None
+    async with _verify_slots:
+        who = await run_in_threadpool(users.verify, name, password)  # not on the event loop
     if who is None:
-        _failed(name)
+        _failed(client, name)
         return RedirectResponse(_with_param(back, "signin", "failed"), status_code=303)
     response = RedirectResponse(back, status_code=303)
     response.set_cookie(COOKIE, users.start_session(who.name), max_age=SESSION_DAYS * 86400, httponly=True,

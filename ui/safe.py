@@ -1,4 +1,5 @@
-"""User-supplied strings as text, never as Markdown or HTML: for Streamlit's Markdown elements and Plotly's labels.
+"""User-supplied strings as text, never as Markdown or HTML: for Streamlit's Markdown elements, Plotly's labels, and
+the tables whose toolbar downloads a CSV.
 
 Streamlit renders captions, alerts, headers and widget labels as Markdown, and its Markdown turns bare URLs into
 links even when every character is backslash-escaped; inside a code span nothing is interpreted (no link, image,
@@ -28,6 +29,14 @@ def lit(value: object) -> str:
 def html(value: object) -> str:
     """`value` with &, < and > as entities, for Plotly text that would otherwise be read as its HTML subset."""
     return _html.escape(str(value), quote=False)
+
+
+def cells(frame: pd.DataFrame, exempt: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A table for st.dataframe whose toolbar CSV download cannot run as formulas (cf_core.export.safe_frame): a text
+    cell starting with =, +, - or @ is shown, and downloaded, with a leading apostrophe (`exempt`: the app's ids)."""
+    from cf_core.export import safe_frame
+
+    return safe_frame(frame, exempt)
 
 
 def html_series(values: pd.Series) -> pd.Series:

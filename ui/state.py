@@ -111,6 +111,15 @@ def who() -> Principal:
     return auth.principal()
 
 
+def bind_session(me: Principal) -> None:
+    """Tie this tab's session state to one person: when the person changes (a tab that reconnects after someone
+    else signed in with the same browser), forget everything the previous person had picked, uploaded or trained."""
+    if "_who" in st.session_state and st.session_state["_who"] != me.name:
+        for key in list(st.session_state.keys()):
+            del st.session_state[key]
+    st.session_state["_who"] = me.name
+
+
 # ---------------------------------------------------------------- datasets
 @st.cache_data(show_spinner="Loading MovieLens 100k…", max_entries=2)
 def _builtin(cache: str) -> tuple[Ratings, pd.DataFrame]:

@@ -3,6 +3,7 @@ import streamlit as st
 
 from cf_core import analysis
 from ui import charts, widgets
+from ui.safe import cells
 
 st.title("Biases")
 run = widgets.require_run()
@@ -33,9 +34,9 @@ def both_ends(table, cols, what: str, low: str, high: str) -> None:
         return
     left, right = st.columns(2)
     left.caption(low)
-    left.dataframe(table.head(n)[cols], hide_index=True, column_config=numbers, key=f"{what}s_low")
+    left.dataframe(cells(table.head(n)[cols]), hide_index=True, column_config=numbers, key=f"{what}s_low")
     right.caption(high)
-    right.dataframe(table.tail(n).iloc[::-1][cols], hide_index=True, column_config=numbers, key=f"{what}s_high")
+    right.dataframe(cells(table.tail(n).iloc[::-1][cols]), hide_index=True, column_config=numbers, key=f"{what}s_high")
     st.plotly_chart(charts.bias_histogram(table["bias"], what), key=f"{what}_bias_hist")
 
 

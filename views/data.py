@@ -6,7 +6,7 @@ from cf_core.access import PermissionDenied
 from cf_core.data import DataError, crosstab, preview
 from cf_core.uploads import UploadNotFound
 from ui import charts, state, widgets
-from ui.safe import lit
+from ui.safe import cells, lit
 
 AUTO = "(inferred)"
 
@@ -65,7 +65,7 @@ else:
         data = upload.getvalue()
         try:
             head = preview(data, name=upload.name, n=10)
-            st.dataframe(head, hide_index=True, height=200)
+            st.dataframe(cells(head), hide_index=True, height=200)
             columns = list(head.columns)
         except DataError as exc:
             st.error(lit(exc), icon=":material/error:")
@@ -119,7 +119,7 @@ left, right = st.columns(2)
 with left:
     st.plotly_chart(charts.rating_histogram(summary["rating_histogram"]), key="rating_hist")
 with right:
-    st.dataframe(ratings.df.head(100), hide_index=True, height=380)
+    st.dataframe(cells(ratings.df.head(100)), hide_index=True, height=380)
 
 left, right = st.columns(2)
 with left:
@@ -134,4 +134,4 @@ st.plotly_chart(charts.crosstab_heatmap(crosstab(ratings, n, n)), key="crosstab"
 
 if ds.items is not None:
     with st.expander(f"Items ({len(ds.items):,})"):
-        st.dataframe(ds.items.head(200), hide_index=True)
+        st.dataframe(cells(ds.items.head(200)), hide_index=True)

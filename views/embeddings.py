@@ -3,7 +3,7 @@ import streamlit as st
 
 from cf_core import analysis
 from ui import charts, widgets
-from ui.safe import lit
+from ui.safe import cells, lit
 
 COLOR_LABELS = {"genre": "Genre (the first listed)", "year": "Year", "mean_rating": "Mean rating",
                 "n_ratings": "Number of ratings", "none": "None"}
@@ -51,7 +51,7 @@ for c in range(1, n_components + 1):
     with st.expander(f"PC{c} ({ratio[c - 1]:.1%} of the variance)", expanded=c <= 2):
         left, right = st.columns(2)
         left.caption("Lowest")
-        left.dataframe(low, hide_index=True, key=f"low_{c}")
+        left.dataframe(cells(low), hide_index=True, key=f"low_{c}")
         right.caption("Highest")
-        right.dataframe(high, hide_index=True, key=f"high_{c}")
+        right.dataframe(cells(high), hide_index=True, key=f"high_{c}")
 st.plotly_chart(charts.explained_variance(ratio), key="variance")

@@ -4,6 +4,7 @@ import streamlit as st
 
 from cf_core import analysis
 from ui import charts, state, widgets
+from ui.safe import cells
 
 st.title("Evaluate")
 run = widgets.require_run()
@@ -34,13 +35,13 @@ with left:
     by_rating = analysis.error_by_rating(frame)
     st.plotly_chart(charts.error_bars(by_rating, "rating", "Error by true rating"), key="by_rating")
     with st.expander("Table"):
-        st.dataframe(by_rating, hide_index=True)
+        st.dataframe(cells(by_rating), hide_index=True)
 with right:
     by_activity = analysis.error_by_activity(run.recommender, frame)
     st.plotly_chart(charts.error_bars(by_activity, by_activity.columns[0], "Error by the user's number of training ratings"),
                     key="by_activity")
     with st.expander("Table"):
-        st.dataframe(by_activity, hide_index=True)
+        st.dataframe(cells(by_activity), hide_index=True)
 
 st.subheader("Beside earlier runs")
 runs = [info for info in state.runs_i_can_see() if info.metrics.get("valid_rmse") is not None]
@@ -54,4 +55,4 @@ table = pd.DataFrame([{"label": f"{info.name} · {info.created_text}", "id": inf
                       for info in runs[:20]][::-1])
 if len(table):
     st.plotly_chart(charts.runs_metrics(table, run.info.id), key="runs_metrics")
-    st.dataframe(table.drop(columns="label"), hide_index=True, key="runs_table")
+    st.dataframe(cells(table.drop(columns="label"), exempt=("id",)), hide_index=True, key="runs_table")

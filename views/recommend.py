@@ -5,7 +5,7 @@ import streamlit as st
 from cf_core import analysis
 from cf_core.ids import UnknownIdError
 from ui import widgets
-from ui.safe import lit
+from ui.safe import cells, lit
 
 PICK_LIMIT = 5000  # items offered in the pickers, most rated first
 # The score first: genres can be long and would push it out of view.
@@ -47,15 +47,15 @@ with for_user:
     else:
         left, right = st.columns(2)
         left.caption("Recommended (not rated in training)")
-        left.dataframe(recs, hide_index=True, column_order=RECS, key="user_recs")
+        left.dataframe(cells(recs), hide_index=True, column_order=RECS, key="user_recs")
         if run.train is not None:
             right.caption("What they rated highest")
-            right.dataframe(analysis.user_history(rec, run.train, user, run.items, n), hide_index=True,
+            right.dataframe(cells(analysis.user_history(rec, run.train, user, run.items, n)), hide_index=True,
                             column_order=HISTORY, key="user_history")
 
 with similar:
     item = st.selectbox("Item", popular, format_func=label, key="similar_item")
-    st.dataframe(analysis.similar_items(rec, item, run.items, n, min_ratings), hide_index=True, column_order=SIMILAR,
+    st.dataframe(cells(analysis.similar_items(rec, item, run.items, n, min_ratings)), hide_index=True, column_order=SIMILAR,
                  key="similar_table")
     st.caption("Nearest by the cosine similarity of the item embeddings.")
 
@@ -68,7 +68,7 @@ with new_user:
         ratings[item] = st.slider(lit(label(item)), float(lo), float(hi), float(hi), 0.5 if hi - lo <= 10 else 1.0,
                                   key=f"new_rating_{item}")
     if ratings:
-        st.dataframe(analysis.recommend_new_user(rec, ratings, run.items, n, min_ratings), hide_index=True,
+        st.dataframe(cells(analysis.recommend_new_user(rec, ratings, run.items, n, min_ratings)), hide_index=True,
                      column_order=RECS, key="new_user_recs")
     else:
         st.info("Pick a few items above to get recommendations.")

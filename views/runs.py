@@ -7,7 +7,7 @@ import streamlit as st
 from cf_core.access import PermissionDenied
 from cf_core.export import csv_bytes
 from ui import auth, charts, state, widgets
-from ui.safe import lit
+from ui.safe import cells, lit
 
 st.title("Runs")
 store, who = state.store(), state.who()
@@ -108,7 +108,7 @@ table = pd.DataFrame([{
     "n_factors": info.config.get("n_factors"), "optimizer": info.config.get("optimizer"), "lr": info.config.get("lr"),
     "wd": info.config.get("wd"), "batch_size": info.config.get("batch_size"), "schedule": info.config.get("schedule"),
     "current": info.id == state.current_run_id(), "id": info.id} for info in runs])
-st.dataframe(table, hide_index=True, key="runs_table",
+st.dataframe(cells(table, exempt=("id",)), hide_index=True, key="runs_table",
              column_config={"valid_rmse": st.column_config.NumberColumn(format="%.4f"),
                             "valid_mae": st.column_config.NumberColumn(format="%.4f"),
                             "seconds": st.column_config.NumberColumn(format="%.1f")})

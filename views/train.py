@@ -1,9 +1,21 @@
 """Train: choose the model, optimizer and schedule, find a learning rate, and train in the background with live curves."""
 import streamlit as st
 
-from cf_core.config import (DEFAULT_LR, GIBBS_FACTORS, GIBBS_MAX_RATINGS, GIBBS_SWEEPS, MODEL_NAMES, OPTIMIZERS,
-                            PRETRAINED_LR_FACTOR, SCHEDULES, TrainConfig, data_stats, default_optimizer, default_y_range,
-                            resolve)
+from cf_core.config import (
+    DEFAULT_LR,
+    GIBBS_FACTORS,
+    GIBBS_MAX_RATINGS,
+    GIBBS_SWEEPS,
+    MODEL_NAMES,
+    OPTIMIZERS,
+    PRETRAINED_LR_FACTOR,
+    SCHEDULES,
+    TrainConfig,
+    data_stats,
+    default_optimizer,
+    default_y_range,
+    resolve,
+)
 from cf_core.recommender import Recommender
 from cf_core.splits import cold_count, split_for_training
 from ui import charts, job_view, state, widgets
