@@ -105,25 +105,32 @@ class Recommender:
         self._build(df)
         evaluate = self._validator(_frame(valid)) if valid is not None and len(_frame(valid)) else None
         if self.config.model == "nn" and self.config.pretrain:
-            self._pretrain_embeddings(callbacks, cancel)
+            dot, fit, history = self._pretrain_embeddings(callbacks, cancel, evaluate)
+            if cancel is not None and cancel.is_set():
+                # Stopped while the embeddings were being fitted: the best model so far is that Bayesian fit of the
+                # dot product with biases, not a net that never trained. Keep it as the run.
+                self.model, self.config, self.history = dot, fit.replace(keep_best=self.config.keep_best), history
+                del self._train_tensors
+                return self
         trainer = Trainer(self.model, self.config, callbacks, cancel)
         self.history = trainer.fit(self._train_tensors, evaluate)
         del self._train_tensors
         return self
 
-    def _pretrain_embeddings(self, callbacks: Sequence[Callback], cancel: threading.Event | None) -> None:
+    def _pretrain_embeddings(self, callbacks: Sequence[Callback], cancel: threading.Event | None, evaluate=None
+                             ) -> tuple[DotProductBias, TrainConfig, History]:
         """Start the net's embeddings from a Bayesian dot-product fit: each row is [factors, bias, its random rest].
 
         The net then begins from what the data already says about every user and item (as NeuMF starts from
         pretrained factors), and the concatenation still lets it learn anything else. Callbacks hear each sweep
-        through `on_pretrain`.
+        through `on_pretrain`. Returns the fit, its settings and its history (validated each sweep with `evaluate`).
         """
         cfg, model = self.config, self.model
         k = min(GIBBS_FACTORS, cfg.user_factors - 1, cfg.item_factors - 1)
         dot = DotProductBias(self.n_users, self.n_items, k, None, cfg.init_std, self.global_mean).to(self.device)
         fit = cfg.replace(model="dotbias", optimizer="gibbs", n_factors=k, epochs=GIBBS_SWEEPS, y_range=None,
                           use_y_range=False, keep_best=False, pretrain=False)
-        Trainer(dot, fit, [_PretrainRelay(callbacks)], cancel).fit(self._train_tensors)
+        history = Trainer(dot, fit, [_PretrainRelay(callbacks)], cancel).fit(self._train_tensors, evaluate)
         # In units of the ratings' spread, as the sampler works, so the net (whose sigmoid output stretches with the
         # scale) starts from the same embeddings on any rating scale.
         spread = rating_spread(self._train_tensors.rating)
@@ -132,6 +139,7 @@ class Recommender:
                 start = torch.cat([getattr(dot, f"{side}_factors").weight / spread**0.5,
                                    getattr(dot, f"{side}_bias").weight / spread], 1)
                 getattr(model, f"{side}_factors").weight[:, :k + 1] = start
+        return dot, fit, history
 
     def lr_find(self, train: Any, **kwargs: Any) -> LRFinderResult:
         """Run the learning-rate finder on a fresh model for `train` (the weights are thrown away)."""

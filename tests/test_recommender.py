@@ -84,3 +84,25 @@ def test_unfitted_model_says_so():
 def test_missing_columns_message():
     with pytest.raises(ValueError, match="missing rating"):
         Recommender().fit(pd.DataFrame({"user": [1], "item": [2]}))
+
+
+def test_stop_while_the_nets_embeddings_are_fitted_keeps_that_fit(split_planted):
+    """Stop during the Bayesian start saved a net with 0 epochs (RMSE of the global mean); it keeps the fit instead."""
+    import threading
+
+    from cf_core.models import DotProductBias
+    from cf_core.train import Callback
+
+    train, valid = split_planted
+    cancel = threading.Event()
+
+    class StopAtSweep(Callback):
+        def on_pretrain(self, trainer, sweep, sweeps):
+            if sweep == 40:
+                cancel.set()
+
+    rec = Recommender(model="nn", epochs=5).fit(train, valid, [StopAtSweep()], cancel)
+    baseline = float(np.sqrt(((valid["rating"] - train["rating"].mean()) ** 2).mean()))
+    assert isinstance(rec.model, DotProductBias) and rec.config.model == "dotbias" and rec.history.cancelled
+    assert len(rec.history.epochs) <= 41 and rec.history.epochs[-1]["valid_rmse"] is not None
+    assert rec.evaluate(valid)["rmse"] < 0.6 * baseline  # a real fit, not the global mean
