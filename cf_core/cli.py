@@ -142,8 +142,10 @@ def cmd_train(a: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     rec = Recommender(cfg).fit(train, valid, callbacks)
     seconds = time.perf_counter() - t0
-    metrics = rec.evaluate(valid) if valid is not None else {"rmse": None, "mae": None, "n": 0, "n_cold": 0}
-    out = {"valid_rmse": metrics["rmse"], "valid_mae": metrics["mae"], "train_seconds": round(seconds, 3),
+    metrics = rec.evaluate(valid) if valid is not None else {"rmse": None, "mae": None, "n": 0, "n_cold": 0,
+                                                                         "baseline_rmse": None}
+    out = {"valid_rmse": metrics["rmse"], "valid_mae": metrics["mae"], "valid_baseline_rmse": metrics.get("baseline_rmse"),
+           "train_seconds": round(seconds, 3),
            "fit_seconds": round(rec.history.seconds, 3), "epochs": len(rec.history.epochs),
            "best_epoch": rec.history.best_epoch, "device": str(rec.device), "model": rec.config.model,
            "optimizer": rec.config.optimizer, "pretrain": rec.config.pretrain,

@@ -215,10 +215,13 @@ class Recommender:
         return out
 
     def evaluate(self, data: Any) -> dict:
-        """RMSE and MAE on `data`, cold rows included (predicted by the fallback), with their count."""
+        """RMSE and MAE on `data`, cold rows included (predicted by the fallback), with their count, and the RMSE of
+        the baseline every model must beat: the training data's mean rating for everyone."""
         pf = self.predict_frame(data)
         return {"rmse": rmse(pf["prediction"], pf["rating"]), "mae": mae(pf["prediction"], pf["rating"]),
-                "n": int(len(pf)), "n_cold": int(pf["cold"].sum())}
+                "n": int(len(pf)), "n_cold": int(pf["cold"].sum()),
+                "baseline_rmse": rmse(np.full(len(pf), self.global_mean), pf["rating"])}
+
 
     # ------------------------------------------------------------ saving and loading (used by store.py)
     STATE_ARRAYS = ("user_counts", "item_counts", "user_sum", "item_sum", "user_offset", "item_offset", "rated_indptr", "rated_items")
@@ -276,3 +279,9 @@ class Recommender:
         """Learned user biases (None for models without them)."""
         self._check_fitted()
         return self.model.user_bias.weight.detach().float().cpu().numpy()[:, 0] if getattr(self.model, "has_bias", False) else None
+
+
+def no_better_than_the_mean(metrics: dict) -> bool:
+    """Whether a run's validation RMSE is not clearly (2%) below that of predicting the mean rating for everyone."""
+    rmse_, base = metrics.get("valid_rmse"), metrics.get("valid_baseline_rmse")
+    return rmse_ is not None and base is not None and not rmse_ < 0.98 * base

@@ -181,3 +181,15 @@ def test_data_without_times_offers_no_split_by_time(app_env):
     assert not at.exception
     assert at.selectbox(key="split_how").options == ["Random", "Per user"]
     assert at.button(key="start") and not at.error
+
+
+def test_a_run_no_better_than_the_mean_says_so(app_env):
+    """Dot product (no biases) with SGD and momentum ends at the global mean's RMSE: the page says so plainly."""
+    at = train_page(epochs=2, optimizer="sgd")
+    at.number_input(key="lr").set_value(1e-6).run()
+    at.button(key="start").click().run()
+    at = wait_for(at)
+    assert not at.exception
+    assert any("no better than giving everyone the average rating" in w.value for w in at.warning)
+    good = wait_for(train_page(epochs=3).button(key="start").click().run())
+    assert not any("no better than" in w.value for w in good.warning)

@@ -22,7 +22,8 @@ def test_recovers_planted_structure_near_noise_floor():
 def test_fit_predict_evaluate_interface(trained, split_planted):
     train, valid = split_planted
     m = trained.evaluate(valid)
-    assert set(m) == {"rmse", "mae", "n", "n_cold"} and m["n"] == len(valid)
+    assert set(m) == {"rmse", "mae", "n", "n_cold", "baseline_rmse"} and m["n"] == len(valid)
+    assert m["rmse"] < 0.6 * m["baseline_rmse"]
     assert 0 < m["mae"] <= m["rmse"] < 1.0
     row = valid.iloc[0]
     pred = trained.predict(row["user"], row["item"])

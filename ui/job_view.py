@@ -75,6 +75,7 @@ def show(job: Job | None) -> None:
                     if "valid_rmse" in metrics else "")
             st.success(f"{verb} in {snap['elapsed']:.0f} s{rmse}. This run is now the current run.",
                        icon=":material/check_circle:")
+            widgets.warn_if_no_better(metrics)
             links = st.columns(len(widgets.EXPLORE_PAGES))
             for col, (page, label) in zip(links, widgets.EXPLORE_PAGES):
                 col.page_link(page, label=label)

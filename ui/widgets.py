@@ -79,6 +79,17 @@ def require_run() -> Run | None:
     return run
 
 
+def warn_if_no_better(metrics: dict) -> None:
+    """A plain warning when a run predicts no better than the average rating would."""
+    from cf_core.recommender import no_better_than_the_mean
+
+    if no_better_than_the_mean(metrics):
+        st.warning(f"This model predicts no better than giving everyone the average rating (validation RMSE "
+                   f"{metrics['valid_rmse']:.4f}, the average's {metrics['valid_baseline_rmse']:.4f}): it learned "
+                   "nothing useful. Try the automatic optimizer (Bayesian or Adam), a smaller learning rate if the "
+                   "curves jump, or a larger one if they stay flat.", icon=":material/warning:")
+
+
 def _links_back() -> None:
     if not state.who().signed_in:
         return

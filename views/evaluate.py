@@ -16,6 +16,7 @@ if not len(frame):
     st.info("This run was trained without a validation set, so there is nothing to compare predictions with.")
     st.stop()
 
+widgets.warn_if_no_better(run.info.metrics)
 err = frame["prediction"] - frame["rating"]
 cols = st.columns(4)
 cols[0].metric("Validation RMSE", f"{(err ** 2).mean() ** 0.5:.4f}")
