@@ -193,3 +193,16 @@ def test_a_run_no_better_than_the_mean_says_so(app_env):
     assert any("no better than giving everyone the average rating" in w.value for w in at.warning)
     good = wait_for(train_page(epochs=3).button(key="start").click().run())
     assert not any("no better than" in w.value for w in good.warning)
+
+
+def test_reset_to_defaults(app_env):
+    """The previous run's settings (betas, rate, model) silently carried into the next; Reset puts them back."""
+    at = train_page(epochs=7, optimizer="adam")
+    at.number_input(key="beta1").set_value(0.5).run()
+    at.number_input(key="lr").set_value(0.3).run()
+    at.selectbox(key="model").set_value("nn").run()
+    at.button(key="reset_settings").click().run()
+    assert not at.exception
+    assert at.number_input(key="beta1").value == 0.9 and at.number_input(key="lr").value is None
+    assert at.selectbox(key="model").value == "dotbias" and at.number_input(key="epochs").value is None
+    assert at.selectbox(key="optimizer").value == "auto"

@@ -74,11 +74,25 @@ def fit_method(model: str, optimizer: str | None) -> str:
     return optimizer or default_optimizer(model, n_train())
 
 
+SETTINGS = ("model", "n_factors", "layers", "dropout", "emb_dropout", "pretrain", "layer_wd", "use_y_range",
+            "y_lo", "y_hi", "optimizer", "lr", "beta1", "beta2", "eps", "momentum", "wd", "wd_mode", "schedule",
+            "epochs", "batch_size", "split_how", "valid_frac", "seed", "run_name")
+
+
+def reset_settings() -> None:
+    """Every setting back to its default (the previous run's betas no longer carry into the next one)."""
+    for key in SETTINGS:
+        st.session_state.pop(key, None)
+    st.session_state.pop("lr_result", None)
+
+
 def use_suggestion(lr: float) -> None:
     st.session_state["lr"] = float(f"{lr:.3g}")
 
 
 lo, hi = ds.ratings.rating_scale
+st.button("Reset to defaults", key="reset_settings", on_click=reset_settings, icon=":material/restart_alt:",
+          help="Put every setting below back to its default; empty fields are then chosen from the data again.")
 st.caption(f"Training on {lit(ds.name)}: {ds.ratings.n_ratings:,} ratings, {ds.ratings.n_users:,} users, "
            f"{ds.ratings.n_items:,} items. Empty fields are chosen from the data.")
 
