@@ -762,6 +762,11 @@ def _finish(cols: dict[str, Any], columns: dict[str, str], display: str,
     r = df["rating"].to_numpy()
     if r.min() == r.max():
         warnings.append(f"Every rating is {r[0]:g}; a model cannot learn preferences from that.")
+    else:
+        odd = _odd_rating_column(r)
+        if odd:
+            warnings.append(f"The rating column {columns.get('rating', 'rating')!r} {odd}: check that it is the "
+                            "rating, and pick the right column if not.")
     return Ratings(df=df, columns=columns, source=display, n_rows_read=n_rows_read, n_duplicates=n_dup,
                    warnings=warnings)
 
@@ -905,6 +910,19 @@ def _read_long(table: _Table, roles: dict[str, str], missing: float | None) -> t
 
 
 # --------------------------------------------------------------------------------------------------- reading
+
+
+def _odd_rating_column(r: np.ndarray) -> str | None:
+    """Why a chosen rating column looks like times or ids rather than ratings, or None."""
+    distinct = len(np.unique(r[:200_000]))
+    if distinct < 100:
+        return None
+    if r.min() >= 1e8 and r.max() < 1e11:
+        return (f"looks like times (seconds since 1970: {r.min():.0f} to {r.max():.0f}, {distinct:,} different "
+                "values), not ratings")
+    if np.all(r == np.round(r)) and distinct > 1000 and distinct > 0.5 * min(len(r), 200_000):
+        return f"looks like ids ({distinct:,} different whole numbers), not ratings"
+    return None
 
 
 def _wide_to_long(table: _Table, missing: float | None, display: str, warnings: list[str]) -> Ratings:

@@ -130,3 +130,13 @@ def test_a_movielens_1m_items_file_reads(app_env):
     items = at.session_state["dataset"].items
     assert items["title"].tolist() == ["Toy Story", "Café au lait"] and items["year"].tolist() == [1995, 1993]
     assert items["genres"][0] == "Animation|Children's|Comedy"
+
+
+def test_a_failed_upload_does_not_leave_the_previous_summary(app_env):
+    """After a failed upload the previous dataset's summary stayed below the error, as if the file had loaded."""
+    at = upload(open_page(app(), "views/data.py"), GOOD)
+    assert at.session_state["dataset"].name == "ratings.csv"
+    at = upload(at, b"user,item,rating\n1,2,3\n2,2,x\n", "second.csv")
+    assert not at.exception and at.error and "second.csv" in at.error[0].value
+    assert "dataset" not in at.session_state and not at.metric
+    assert "No dataset yet" in at.info[0].value

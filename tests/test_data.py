@@ -543,3 +543,18 @@ def test_preview_rejects_unreadable_input():
         preview(b"", name="e.csv")
     with pytest.raises(DataError, match="binary"):
         preview(bytes(range(256)) * 4, name="b.bin")
+
+
+def test_a_rating_column_that_looks_like_times_or_ids_is_warned_about():
+    """Choosing the timestamp column as the rating was accepted silently (the scale showed as 8.74725e+08)."""
+    rng = np.random.default_rng(0)
+    n = 5000
+    frame = pd.DataFrame({"user": rng.integers(0, 300, n), "item": rng.integers(0, 400, n),
+                          "stars": rng.integers(1, 6, n), "ts": rng.integers(874_724_710, 893_286_638, n),
+                          "ref": rng.permutation(10 * n)[:n] + 1000})
+    frame = frame.drop_duplicates(["user", "item"])
+    assert read_ratings(frame, rating="stars").warnings == []
+    assert "looks like times" in " ".join(read_ratings(frame, rating="ts").warnings)
+    assert "looks like ids" in " ".join(read_ratings(frame, rating="ref").warnings)
+    continuous = frame.assign(score=rng.normal(0, 1, len(frame)))  # a real continuous scale is fine
+    assert read_ratings(continuous, rating="score").warnings == []

@@ -151,6 +151,12 @@ def dataset() -> Dataset | None:
     return st.session_state.get("dataset")
 
 
+def forget_dataset() -> None:
+    """No dataset picked (after a failed read that was meant to replace it)."""
+    st.session_state.pop("dataset", None)
+    st.session_state.pop("lr_result", None)
+
+
 def set_dataset(ds: Dataset) -> None:
     """Make `ds` the session's dataset and forget an LR-finder result computed on another one."""
     st.session_state["dataset"] = ds

@@ -70,6 +70,7 @@ else:
         except DataError as exc:
             st.error(lit(exc), icon=":material/error:")
             columns = None
+            state.forget_dataset()  # what this file was meant to replace must not look as if it had loaded
         if columns is not None:
             picks = st.columns(4)
             roles = {}
@@ -91,6 +92,7 @@ else:
                            icon=":material/check_circle:")
             except DataError as exc:
                 st.session_state.pop("_upload_key", None)
+                state.forget_dataset()
                 st.error(lit(exc), icon=":material/error:")
                 st.caption("Choose the right columns above, or fix the file and upload it again.")
 
