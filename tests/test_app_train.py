@@ -206,3 +206,17 @@ def test_reset_to_defaults(app_env):
     assert at.number_input(key="beta1").value == 0.9 and at.number_input(key="lr").value is None
     assert at.selectbox(key="model").value == "dotbias" and at.number_input(key="epochs").value is None
     assert at.selectbox(key="optimizer").value == "auto"
+
+
+def test_an_ended_job_without_curves_does_not_promise_them(app_env):
+    """A job that failed before its first batch said "The loss curve appears with the first batches" for ever."""
+    from cf_core.access import LOCAL
+    from ui.state import _jobs, _root
+
+    job = _jobs(_root()).submit(pd.DataFrame({"user": [1], "item": [1]}), None, __import__("cf_core.config").config
+                                .TrainConfig(epochs=1), owner=LOCAL)
+    at = app()
+    at.query_params["job"] = job.id
+    at = wait_for(open_page(at, "views/train.py"))
+    assert not at.exception and at.error and "Training failed" in at.error[0].value
+    assert not any("appear" in c.value for c in at.caption)

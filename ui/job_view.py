@@ -84,12 +84,12 @@ def show(job: Job | None) -> None:
             if snap["batches"]:
                 title = "Training MSE of each sample" if snap["optimizer"] == "gibbs" else "Training loss (smoothed)"
                 st.plotly_chart(charts.loss_curve(snap["batches"], title), key="loss_chart")
-            else:
+            elif active:
                 st.caption("The loss curve appears with the first batches.")
         with right:
             if snap["epochs"]:
                 st.plotly_chart(charts.epoch_metrics(snap["epochs"]), key="metrics_chart")
-            else:
+            elif active:
                 st.caption("Train and validation RMSE appear after the first epoch.")
         if snap["optimizer"] == "gibbs":
             st.caption("Gibbs sampling: each epoch is one sweep that draws every user's and item's weights from "
