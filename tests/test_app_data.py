@@ -140,3 +140,20 @@ def test_a_failed_upload_does_not_leave_the_previous_summary(app_env):
     assert not at.exception and at.error and "second.csv" in at.error[0].value
     assert "dataset" not in at.session_state and not at.metric
     assert "No dataset yet" in at.info[0].value
+
+
+def test_a_validation_file_of_ones_own_is_used_for_validation(app_env):
+    """People with their own test file (MovieLens' u1.test, a later month) could not use it in the app."""
+    valid = b"user_id,movie_id,score\n1,1,4\n2,3,2\n3,5,5\n"
+    at = open_page(app(), "views/data.py")
+    at.radio(key="source").set_value("upload").run()
+    at.get("file_uploader")[0].set_value(("ratings.csv", GOOD, "text/csv"))
+    at.get("file_uploader")[2].set_value(("u1.test", valid, "text/csv"))
+    at.run()
+    assert not at.exception and not at.error
+    ds = at.session_state["dataset"]
+    assert ds.valid.n_ratings == 3 and ds.valid_name == "u1.test"
+    assert any("Validation file" in c.value and "3 ratings" in c.value for c in at.caption)
+    at = at.switch_page("views/train.py").run()
+    assert not at.exception and at.slider(key="valid_frac").disabled
+    assert any("30 training and 3 validation ratings" in c.value for c in at.caption)

@@ -52,6 +52,8 @@ class Dataset:
     name: str
     ratings: Ratings
     items: pd.DataFrame | None = None
+    valid: Ratings | None = None      # a validation file of the person's own (MovieLens' u1.test, a later month)
+    valid_name: str | None = None
 
 
 # ---------------------------------------------------------------- shared across sessions

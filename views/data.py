@@ -61,6 +61,10 @@ else:
     upload = st.file_uploader(f"Ratings file (up to {limit:,} MB)", key="ratings_file")
     items_upload = st.file_uploader(f"Items file (optional: item id, title, year, genres; up to {limit:,} MB)",
                                     key="items_file")
+    valid_upload = st.file_uploader(f"Validation file (optional: your own held-out ratings, such as MovieLens' "
+                                    f"u1.test, in the same columns; up to {limit:,} MB)", key="valid_file",
+                                    help="With one, training uses the whole ratings file and measures on this one, "
+                                         "instead of holding out a share of the ratings file.")
     if upload is not None:
         data = upload.getvalue()
         try:
@@ -78,12 +82,15 @@ else:
                 with col:
                     choice = st.selectbox(f"{role} column", [AUTO, *columns], key=f"col_{role}")
                 roles[role] = None if choice == AUTO else choice
-            key = (upload.file_id, tuple(roles.items()), items_upload.file_id if items_upload else None)
+            key = (upload.file_id, tuple(roles.items()), items_upload.file_id if items_upload else None,
+                   valid_upload.file_id if valid_upload else None)
             try:
                 if st.session_state.get("_upload_key") != key:
                     ratings = state.read_upload(data, upload.name, roles)
                     items = state.read_upload_items(items_upload.getvalue(), items_upload.name) if items_upload else None
-                    state.set_dataset(state.Dataset(upload.name, ratings, items))
+                    valid = state.read_upload(valid_upload.getvalue(), valid_upload.name, roles) if valid_upload else None
+                    state.set_dataset(state.Dataset(upload.name, ratings, items, valid,
+                                                    valid_upload.name if valid_upload else None))
                     st.session_state["_upload_key"] = key
                     state.keep_upload(upload, items_upload, roles)
                     st.rerun()  # redraw from the top, so the sidebar shows the new dataset too
@@ -114,6 +121,9 @@ cols[2].metric("Ratings", f"{summary['n_ratings']:,}")
 cols[3].metric("Sparsity", f"{summary['sparsity']:.2%}")
 lo, hi = summary["rating_scale"]
 cols[4].metric("Rating scale", f"{lo:g} to {hi:g}", help=f"mean {summary['mean_rating']:.2f}")
+if ds.valid is not None:
+    st.caption(f"Validation file {lit(ds.valid_name)}: {ds.valid.n_ratings:,} ratings. Training uses every rating "
+               "above and measures on these.")
 if ratings.n_duplicates:
     st.caption(f"{ratings.n_duplicates:,} repeated (user, item) ratings were dropped: the latest one is kept.")
 

@@ -17,7 +17,7 @@ from cf_core.config import (
     resolve,
 )
 from cf_core.recommender import Recommender
-from cf_core.splits import cold_count, split_for_training
+from cf_core.splits import TRAIN_COLUMNS, cold_count, split_for_training
 from ui import charts, job_view, state, widgets
 from ui.safe import lit
 
@@ -66,6 +66,8 @@ def read_config() -> TrainConfig:
 
 def n_train() -> int:
     """How many ratings will train: the defaults are chosen from the training part, not the whole table."""
+    if ds.valid is not None:
+        return ds.ratings.n_ratings
     return int(ds.ratings.n_ratings * (1 - st.session_state.get("valid_frac", 0.2)))
 
 
@@ -164,19 +166,26 @@ with sched_col:
                     placeholder=f"auto ({GIBBS_SWEEPS}, the first 20 not averaged)" if gibbs else "auto")
     st.number_input("Batch size", 1, 1 << 22, value=None, step=256, placeholder="auto", key="batch_size", disabled=gibbs)
     timed = "timestamp" in ds.ratings.df
+    if ds.valid is not None:
+        st.caption(f"Validation: your file {lit(ds.valid_name)} ({ds.valid.n_ratings:,} ratings); training uses every "
+                   "rating of the ratings file.")
     if not timed and st.session_state.get("split_how") == "time":
         st.session_state["split_how"] = "random"  # another dataset had times; this one has none
     how = st.selectbox("Validation split", [k for k in SPLIT_LABELS if timed or k != "time"], format_func=SPLIT_LABELS.get,
-                       key="split_how", help=None if timed else "Each user's latest ratings needs a time column, and "
+                       key="split_how", disabled=ds.valid is not None,
+                       help=None if timed else "Each user's latest ratings needs a time column, and "
                        "this data has none: add a timestamp column to the file to split by time.")
-    valid_frac = st.slider("Validation share", 0.05, 0.5, 0.2, 0.05, key="valid_frac")
+    valid_frac = st.slider("Validation share", 0.05, 0.5, 0.2, 0.05, key="valid_frac", disabled=ds.valid is not None)
     st.number_input("Seed", 0, 2**31 - 1, 42, key="seed")
     st.text_input("Run name", "", placeholder=MODEL_LABELS[model], key="run_name")
 
 try:
     config = read_config()
     config.validate()
-    train_df, valid_df = split_for_training(ds.ratings.df, how, valid_frac, st.session_state["seed"])
+    if ds.valid is not None:
+        train_df, valid_df = ds.ratings.df[TRAIN_COLUMNS], ds.valid.df[TRAIN_COLUMNS]
+    else:
+        train_df, valid_df = split_for_training(ds.ratings.df, how, valid_frac, st.session_state["seed"])
 except ValueError as exc:
     st.error(f"These settings cannot train: {lit(exc)}", icon=":material/error:")
     st.stop()
