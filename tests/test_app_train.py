@@ -4,6 +4,7 @@ import json
 import time
 
 import pandas as pd
+import pytest
 
 from cf_core.config import DEFAULT_LR, PRETRAINED_LR_FACTOR
 
@@ -18,6 +19,13 @@ def train_page(epochs: int | None = 2, optimizer: str | None = None):
     if epochs:
         at.number_input(key="epochs").set_value(epochs).run()
     return at
+
+
+def resolved_config(at) -> dict:
+    """The settings after choosing from the data, from the expert view of "What will train"."""
+    if not at.checkbox(key="all_settings").value:
+        at.checkbox(key="all_settings").check().run()
+    return json.loads(at.json[0].value)
 
 
 def wait_for(at, statuses=("done", "stopped", "failed"), timeout=60.0):
@@ -52,16 +60,16 @@ def test_settings_resolve_and_bad_settings_are_explained(app_env):
     at.selectbox(key="model").set_value("nn").run()
     at.text_input(key="layers").set_value("32,16").run()
     assert not at.exception
-    resolved = json.loads(at.json[0].value)
+    resolved = resolved_config(at)
     assert resolved["layers"] == [32, 16] and resolved["n_factors"] == 50
     assert 1e-3 < resolved["layer_wd"] < 1e-2  # auto: 3e-3 for a pretrained net, scaled with the spread of the ratings
     at.number_input(key="layer_wd").set_value(0.01).run()
-    assert json.loads(at.json[0].value)["layer_wd"] == 0.01
+    assert resolved_config(at)["layer_wd"] == 0.01
     assert resolved["y_range"] == [0.5, 5.5]  # auto: the scale widened by 1/8
     assert resolved["pretrain"] and resolved["lr"] == DEFAULT_LR["adam"] * PRETRAINED_LR_FACTOR  # starts from a Bayesian fit
     assert at.number_input(key="lr").placeholder == f"auto ({DEFAULT_LR['adam'] * PRETRAINED_LR_FACTOR:g})"
     at.checkbox(key="pretrain").uncheck().run()
-    resolved = json.loads(at.json[0].value)
+    resolved = resolved_config(at)
     assert not resolved["pretrain"] and resolved["lr"] == DEFAULT_LR["adam"]
     assert resolved["optimizer"] == "adam" and "gibbs" not in at.selectbox(key="optimizer").options
     at.selectbox(key="split_how").set_value("time").run()
@@ -74,21 +82,21 @@ def test_settings_resolve_and_bad_settings_are_explained(app_env):
 
 def test_auto_fit_is_bayesian_for_the_dot_product_and_adam_is_a_click_away(app_env):
     at = train_page(epochs=None)
-    resolved = json.loads(at.json[0].value)
+    resolved = resolved_config(at)
     assert resolved["optimizer"] == "gibbs" and resolved["y_range"] is None and resolved["n_factors"] == 10
     assert "Auto: Bayesian" in at.selectbox(key="optimizer").format_func("auto")
     assert at.number_input(key="lr").disabled and at.checkbox(key="use_y_range_gibbs").disabled
     assert not at.checkbox(key="use_y_range_gibbs").value  # shown off: the Bayesian fit has no sigmoid
     assert "no learning rate" in at.info[0].value  # the LR finder explains itself instead of failing
     at.selectbox(key="optimizer").set_value("adam").run()
-    resolved = json.loads(at.json[0].value)
+    resolved = resolved_config(at)
     assert resolved["optimizer"] == "adam" and resolved["y_range"] == [0.5, 5.5] and resolved["n_factors"] == 64
     assert not at.number_input(key="lr").disabled and at.button(key="lr_find")
     at.number_input(key="y_lo").set_value(1.0)
     at.number_input(key="y_hi").set_value(5.0)
     at.checkbox(key="use_y_range").uncheck().run()
     at.selectbox(key="optimizer").set_value("gibbs").run()  # a y_range typed for Adam does not block the Bayesian fit
-    assert not at.error and json.loads(at.json[0].value)["y_range"] is None
+    assert not at.error and resolved_config(at)["y_range"] is None
     at.selectbox(key="optimizer").set_value("adam").run()
     assert not at.checkbox(key="use_y_range").value  # kept (AppTest keeps it anyway; test_browser.py checks the page)
 
@@ -162,10 +170,10 @@ def test_auto_choice_on_the_page_follows_the_training_part_not_the_whole_table(a
     # must say so too (it used to decide on all 3,000 and show Adam).
     monkeypatch.setattr(cf_core.config, "GIBBS_MAX_RATINGS", 2700)
     at = train_page(epochs=None)
-    assert json.loads(at.json[0].value)["optimizer"] == "gibbs"
+    assert resolved_config(at)["optimizer"] == "gibbs"
     assert at.selectbox(key="optimizer").format_func("auto") == "Auto: Bayesian (Gibbs sampling)"
     at.selectbox(key="model").set_value("nn").run()
-    assert at.checkbox(key="pretrain").value and json.loads(at.json[0].value)["pretrain"]
+    assert at.checkbox(key="pretrain").value and resolved_config(at)["pretrain"]
 
 
 def test_data_without_times_offers_no_split_by_time(app_env):
@@ -220,3 +228,26 @@ def test_an_ended_job_without_curves_does_not_promise_them(app_env):
     at = wait_for(open_page(at, "views/train.py"))
     assert not at.exception and at.error and "Training failed" in at.error[0].value
     assert not any("appear" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("model, optimizer", [("nn", "adamw"), ("dotbias", "auto"), ("dotbias", "momentum")])
+def test_every_train_control_has_plain_help(app_env, model, optimizer):
+    """With the net chosen, 5 of 25 controls had help, and those spoke jargon."""
+    at = train_page(epochs=None)
+    at.selectbox(key="model").set_value(model).run()
+    at.selectbox(key="optimizer").set_value(optimizer).run()
+    controls = [*at.selectbox, *at.number_input, *at.slider, *at.checkbox, *at.text_input]
+    missing = [w.label for w in controls if not (w.help or "").strip()]
+    assert not at.exception and len(controls) >= 18 and missing == []
+
+
+def test_what_will_train_is_a_readable_table_of_what_applies(app_env):
+    """It was JSON with wd, eps and schedule for a Gibbs fit."""
+    at = train_page(epochs=None)
+    gibbs = dict(at.dataframe[0].value.values.tolist())
+    assert gibbs["How it learns"] == "Bayesian (Gibbs sampling)" and "Learning rate" not in gibbs
+    assert not any(k in gibbs for k in ("Weight decay", "Adam's eps", "Schedule", "Hidden layers"))
+    at.selectbox(key="model").set_value("nn").run()
+    at.selectbox(key="optimizer").set_value("adam").run()
+    net = dict(at.dataframe[0].value.values.tolist())
+    assert net["Model"] == "Neural net" and "Hidden layers" in net and "Adam's betas" in net and "Momentum" not in net

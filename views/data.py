@@ -11,6 +11,12 @@ from ui.safe import cells, lit
 AUTO = "(inferred)"
 
 st.title("Data")
+if state.dataset() is None:
+    st.markdown("**Collab Studio learns what people like from their ratings, and recommends what they will like "
+                "next.** Bring a table of who rated what (or use the built-in movie ratings), train a model, and "
+                "explore what it learned.\n\n1. **Data**: pick the ratings below.  \n2. **Train**: press Start "
+                "training (every setting has a sensible default).  \n3. **Explore**: see how well it predicts, "
+                "which movies are alike, and what it recommends; share a link with colleagues.")
 mine = state.uploads().list(state.who())
 SOURCES = {"builtin": f"Built-in: {state.BUILTIN_NAME}", "upload": "Upload a file",
            "mine": f"Your uploads ({len(mine)})"}
@@ -110,6 +116,7 @@ if ds is None:
 
 ratings = ds.ratings
 described = state.describe(ds)
+st.page_link(widgets.TRAIN_PAGE, label="Next: train a model on this data", icon=":material/arrow_forward:")
 summary = described["summary"]
 st.subheader(lit(ds.name))
 for note in ratings.warnings:
