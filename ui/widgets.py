@@ -79,6 +79,19 @@ def require_run() -> Run | None:
     return run
 
 
+# Column names for people, for every table of items, users and predictions (the data keeps its own names).
+COLUMNS = {
+    "n_ratings": st.column_config.NumberColumn("ratings", help="How many ratings it has in the training data"),
+    "mean_rating": st.column_config.NumberColumn("average rating", format="%.2f"),
+    "predicted_rating": st.column_config.NumberColumn("predicted rating", format="%.2f"),
+    "bias": st.column_config.NumberColumn("bias", format="%.3f",
+                                          help="How much higher or lower than average it is rated, whoever rates it"),
+    "similarity": st.column_config.NumberColumn("similarity", format="%.3f", help="1: the same tastes; 0: unrelated"),
+    "valid_rmse": st.column_config.NumberColumn("RMSE", format="%.4f", help="Typical error on held-out ratings"),
+    "valid_mae": st.column_config.NumberColumn("MAE", format="%.4f", help="Average error on held-out ratings"),
+}
+
+
 def warn_if_no_better(metrics: dict) -> None:
     """A plain warning when a run predicts no better than the average rating would."""
     from cf_core.recommender import no_better_than_the_mean

@@ -22,7 +22,7 @@ if not items.attrs["learned"]:
     st.info("This model has no bias terms: the tables show the damped baseline offsets computed from the data instead.")
 # The numbers first: long titles would push them out of view.
 item_cols = [c for c in ("title", "bias", "n_ratings", "mean_rating", "year", "item") if c in items]
-numbers = {"bias": st.column_config.NumberColumn(format="%.3f"), "mean_rating": st.column_config.NumberColumn(format="%.2f")}
+numbers = widgets.COLUMNS
 
 
 

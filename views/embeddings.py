@@ -39,8 +39,10 @@ if "genres" in frame:
 if "year" in frame:
     frame["year"] = frame["year"].astype("Float64").astype(float)
 
-st.caption(f"{len(frame):,} items with at least {min_ratings} ratings. {x.upper()} explains "
-           f"{ratio[int(x[2:]) - 1]:.1%} of the variance, {y.upper()} {ratio[int(y[2:]) - 1]:.1%}.")
+st.caption(f"{len(frame):,} items with at least {min_ratings} ratings. Each point is an item, placed by its "
+           "learned traits: items close together are liked by the same people. "
+           f"{x.upper()} explains {ratio[int(x[2:]) - 1]:.1%} of the variance, {y.upper()} "
+           f"{ratio[int(y[2:]) - 1]:.1%}: that share of how the items differ lies along each axis.")
 st.plotly_chart(charts.pca_scatter(frame, x, y, None if color == "none" else color), key="pca_map")
 
 st.subheader("The ends of each component")
@@ -51,7 +53,7 @@ for c in range(1, n_components + 1):
     with st.expander(f"PC{c} ({ratio[c - 1]:.1%} of the variance)", expanded=c <= 2):
         left, right = st.columns(2)
         left.caption("Lowest")
-        left.dataframe(cells(low), hide_index=True, key=f"low_{c}")
+        left.dataframe(cells(low), hide_index=True, column_config=widgets.COLUMNS, key=f"low_{c}")
         right.caption("Highest")
-        right.dataframe(cells(high), hide_index=True, key=f"high_{c}")
+        right.dataframe(cells(high), hide_index=True, column_config=widgets.COLUMNS, key=f"high_{c}")
 st.plotly_chart(charts.explained_variance(ratio), key="variance")

@@ -19,8 +19,13 @@ if not len(frame):
 widgets.warn_if_no_better(run.info.metrics)
 err = frame["prediction"] - frame["rating"]
 cols = st.columns(4)
-cols[0].metric("Validation RMSE", f"{(err ** 2).mean() ** 0.5:.4f}")
-cols[1].metric("Validation MAE", f"{err.abs().mean():.4f}")
+base = run.info.metrics.get("valid_baseline_rmse")
+cols[0].metric("Validation RMSE", f"{(err ** 2).mean() ** 0.5:.4f}",
+               help="The typical size of a prediction's miss, in rating points, on ratings the model never saw "
+                    "(root mean square error: big misses count more). Lower is better"
+                    + (f"; giving everyone the average rating would score {base:.4f}." if base else "."))
+cols[1].metric("Validation MAE", f"{err.abs().mean():.4f}",
+               help="The average size of a miss, in rating points (mean absolute error). Lower is better.")
 cols[2].metric("Validation ratings", f"{len(frame):,}")
 cols[3].metric("Cold (unseen user or item)", f"{int(frame['cold'].sum()):,}",
                help="Predicted by the fallback: global mean plus the known biases.")

@@ -47,15 +47,15 @@ with for_user:
     else:
         left, right = st.columns(2)
         left.caption("Recommended (not rated in training)")
-        left.dataframe(cells(recs), hide_index=True, column_order=RECS, key="user_recs")
+        left.dataframe(cells(recs), hide_index=True, column_order=RECS, column_config=widgets.COLUMNS, key="user_recs")
         if run.train is not None:
             right.caption("What they rated highest")
             right.dataframe(cells(analysis.user_history(rec, run.train, user, run.items, n)), hide_index=True,
-                            column_order=HISTORY, key="user_history")
+                            column_order=HISTORY, column_config=widgets.COLUMNS, key="user_history")
 
 with similar:
     item = st.selectbox("Item", popular, format_func=label, key="similar_item")
-    st.dataframe(cells(analysis.similar_items(rec, item, run.items, n, min_ratings)), hide_index=True, column_order=SIMILAR,
+    st.dataframe(cells(analysis.similar_items(rec, item, run.items, n, min_ratings)), hide_index=True, column_order=SIMILAR, column_config=widgets.COLUMNS,
                  key="similar_table")
     st.caption("Nearest by the cosine similarity of the item embeddings.")
 
