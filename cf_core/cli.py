@@ -124,7 +124,7 @@ def _config(a: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from .recommender import Recommender
+    from .recommender import Recommender, check_finite
     from .splits import cold_count, split_for_training
 
     cfg = _config(a)
@@ -144,6 +144,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     seconds = time.perf_counter() - t0
     metrics = rec.evaluate(valid) if valid is not None else {"rmse": None, "mae": None, "n": 0, "n_cold": 0,
                                                                          "baseline_rmse": None}
+    check_finite(rec, metrics)  # exit 2 with what to try; a diverged fit is never saved
     out = {"valid_rmse": metrics["rmse"], "valid_mae": metrics["mae"], "valid_baseline_rmse": metrics.get("baseline_rmse"),
            "train_seconds": round(seconds, 3),
            "fit_seconds": round(rec.history.seconds, 3), "epochs": len(rec.history.epochs),

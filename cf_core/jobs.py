@@ -19,7 +19,7 @@ import pandas as pd
 
 from .access import PermissionDenied, Principal, require_owner
 from .config import TrainConfig
-from .recommender import Recommender
+from .recommender import Recommender, TrainingDiverged, check_finite
 from .store import RunStore
 from .train import BatchInfo, Callback, EpochInfo, Trainer, pick_device
 
@@ -159,6 +159,7 @@ class JobManager:
                 progress.update(status="running", started=time.time())
                 rec = Recommender(job.config).fit(train, valid, [ProgressCallback(progress)], job.cancel)
                 metrics = rec.evaluate(valid) if valid is not None and len(valid) else {}
+                check_finite(rec, metrics)  # a diverged fit fails the job; it is never saved as a run
                 metrics = {f"valid_{k}": v for k, v in metrics.items()}
                 metrics.update(train_seconds=rec.history.seconds, epochs=len(rec.history.epochs),
                                best_epoch=rec.history.best_epoch, device=device)
@@ -166,6 +167,8 @@ class JobManager:
                                          train=train[["user", "item", "rating"]])
             progress.update(status="stopped" if rec.history.cancelled else "done", run_id=run_id, metrics=metrics,
                             finished=time.time())
+        except TrainingDiverged as exc:
+            progress.update(status="failed", error=str(exc)[0].upper() + str(exc)[1:], finished=time.time())
         except Exception as exc:  # the page shows the message; the server keeps running
             progress.update(status="failed", error=f"{type(exc).__name__}: {exc}", finished=time.time())
             traceback.print_exc()

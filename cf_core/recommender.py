@@ -281,6 +281,23 @@ class Recommender:
         return self.model.user_bias.weight.detach().float().cpu().numpy()[:, 0] if getattr(self.model, "has_bias", False) else None
 
 
+class TrainingDiverged(ValueError):
+    """A fit whose weights or predictions are not finite numbers: it must not be saved as if it were a model."""
+
+
+def check_finite(rec: "Recommender", metrics: dict) -> None:
+    """Raise TrainingDiverged, with what to try, when a fit diverged (NaN or infinite weights or validation error)."""
+    weights_ok = all(bool(torch.isfinite(p).all()) for p in rec.model.parameters())
+    rmse_ = metrics.get("rmse", metrics.get("valid_rmse"))
+    if weights_ok and (rmse_ is None or np.isfinite(rmse_)):
+        return
+    lo, hi = rec.rating_scale
+    raise TrainingDiverged(
+        "training diverged: the model's " + ("weights" if not weights_ok else "predictions") + " became infinite or "
+        "not a number, so nothing was saved. Try a smaller learning rate"
+        + (f", and check the ratings, which run from {lo:g} to {hi:g}" if max(abs(lo), abs(hi)) > 1e6 else "") + ".")
+
+
 def no_better_than_the_mean(metrics: dict) -> bool:
     """Whether a run's validation RMSE is not clearly (2%) below that of predicting the mean rating for everyone."""
     rmse_, base = metrics.get("valid_rmse"), metrics.get("valid_baseline_rmse")

@@ -74,3 +74,18 @@ def test_bad_input_one_line_error_exit_2(files, args, message):
     assert p.returncode == 2, (p.stdout, p.stderr)
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+def test_a_diverged_fit_is_an_error_not_a_run(tmp_path):
+    import subprocess
+    import sys
+
+    from cf_core.datasets import synthetic
+
+    path = tmp_path / "r.csv"
+    synthetic(n_users=50, n_items=40, n_ratings=800, n_factors=2, seed=0).ratings.to_csv(path, index=False)
+    out = subprocess.run([sys.executable, "-m", "cf_core", "train", "--ratings", str(path), "--optimizer", "sgd",
+                          "--lr", "1e12", "--epochs", "2", "--out", str(tmp_path / "runs"), "--quiet"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.startswith("error: training diverged"), out.stderr
+    assert "Traceback" not in out.stderr and not list((tmp_path / "runs").glob("*/meta.json"))

@@ -57,3 +57,14 @@ def test_progress_thins_batch_points():
         p.add_batch(BatchInfo(step, 10_000, step / 100, 1.0, 1.0, 0.1))
     snap = p.snapshot()
     assert len(snap["batches"]) <= 2000 and snap["step"] == 10_000
+
+
+def test_a_diverged_fit_fails_in_words_and_saves_nothing(tmp_path, split_planted):
+    """SGD at a huge rate: the weights become NaN or inf. It used to be saved as a run (RMSE inf or NaN)."""
+    train, valid = split_planted
+    store = RunStore(tmp_path)
+    mgr = JobManager(store)
+    job = mgr.submit(train, valid, TrainConfig(epochs=3, optimizer="sgd", lr=1e12, use_y_range=False), owner=LOCAL)
+    snap = _wait(job)
+    assert snap["status"] == "failed" and snap["error"].startswith("Training diverged") and "smaller learning rate" in snap["error"]
+    assert snap["run_id"] is None and store.list_all(LOCAL) == []

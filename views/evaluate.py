@@ -17,6 +17,11 @@ if not len(frame):
     st.stop()
 
 widgets.warn_if_no_better(run.info.metrics)
+bad = int((~frame["prediction"].map(lambda v: v == v and abs(v) != float("inf"))).sum())
+if bad:  # a mean that skipped them would look fine
+    st.error(f"{bad:,} of {len(frame):,} predictions are not numbers: this run diverged, so no error can be "
+             "measured. Train it again with a smaller learning rate.", icon=":material/error:")
+    st.stop()
 err = frame["prediction"] - frame["rating"]
 cols = st.columns(4)
 base = run.info.metrics.get("valid_baseline_rmse")
