@@ -42,7 +42,7 @@ def test_critical_path(server, browser):
     _shot(page, "1-data")
 
     _nav(page, "Train")
-    epochs = page.get_by_label("Sweeps (epochs)")  # the default fit for the dot product is Gibbs sampling
+    epochs = page.get_by_role("spinbutton", name="Sweeps (epochs)")  # the default fit for the dot product is Gibbs sampling
     epochs.fill("8")
     epochs.press("Enter")
     page.wait_for_timeout(500)
@@ -130,14 +130,14 @@ def test_the_sigmoid_choice_survives_a_visit_to_the_bayesian_fit(server, browser
     sigmoid = page.get_by_role("checkbox", name="Squash predictions into y_range (sigmoid)")
     expect(sigmoid).not_to_be_checked()  # the default, Bayesian fit: no sigmoid
     pick("Optimizer", "Adam")
-    expect(page.get_by_label("Learning rate")).to_be_enabled()
+    expect(page.get_by_role("spinbutton", name="Learning rate")).to_be_enabled()
     expect(sigmoid).to_be_checked()
     sigmoid.uncheck(force=True)
     expect(sigmoid).not_to_be_checked()
     pick("Optimizer", "Bayesian (Gibbs sampling)")
-    expect(page.get_by_label("Learning rate")).to_be_disabled()
+    expect(page.get_by_role("spinbutton", name="Learning rate")).to_be_disabled()
     pick("Optimizer", "Adam")
-    expect(page.get_by_label("Learning rate")).to_be_enabled()
+    expect(page.get_by_role("spinbutton", name="Learning rate")).to_be_enabled()
     expect(sigmoid).not_to_be_checked()
     _no_exception(page)
     page.context.close()

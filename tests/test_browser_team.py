@@ -58,7 +58,7 @@ def test_two_people_share_a_run_through_a_link(team, browser):
     alice.get_by_role("button", name="Use MovieLens 100k").click()
     expect(alice.locator('[data-testid="stMetricValue"]').first).to_have_text("120")
     nav(alice, "Train")
-    sweeps = alice.get_by_label("Sweeps (epochs)")
+    sweeps = alice.get_by_role("spinbutton", name="Sweeps (epochs)")
     sweeps.fill("8")
     sweeps.press("Enter")
     alice.wait_for_timeout(500)
