@@ -47,6 +47,7 @@ class Progress:
         self.optimizer = ""             # the resolved optimizer ("gibbs": epochs are sweeps, the loss is each sample's)
         self.pretrain: tuple[int, int] | None = None  # (sweep, sweeps) of the net's pretraining fit, while it runs
         self._stride = 1
+        self._phase_started: float | None = None  # when the current phase (pretraining, or training) began
 
     def update(self, **fields: Any) -> None:
         with self._lock:
@@ -62,6 +63,13 @@ class Progress:
                     self.batches = self.batches[::2]
                     self._stride *= 2
 
+    def start_phase(self, **fields: Any) -> None:
+        """A new phase (the net's pretraining fit, then the training itself): ETAs count from now."""
+        with self._lock:
+            self._phase_started = time.time()
+            for k, v in fields.items():
+                setattr(self, k, v)
+
     def add_epoch(self, info: EpochInfo) -> None:
         with self._lock:
             self.epochs.append(vars(info).copy())
@@ -72,7 +80,11 @@ class Progress:
             now = time.time()
             elapsed = (self.finished or now) - self.started if self.started else 0.0
             frac = self.step / self.total_steps if self.total_steps else 0.0
-            eta = elapsed * (1 - frac) / frac if self.status == "running" and frac > 0 else None
+            # From the work done in this phase, not the job's wall time: preparing the data and the net's Bayesian
+            # start would otherwise count as training (the net's first ETA said 1,450 s for a job that took 55).
+            done = self.pretrain[0] / self.pretrain[1] if self.pretrain else (frac if self.total_steps else 0.0)
+            spent = now - self._phase_started if self._phase_started else 0.0
+            eta = spent * (1 - done) / done if self.status == "running" and done > 0 and spent > 0 else None
             return {"status": self.status, "error": self.error, "step": self.step, "total_steps": self.total_steps,
                     "epoch": self.epoch, "n_epochs": self.n_epochs, "batches": list(self.batches),
                     "epochs": [dict(e) for e in self.epochs], "elapsed": elapsed, "eta": eta, "run_id": self.run_id,
@@ -87,10 +99,13 @@ class ProgressCallback(Callback):
         self.progress = progress
 
     def on_pretrain(self, trainer: Trainer, sweep: int, sweeps: int) -> None:
-        self.progress.update(pretrain=(sweep, sweeps))
+        if sweep == 1:
+            self.progress.start_phase(pretrain=(sweep, sweeps))
+        else:
+            self.progress.update(pretrain=(sweep, sweeps))
 
     def on_fit_start(self, trainer: Trainer) -> None:
-        self.progress.update(n_epochs=trainer.cfg.epochs, optimizer=trainer.cfg.optimizer, pretrain=None)
+        self.progress.start_phase(n_epochs=trainer.cfg.epochs, optimizer=trainer.cfg.optimizer, pretrain=None)
 
     def on_batch_end(self, trainer: Trainer, info: BatchInfo) -> None:
         self.progress.add_batch(info)

@@ -1,3 +1,4 @@
+import pytest
 import time
 
 from cf_core.access import LOCAL, Principal
@@ -68,3 +69,25 @@ def test_a_diverged_fit_fails_in_words_and_saves_nothing(tmp_path, split_planted
     snap = _wait(job)
     assert snap["status"] == "failed" and snap["error"].startswith("Training diverged") and "smaller learning rate" in snap["error"]
     assert snap["run_id"] is None and store.list_all(LOCAL) == []
+
+
+def test_the_eta_counts_from_the_work_of_the_phase_not_the_jobs_wall_time(monkeypatch):
+    """The net's first ETA said 1,450 s for a job that ended 55 s later: 20 s of preparing and pretraining were
+    counted as the first 1% of training."""
+    from cf_core import jobs
+    from cf_core.train import BatchInfo
+
+    now = [1000.0]
+    monkeypatch.setattr(jobs.time, "time", lambda: now[0])
+    p = Progress()
+    p.update(status="running", started=now[0])
+    now[0] += 10  # preparing the data
+    p.start_phase(pretrain=(1, 100))
+    now[0] += 2
+    p.update(pretrain=(50, 100))
+    assert p.snapshot()["eta"] == pytest.approx(2.0)  # half the sweeps in 2 s: 2 s to go
+    now[0] += 8
+    p.start_phase(n_epochs=10, pretrain=None)
+    now[0] += 1
+    p.add_batch(BatchInfo(10, 1000, 0.1, 1.0, 1.0, 0.1))
+    assert p.snapshot()["eta"] == pytest.approx(99.0)  # 1% in 1 s (not 21 s since the start: 2,079 s)

@@ -53,8 +53,9 @@ def show(job: Job | None) -> None:
         elif snap["status"] == "running":
             if snap["pretrain"]:  # the net's embeddings are being fitted first
                 sweep, sweeps = snap["pretrain"]
+                eta = f" · about {snap['eta']:.0f} s left" if snap["eta"] is not None else ""
                 st.progress(sweep / sweeps, text="Starting the embeddings from a Bayesian fit: "
-                                                 f"sweep {sweep}/{sweeps} · "
+                                                 f"sweep {sweep}/{sweeps}{eta} · "
                                                  f"on {snap['device']}")
             elif not snap["n_epochs"]:
                 st.progress(0.0, text=f"Preparing the data and the model · on {snap['device']}")
