@@ -32,6 +32,9 @@ ds = widgets.require_dataset()
 if ds is None:
     job_view.show(job)  # a job started before a reload still shows, with no dataset picked
     st.stop()
+if job is not None:  # the job (running, or its result) is what the person watches: on top, not below the fold
+    job_view.show(job)
+    st.divider()
 
 
 # One plain sentence per control (what it changes, when to touch it), then the expert detail.
@@ -294,4 +297,5 @@ if st.button("Start training", key="start", type="primary", icon=":material/play
                               items=ds.items)
     state.remember_job(job)
     st.rerun()
-job_view.show(job)
+if job is None:
+    job_view.show(job)  # says so when the session's job is gone (the server restarted)
