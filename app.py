@@ -52,7 +52,9 @@ else:  # team mode, signed out: every page's address asks for sign-in, then come
              for path in ("signin", "data", "train", "evaluate", "embeddings", "biases", "recommend", "runs")]
 
 navigation = st.navigation(pages, position="sidebar" if who.signed_in or link is not None else "hidden")
-if share_problem:
+if share_problem and "sign in" in share_problem and not who.signed_in:
+    st.info(share_problem, icon=":material/login:")  # what to do next, not a failure
+elif share_problem:
     st.error(share_problem, icon=":material/link_off:")
 widgets.sidebar_status(who)
 navigation.run()

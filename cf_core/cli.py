@@ -154,7 +154,8 @@ def cmd_train(a: argparse.Namespace) -> int:
            "n_valid": 0 if valid is None else len(valid), "n_valid_cold": 0 if valid is None else cold_count(train, valid)}
     store = RunStore(a.out)
     out["run_id"] = store.save(rec, owner=a.owner, name=a.name or Path(a.ratings).stem, dataset=Path(a.ratings).name,
-                               metrics={k: v for k, v in out.items() if k.startswith(("valid", "train", "fit"))},
+                               metrics={k: v for k, v in out.items()
+                                        if k.startswith(("valid", "train", "fit")) or k in ("epochs", "best_epoch")},
                                items=items, valid=valid, train=train[["user", "item", "rating"]])
     print(json.dumps(out))
     return 0

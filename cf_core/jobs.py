@@ -8,7 +8,6 @@ whatever page asks.
 """
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 import traceback
@@ -20,7 +19,7 @@ import pandas as pd
 from .access import PermissionDenied, Principal, require_owner
 from .config import TrainConfig
 from .recommender import Recommender, TrainingDiverged, check_finite
-from .store import RunStore
+from .store import RunStore, new_id
 from .train import BatchInfo, Callback, EpochInfo, Trainer, pick_device
 
 # How many batch points the live loss curve keeps at most (older points are thinned, not dropped).
@@ -154,7 +153,7 @@ class JobManager:
         if not owner.signed_in:
             raise PermissionDenied("Sign in to train a model.")
         config.validate()
-        job = Job(secrets.token_urlsafe(16), owner.name, name or config.model, config)
+        job = Job(new_id(16), owner.name, name or config.model, config)
         job.thread = threading.Thread(target=self._work, args=(job, train, valid, dataset, items), daemon=True,
                                       name=f"train-{job.id}")
         with self._lock:

@@ -28,6 +28,15 @@ from .recommender import Recommender
 RUN_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
 
+def new_id(n_bytes: int = 16) -> str:
+    """A random URL-safe id (n_bytes of randomness) that starts with a letter or digit, so that no id is ever read
+    as an option by a shell or as a formula by a spreadsheet ('-' and '=' start those)."""
+    while True:
+        token = secrets.token_urlsafe(n_bytes)
+        if token[0].isalnum():
+            return token
+
+
 def default_root() -> Path:
     """$COLLAB_STUDIO_RUNS, else ./runs beside the working directory."""
     return Path(os.environ.get("COLLAB_STUDIO_RUNS", "runs"))
@@ -122,7 +131,7 @@ class RunStore:
     def save(self, rec: Recommender, *, owner: str, name: str = "", dataset: str = "", metrics: dict | None = None,
              items: pd.DataFrame | None = None, valid: pd.DataFrame | None = None, train: pd.DataFrame | None = None) -> str:
         """Write the run's folder, then index it under its owner's name; returns its new id."""
-        run_id = secrets.token_urlsafe(16)
+        run_id = new_id(16)
         meta, tensors, ids = rec.to_state()
         meta.update(name=name, dataset=dataset, metrics=metrics or {})
         tmp = self.root / f".tmp-{run_id}"
@@ -233,7 +242,7 @@ class RunStore:
         """A new read-only link to a run (owner or admin only); `public`: no sign-in needed to open it."""
         info = self._row(run_id)
         require_owner(who, info.owner, "share this run")
-        link = Share(secrets.token_urlsafe(32), run_id, info.owner, time.time(), bool(public))
+        link = Share(new_id(32), run_id, info.owner, time.time(), bool(public))
         with closing(self._connect()) as con, con:
             con.execute("INSERT INTO shares VALUES (?,?,?,?,?,NULL)",
                         (link.token, run_id, info.owner, link.created, int(link.public)))

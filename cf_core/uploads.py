@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import sqlite3
 import time
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .access import PermissionDenied, Principal, require_owner
-from .store import RUN_ID, default_root
+from .store import RUN_ID, default_root, new_id
 
 
 @dataclass
@@ -62,7 +61,7 @@ class UploadStore:
         """Keep an upload for `who` (the folder appears whole or not at all); returns it."""
         if not who.signed_in:
             raise PermissionDenied("Sign in to upload files.")
-        upload = Upload(secrets.token_urlsafe(16), who.name, name, items_name if items is not None else None,
+        upload = Upload(new_id(16), who.name, name, items_name if items is not None else None,
                         time.time(), len(ratings) + len(items or b""), dict(roles or {}))
         tmp = self.dir / f".tmp-{upload.id}"
         tmp.mkdir()

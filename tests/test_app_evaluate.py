@@ -26,7 +26,7 @@ def test_shared_run_is_evaluated(saved_run, trained, split_planted):
     assert metrics["Validation RMSE"] == f"{expected['rmse']:.4f}"
     assert metrics["Validation MAE"] == f"{expected['mae']:.4f}"
     assert metrics["Validation ratings"] == f"{len(valid):,}"
-    assert chart_keys(at) == {"joint", "by_rating", "by_activity", "runs_metrics"}
+    assert chart_keys(at) == {"joint", "by_rating", "by_activity"}  # one run: nothing to compare it with
 
     joint = figure(at, "joint")
     heat = next(t for t in joint["data"] if t["type"] == "heatmap")
@@ -56,3 +56,11 @@ def test_a_run_with_nan_predictions_says_so_instead_of_a_mean_that_skips_them(ap
     run_id = RunStore().save(broken, owner="local", name="broken", valid=valid, train=train[["user", "item", "rating"]])
     at = explore(run_id, "views/evaluate.py")
     assert not at.exception and "predictions are not numbers" in at.error[0].value and not at.metric
+
+
+def test_runs_are_compared_when_there_are_several(saved_run, trained):
+    from cf_core.store import RunStore
+
+    RunStore().save(trained, owner="local", name="second", metrics={"valid_rmse": 0.9, "valid_mae": 0.7})
+    at = explore(saved_run, "views/evaluate.py")
+    assert not at.exception and "runs_metrics" in chart_keys(at)

@@ -32,8 +32,11 @@ def test_recommendations(saved_run, trained, items_meta, split_planted):
     at.slider(key="new_rating_1").set_value(1.0).run()
     assert not at.exception
     fold_in = tables(at)[3]
-    expected = analysis.recommend_new_user(trained, {1: 1.0, 2: float(trained.rating_scale[1]),
-                                                     3: float(trained.rating_scale[1])}, items_meta, 5, 0)
+    lo, hi = trained.rating_scale
+    step = 0.5 if hi - lo <= 10 else 1.0
+    middle = float(lo + round((hi - lo) / 2 / step) * step)  # a slider starts in the middle: choosing is no opinion
+    assert at.slider(key="new_rating_2").value == middle
+    expected = analysis.recommend_new_user(trained, {1: 1.0, 2: middle, 3: middle}, items_meta, 5, 0)
     assert fold_in["item"].tolist() == expected["item"].tolist()
     assert not {1, 2, 3} & set(fold_in["item"])
 

@@ -48,3 +48,12 @@ def test_string_ids_survive_round_trip(tmp_path):
     loaded = store.load(store.save(rec, owner="local"), LOCAL, device="cpu").recommender
     assert loaded.user_map.ids.tolist() == ["a", "b", "c"]
     assert loaded.predict("a", "y")[0] == pytest.approx(rec.predict("a", "y")[0])
+
+
+def test_ids_never_start_with_a_dash_or_underscore(monkeypatch):
+    """A run id such as '-au_11F...' reads as an option to a shell and as a formula to a spreadsheet."""
+    from cf_core import store
+
+    tokens = iter(["-dash" + "x" * 17, "_under" + "x" * 16, "good" + "x" * 18])
+    monkeypatch.setattr(store.secrets, "token_urlsafe", lambda n: next(tokens))
+    assert store.new_id() == "good" + "x" * 18

@@ -22,9 +22,12 @@ def signin_page() -> None:
     st.title("Collab Studio")
     st.markdown("Collaborative filtering in the browser: upload ratings, train a recommender, and explore what it "
                 "learned. This server is shared by a team, so **sign in** to see your runs.")
+    if st.query_params.get("run") and not st.query_params.get("share"):
+        st.info("This link names a run, which opens only for its owner once they sign in. If someone sent it to "
+                "you, ask them for a share link (the Runs page makes one).", icon=":material/link:")
     auth.signin_panel()
     st.caption("Opened a share link? Sign in and it opens; if its owner made it open to anyone, it opens without "
-               "signing in.")
+               "signing in. No account? Ask the person who sent you the link, or whoever runs this server.")
 
 
 def _use_builtin() -> None:
@@ -126,7 +129,8 @@ def sidebar_status(who: Principal) -> None:
         if auth.mode() == "team":
             auth.signout_control(who)
         ds = state.dataset()
-        st.caption(f"Dataset: {lit(ds.name)}" if ds else "Dataset: none yet")
+        if ds or not state.share_token():  # someone looking at a shared run has no use for "Dataset: none yet"
+            st.caption(f"Dataset: {lit(ds.name)}" if ds else "Dataset: none yet")
         run_id = state.current_run_id()
         if run_id:
             try:

@@ -54,6 +54,8 @@ with right:
     with st.expander("Table"):
         st.dataframe(cells(by_activity), hide_index=True)
 
+if len(state.runs_i_can_see()) < 2:  # nothing to compare with (a share link's visitor sees one run)
+    st.stop()
 st.subheader("Beside earlier runs")
 runs = [info for info in state.runs_i_can_see() if info.metrics.get("valid_rmse") is not None]
 runs.sort(key=lambda info: info.created, reverse=True)

@@ -22,14 +22,20 @@ lo, hi = rec.rating_scale
 
 order = np.argsort(-rec.item_counts, kind="stable")[:PICK_LIMIT]
 popular = list(rec.item_map.decode(order))
-titles = {}
+titles, years = {}, {}
 if run.items is not None:
     titles = dict(zip(run.items["item"].tolist(), run.items["title"].tolist()))
+    if "year" in run.items:
+        years = dict(zip(run.items["item"].tolist(), run.items["year"].tolist()))
 
 
 def label(item) -> str:
+    """"Title (year)" where the run has titles (the id only when two titles would read the same), else the id."""
     title = titles.get(item) or titles.get(str(item))
-    return f"{title} ({item})" if title else str(item)
+    if not title:
+        return str(item)
+    year = years.get(item, years.get(str(item)))
+    return f"{title} ({int(year)})" if year is not None and year == year else f"{title} (id {item})"
 
 
 controls = st.columns(2)
@@ -62,13 +68,16 @@ with similar:
 with new_user:
     st.caption("Rate a handful of items: a new user vector is fitted to them against the frozen item embeddings "
                "(no retraining), and you get recommendations at once.")
-    chosen = st.multiselect("Items you have an opinion on", popular[:500], format_func=label, key="new_items")
+    chosen = st.multiselect("Items you have an opinion on", popular[:500], format_func=label, key="new_items",
+                            max_selections=20, help="Up to 20 of the 500 most rated items; then rate each below.")
     ratings = {}
+    step = 0.5 if hi - lo <= 10 else 1.0
+    middle = lo + round((hi - lo) / 2 / step) * step  # choosing an item is not yet an opinion of it
     for item in chosen:
-        ratings[item] = st.slider(lit(label(item)), float(lo), float(hi), float(hi), 0.5 if hi - lo <= 10 else 1.0,
+        ratings[item] = st.slider(f"Your rating of {lit(label(item))}", float(lo), float(hi), float(middle), step,
                                   key=f"new_rating_{item}")
     if ratings:
         st.dataframe(cells(analysis.recommend_new_user(rec, ratings, run.items, n, min_ratings)), hide_index=True,
-                     column_order=RECS, key="new_user_recs")
+                     column_order=RECS, column_config=widgets.COLUMNS, key="new_user_recs")
     else:
         st.info("Pick a few items above to get recommendations.")
