@@ -1,4 +1,5 @@
 """Train: choose the model, optimizer and schedule, find a learning rate, and train in the background with live curves."""
+import pandas as pd
 import streamlit as st
 
 from cf_core.config import (
@@ -129,11 +130,9 @@ def reset_settings() -> None:
     st.session_state.pop("lr_result", None)
 
 
-def settings_table(cfg: TrainConfig) -> "pd.DataFrame":
+def settings_table(cfg: TrainConfig) -> pd.DataFrame:
     """The settings that apply to this fit, in words (a Gibbs fit has no rate, decay or batches; only the net has
     layers)."""
-    import pandas as pd
-
     gibbs, net = cfg.optimizer == "gibbs", cfg.model == "nn"
     rows = [("Model", MODEL_LABELS[cfg.model]), ("How it learns", OPTIMIZER_LABELS[cfg.optimizer])]
     rows.append(("Hidden traits per user and item", f"{cfg.user_factors} and {cfg.item_factors}" if net
