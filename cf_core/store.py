@@ -189,12 +189,9 @@ class RunStore:
         Raises RunNotFound for an unknown id, PermissionDenied (ShareError for a link) when `who` may not see it.
         """
         info = self._row(run_id)
-        if who.owns(info.owner):
+        if who.owns(info.owner) or (who.signed_in and self._visited(run_id, who)):
             return info
-        if share is not None:
-            if self.open_share(share, who).run_id == run_id:
-                return info
-        elif who.signed_in and self._visited(run_id, who):
+        if share is not None and self.check_share(share, who).run_id == run_id:
             return info
         raise PermissionDenied("This run is not yours and was not shared with you.")
 
@@ -266,7 +263,16 @@ class RunStore:
             con.execute("UPDATE shares SET revoked=? WHERE token=?", (time.time(), token))
 
     def open_share(self, token: str, who: Principal) -> Share:
-        """The link's share when `who` may open it; a signed-in visitor finds the run under "shared with you" after.
+        """`check_share`, and a signed-in visitor finds the run under "shared with you" from now on (call it once,
+        when a visitor opens the link; every later check is `check_share`, which writes nothing)."""
+        link = self.check_share(token, who)
+        if who.signed_in and who.name != link.owner:
+            with closing(self._connect()) as con, con:
+                con.execute("INSERT OR REPLACE INTO share_visits VALUES (?,?,?)", (token, who.name, time.time()))
+        return link
+
+    def check_share(self, token: str, who: Principal) -> Share:
+        """The link's share when `who` may open it.
 
         Raises ShareError with a message for the visitor: unknown, revoked, or sign-in needed.
         """
@@ -277,9 +283,6 @@ class RunStore:
             raise ShareError("This share link was revoked by the person who shared it. Ask them for a new one.")
         if not link.public and not who.signed_in:
             raise ShareError("This share link is for signed-in people: sign in to open it.")
-        if who.signed_in and who.name != link.owner:
-            with closing(self._connect()) as con, con:
-                con.execute("INSERT OR REPLACE INTO share_visits VALUES (?,?,?)", (token, who.name, time.time()))
         return link
 
     def _share(self, token: str) -> Share | None:

@@ -59,6 +59,8 @@ def test_the_owner_and_an_admin_may(store, trained, alices_run):
 
 def test_share_links_are_read_only_capabilities(store, alices_run):
     link = store.share(alices_run, ALICE)
+    assert store.check_share(link.token, Principal("carol")).run_id == alices_run
+    assert store.shared_with(Principal("carol")) == []  # a check records nothing; opening the link does
     assert len(link.token) >= 43 and link.token != alices_run and not link.public  # 256 bits, not the run id
     # Signed-in Bob opens it: he may see the run, not change it.
     assert store.open_share(link.token, BOB).run_id == alices_run

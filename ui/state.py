@@ -202,12 +202,13 @@ def apply_share_param() -> Share | None:
     token = st.query_params.get("share") or st.session_state.get("share")
     if not token:
         return None
+    opened = st.session_state.get("share") == token  # recorded when this session opened it; now only checked
     try:
-        link = store().open_share(token, who())
+        link = (store().check_share if opened else store().open_share)(token, who())
     except ShareError:
         st.session_state.pop("share", None)
         raise
-    if st.session_state.get("share") != token:
+    if not opened:
         st.session_state["share"] = token
         set_current_run(link.run_id)
     st.query_params["share"] = token  # a reload, or a page switch, keeps the link
@@ -249,13 +250,7 @@ def runs_i_can_see() -> list[RunInfo]:
 
 def run_info(run_id: str) -> RunInfo:
     """A run's index row if this person may see it. Raises RunNotFound or PermissionDenied."""
-    me, token = who(), share_token()
-    try:
-        return store().info(run_id, me)
-    except PermissionDenied:
-        if token is None:
-            raise
-        return store().info(run_id, me, token)
+    return store().info(run_id, who(), share_token())
 
 
 def set_current_run(run_id: str | None) -> None:
