@@ -17,7 +17,7 @@ import streamlit as st
 
 from cf_core.access import ANONYMOUS, LOCAL, Principal
 from cf_core.access import principal as named
-from cf_core.users import UserDirectory
+from cf_core.users import UserDirectory, default_path
 
 from . import routes
 
@@ -82,6 +82,16 @@ def _oidc_principal() -> Principal | None:
     return named(f"oidc:{sub}") if sub else None  # ':' is not allowed in user-list names, so never a collision
 
 
+@st.cache_resource(show_spinner=False)
+def _users(path: str) -> UserDirectory:
+    return UserDirectory(path)
+
+
+def users() -> UserDirectory:
+    """The user list, opened (its tables created) once per server, not on every rerun."""
+    return _users(str(default_path()))
+
+
 def session_token() -> str | None:
     """The embedded user list's session cookie sent with this tab's connection."""
     return st.context.cookies.get(routes.COOKIE)
@@ -93,7 +103,7 @@ def principal() -> Principal:
         return LOCAL
     who = _oidc_principal() if oidc_configured() else None
     if who is None:
-        who = UserDirectory().session_principal(session_token())
+        who = users().session_principal(session_token())
     return who or ANONYMOUS
 
 
@@ -116,7 +126,7 @@ def signin_panel() -> None:
     if oidc_configured():
         st.button("Sign in with your company account", key="oidc_login", type="primary", icon=":material/login:",
                   on_click=st.login)
-    has_users = len(UserDirectory()) > 0
+    has_users = len(users()) > 0
     if has_users:
         # A plain form that posts to ui/routes.py: the password never goes through the websocket.
         st.html(f"""
