@@ -205,3 +205,24 @@ class GibbsSampler:
         if not self.n_averaged:
             return self.W
         return {side: s / self.n_averaged for side, s in self._sum.items()}
+
+    # ------------------------------------------------------------ checkpoints
+    def state(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        """(scalars, tensors): everything a later sampler needs to go on exactly where this one is."""
+        tensors = {f"W.{s}": w for s, w in self.W.items()}
+        for side, (m, p) in self.hyper.items():
+            tensors[f"hyper.{side}.mean"], tensors[f"hyper.{side}.precision"] = m, p
+        if self._sum is not None:
+            tensors.update({f"sum.{s}": v for s, v in self._sum.items()})
+        tensors["gen"] = self.gen.get_state()
+        return {"noise_precision": self.noise_precision, "n_averaged": self.n_averaged,
+                "averaging": self._sum is not None}, {k: v.detach().cpu() for k, v in tensors.items()}
+
+    def load_state(self, scalars: dict, tensors: dict[str, torch.Tensor]) -> None:
+        dev = self.device
+        self.W = {s: tensors[f"W.{s}"].to(dev) for s in ("user", "item")}
+        self.hyper = {s: (tensors[f"hyper.{s}.mean"].to(dev), tensors[f"hyper.{s}.precision"].to(dev)) for s in self.W}
+        self._sum = {s: tensors[f"sum.{s}"].to(dev) for s in self.W} if scalars["averaging"] else None
+        self.noise_precision, self.n_averaged = scalars["noise_precision"], scalars["n_averaged"]
+        self.gen.set_state(tensors["gen"])
+        self._sse = None

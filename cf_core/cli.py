@@ -1,4 +1,4 @@
-"""Command line: `python -m cf_core train | recommend | similar | fetch | users`.
+"""Command line: `python -m cf_core train | recommend | similar | fetch | users | worker | up | store`.
 
 Progress goes to stderr; `train` prints one JSON object as its last stdout line. Bad input gives a one-line
 error on stderr and exit status 2. The command line is the server's own: whoever runs it has the runs folder, so it
@@ -14,12 +14,13 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from .access import LOCAL, LOCAL_NAME, PermissionDenied
 from .config import MODEL_NAMES, OPTIMIZERS, SCHEDULES, TrainConfig
 from .data import DataError, read_items, read_ratings
 from .ids import UnknownIdError
-from .store import RunNotFound, RunStore
+from .store import RunNotFound, RunStore, StoreDamaged
 from .train import Callback, EpochInfo
 
 
@@ -78,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="runs folder (default ./runs or $COLLAB_STUDIO_RUNS)")
     t.add_argument("--name", default="")
     t.add_argument("--owner", default=LOCAL_NAME, help="whose run it is in team mode (default: local)")
+    t.add_argument("--fused", action=argparse.BooleanOptionalAction,
+                   help="the fused Adam step of the dot models (default: where it applies; never under torchrun)")
     t.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
     for name, helptext in (("recommend", "top-N items for a user of a saved run"), ("similar", "items most similar to an item")):
@@ -103,6 +106,22 @@ def build_parser() -> argparse.ArgumentParser:
     rm = usub.add_parser("remove", help="remove a user and sign them out everywhere")
     rm.add_argument("name")
     usub.add_parser("list", help="list the users")
+
+    w = sub.add_parser("worker", help="take queued training jobs and train them, until stopped (SIGTERM, Ctrl-C)")
+    w.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (a GPU when there is one)")
+    w.add_argument("--out", help="runs folder or fsspec URL (default ./runs or $COLLAB_STUDIO_RUNS)")
+    w.add_argument("--max-jobs", type=int, help="exit after this many jobs")
+
+    up = sub.add_parser("up", help="start the workers (one per GPU, else one CPU worker) and the web server; restart "
+                                   "whichever dies; stop them all together")
+    up.add_argument("--workers", default="auto", help="auto (one per GPU, else one on the CPU), 0, or a number of CPU workers")
+    up.add_argument("web", nargs=argparse.REMAINDER, help="the web server's command line, after --")
+
+    st = sub.add_parser("store", help="check the runs index and folders; --repair rebuilds what it can")
+    ssub = st.add_subparsers(dest="action", required=True)
+    chk = ssub.add_parser("check", help="report damage (exit 1 when there is some); --repair fixes what it can")
+    chk.add_argument("--repair", action="store_true")
+    chk.add_argument("--out", help="runs folder or fsspec URL")
     return p
 
 
@@ -127,7 +146,14 @@ def cmd_train(a: argparse.Namespace) -> int:
     from .recommender import Recommender, check_finite
     from .splits import cold_count, split_for_training
 
+    from .train import distributed
+
     cfg = _config(a)
+    if a.fused is not None:
+        cfg = cfg.replace(fused=a.fused)
+    rank = _init_distributed(cfg)
+    if rank:
+        a.quiet = True  # rank 0 reports and saves
     ratings, items = _load_ratings(a.ratings)
     if a.items:
         items = read_items(a.items)
@@ -145,13 +171,19 @@ def cmd_train(a: argparse.Namespace) -> int:
     metrics = rec.evaluate(valid) if valid is not None else {"rmse": None, "mae": None, "n": 0, "n_cold": 0,
                                                                          "baseline_rmse": None}
     check_finite(rec, metrics)  # exit 2 with what to try; a diverged fit is never saved
+    world = distributed()[1]
+    if world > 1:
+        torch.distributed.destroy_process_group()
+        if rank:
+            return 0
     out = {"valid_rmse": metrics["rmse"], "valid_mae": metrics["mae"], "valid_baseline_rmse": metrics.get("baseline_rmse"),
            "train_seconds": round(seconds, 3),
            "fit_seconds": round(rec.history.seconds, 3), "epochs": len(rec.history.epochs),
            "best_epoch": rec.history.best_epoch, "device": str(rec.device), "model": rec.config.model,
            "optimizer": rec.config.optimizer, "pretrain": rec.config.pretrain,
            "n_users": rec.n_users, "n_items": rec.n_items, "n_train": len(train),
-           "n_valid": 0 if valid is None else len(valid), "n_valid_cold": 0 if valid is None else cold_count(train, valid)}
+           "n_valid": 0 if valid is None else len(valid), "n_valid_cold": 0 if valid is None else cold_count(train, valid),
+           "world_size": world}
     store = RunStore(a.out)
     out["run_id"] = store.save(rec, owner=a.owner, name=a.name or Path(a.ratings).stem, dataset=Path(a.ratings).name,
                                metrics={k: v for k, v in out.items()
@@ -159,6 +191,61 @@ def cmd_train(a: argparse.Namespace) -> int:
                                items=items, valid=valid, train=train[["user", "item", "rating"]])
     print(json.dumps(out))
     return 0
+
+
+def _init_distributed(cfg: TrainConfig) -> int:
+    """Under torchrun (WORLD_SIZE > 1): join the process group (NCCL on GPUs, gloo on CPUs); returns this rank."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0
+    if cfg.optimizer == "gibbs" or (cfg.optimizer is None and cfg.model != "nn"):
+        raise ValueError("torchrun trains with a gradient optimizer: add --optimizer adam (or sgd, momentum, adamw); "
+                         "Gibbs sampling runs in one process")
+    gpu = cfg.device != "cpu" and torch.cuda.is_available()
+    if gpu:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    torch.distributed.init_process_group("nccl" if gpu else "gloo")
+    return torch.distributed.get_rank()
+
+
+def cmd_worker(a: argparse.Namespace) -> int:
+    from .jobs import run_worker
+
+    return run_worker(RunStore(a.out), a.device, a.max_jobs)
+
+
+def cmd_up(a: argparse.Namespace) -> int:
+    from .launch import up
+
+    web = a.web[1:] if a.web[:1] == ["--"] else a.web
+    return up(web, a.workers)
+
+
+def cmd_store(a: argparse.Namespace) -> int:
+    store = _reading_store(a.out)  # not RunStore(): that creates its tables, which a damaged index refuses
+    report = store.check(repair=a.repair)
+    for line in report:
+        print(line)
+    if not report:
+        print(f"all well: {len(store._folders())} run folder(s), index {store.db.describe()}")
+    return 1 if report and not a.repair else 0
+
+
+def _reading_store(root):
+    """A RunStore that does not touch its index until asked (a damaged index must still be checkable)."""
+    import fsspec
+    from fsspec.implementations.local import LocalFileSystem
+
+    from .db import Database, default_url
+    from .store import default_root
+
+    store = RunStore.__new__(RunStore)
+    store.root = str(root) if root is not None else default_root()
+    store.fs, store.base = fsspec.core.url_to_fs(store.root)
+    store.local = isinstance(store.fs, LocalFileSystem)
+    store.db = Database(default_url(store.base if store.local else store.root))
+    return store
 
 
 def _print_frame(frame: pd.DataFrame, as_json: bool) -> None:
@@ -215,14 +302,15 @@ def cmd_users(a: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "recommend": cmd_query, "similar": cmd_query, "fetch": cmd_fetch, "users": cmd_users}
+COMMANDS = {"train": cmd_train, "recommend": cmd_query, "similar": cmd_query, "fetch": cmd_fetch, "users": cmd_users,
+            "worker": cmd_worker, "up": cmd_up, "store": cmd_store}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (DataError, UnknownIdError, RunNotFound, PermissionDenied, ValueError, FileNotFoundError) as exc:
+    except (DataError, UnknownIdError, RunNotFound, PermissionDenied, ValueError, FileNotFoundError, StoreDamaged) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"error: {message}", file=sys.stderr)
         return 2

@@ -1,13 +1,23 @@
-"""Background training jobs: a worker thread per job, a thread-safe progress object, cancel, and a queue.
+"""Training jobs: a queue in the store's database, run by worker processes (`python -m cf_core worker`).
 
-The dashboard (or any caller) submits a job and polls its progress snapshot; workers never touch the UI.
-Jobs on the same device run one at a time (a GPU is not shared between two trainings fighting for memory),
-others wait with status "queued". A finished or stopped job saves its run to the store under the job's owner.
-Every job has an owner: only the owner (or an admin) may see its progress or stop it; the manager enforces this,
-whatever page asks.
+A job is a row (who, when, the settings, where its data is, its status and progress); its data is written once as
+Parquet beside the runs, where any worker reads it. A worker takes the oldest queued job for its device (first come,
+first served), trains it, and every second writes its progress and a heartbeat to the row and reads whether its
+owner asked it to stop. The web pages only read rows, so any page of any server replica shows any job, and a web
+server that restarts changes nothing for a training. Every few epochs the worker saves a checkpoint (the whole
+state of the fit); a job whose worker stops heartbeating (killed, its machine gone) is marked interrupted and can be
+resumed from its checkpoint, restarted, or turned into a run from the best epoch it reached.
+
+Statuses: queued, running, done, stopped (its owner stopped it: the best model so far is a run), failed,
+interrupted. Only a job's owner (or an admin) may see its progress, stop, resume or restart it; the queue enforces
+this, whatever page asks.
 """
 from __future__ import annotations
 
+import json
+import os
+import signal
+import socket
 import threading
 import time
 import traceback
@@ -15,15 +25,37 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+import torch
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
 
 from .access import PermissionDenied, Principal, require_owner
 from .config import TrainConfig
 from .recommender import Recommender, TrainingDiverged, check_finite
-from .store import RunStore, new_id
-from .train import BatchInfo, Callback, EpochInfo, Trainer, pick_device
+from .store import RUN_ID, RunStore, new_id
+from .train import BatchInfo, Callback, Checkpoint, EpochInfo, Trainer, pick_device
 
 # How many batch points the live loss curve keeps at most (older points are thinned, not dropped).
 MAX_BATCH_POINTS = 2000
+ACTIVE = ("queued", "running")
+HEARTBEAT_SECONDS = 1.0   # how often a worker writes progress and reads the stop request
+
+
+def heartbeat_timeout() -> float:
+    """Seconds without a heartbeat after which a running job counts as interrupted ($COLLAB_STUDIO_HEARTBEAT_TIMEOUT).
+    Machines that share a queue need clocks in step (NTP): heartbeats carry the worker's time."""
+    return float(os.environ.get("COLLAB_STUDIO_HEARTBEAT_TIMEOUT", "30"))
+
+
+def checkpoint_epochs() -> int:
+    """A checkpoint every this many epochs ($COLLAB_STUDIO_CHECKPOINT_EPOCHS; Gibbs sweeps: five times as many)..."""
+    return max(1, int(os.environ.get("COLLAB_STUDIO_CHECKPOINT_EPOCHS", "5")))
+
+
+def checkpoint_seconds() -> float:
+    """...and at least this many seconds apart ($COLLAB_STUDIO_CHECKPOINT_SECONDS): epochs of small data take
+    milliseconds, and a checkpoint of them every few epochs cost more than the training."""
+    return float(os.environ.get("COLLAB_STUDIO_CHECKPOINT_SECONDS", "20"))
 
 
 class Progress:
@@ -31,22 +63,19 @@ class Progress:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.status = "queued"          # queued, running, done, stopped, failed
-        self.error: str | None = None
         self.step = self.total_steps = 0
         self.epoch = 0.0
         self.n_epochs = 0
         self.batches: list[tuple[float, float, float]] = []   # (epoch, smoothed loss, lr)
         self.epochs: list[dict] = []
-        self.started: float | None = None
-        self.finished: float | None = None
-        self.run_id: str | None = None
-        self.metrics: dict = {}
         self.device = ""
         self.optimizer = ""             # the resolved optimizer ("gibbs": epochs are sweeps, the loss is each sample's)
         self.pretrain: tuple[int, int] | None = None  # (sweep, sweeps) of the net's pretraining fit, while it runs
+        self.checkpoint_epoch: int | None = None
+        self.resumed_from: int | None = None  # the checkpoint's epoch this run went on from
         self._stride = 1
         self._phase_started: float | None = None  # when the current phase (pretraining, or training) began
+        self._phase_offset = 0.0  # work of this phase done before a resume (so its ETA counts only what runs now)
 
     def update(self, **fields: Any) -> None:
         with self._lock:
@@ -66,6 +95,7 @@ class Progress:
         """A new phase (the net's pretraining fit, then the training itself): ETAs count from now."""
         with self._lock:
             self._phase_started = time.time()
+            self._phase_offset = self.step / self.total_steps if self.total_steps and "pretrain" not in fields else 0.0
             for k, v in fields.items():
                 setattr(self, k, v)
 
@@ -73,22 +103,43 @@ class Progress:
         with self._lock:
             self.epochs.append(vars(info).copy())
 
-    def snapshot(self) -> dict:
-        """A consistent copy of everything, with elapsed seconds and an ETA."""
+    def to_dict(self, now: float | None = None) -> dict:
+        """A consistent copy for the job's row, with an ETA from the work done in this phase."""
         with self._lock:
-            now = time.time()
-            elapsed = (self.finished or now) - self.started if self.started else 0.0
+            now = now or time.time()
             frac = self.step / self.total_steps if self.total_steps else 0.0
             # From the work done in this phase, not the job's wall time: preparing the data and the net's Bayesian
             # start would otherwise count as training (the net's first ETA said 1,450 s for a job that took 55).
-            done = self.pretrain[0] / self.pretrain[1] if self.pretrain else (frac if self.total_steps else 0.0)
+            if self.pretrain:
+                done, todo = self.pretrain[0] / self.pretrain[1], 1.0
+            else:
+                done, todo = frac - self._phase_offset, 1.0 - self._phase_offset
             spent = now - self._phase_started if self._phase_started else 0.0
-            eta = spent * (1 - done) / done if self.status == "running" and done > 0 and spent > 0 else None
-            return {"status": self.status, "error": self.error, "step": self.step, "total_steps": self.total_steps,
-                    "epoch": self.epoch, "n_epochs": self.n_epochs, "batches": list(self.batches),
-                    "epochs": [dict(e) for e in self.epochs], "elapsed": elapsed, "eta": eta, "run_id": self.run_id,
-                    "metrics": dict(self.metrics), "device": self.device, "fraction": frac, "optimizer": self.optimizer,
-                    "pretrain": self.pretrain}
+            eta = spent * (todo - done) / done if done > 0 and spent > 0 else None
+            return {"step": self.step, "total_steps": self.total_steps, "epoch": self.epoch, "n_epochs": self.n_epochs,
+                    "batches": list(self.batches), "epochs": [dict(e) for e in self.epochs], "eta": eta,
+                    "device": self.device, "fraction": frac, "optimizer": self.optimizer, "pretrain": self.pretrain,
+                    "checkpoint_epoch": self.checkpoint_epoch, "resumed_from": self.resumed_from,
+                    "stride": self._stride}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Progress":
+        """The progress a checkpointed job had, to go on from it."""
+        p = cls()
+        for k in ("step", "total_steps", "epoch", "n_epochs", "device", "optimizer", "checkpoint_epoch"):
+            setattr(p, k, d.get(k, getattr(p, k)))
+        p.batches = [tuple(b) for b in d.get("batches", [])]
+        p.epochs = [dict(e) for e in d.get("epochs", [])]
+        p._stride = d.get("stride", 1)
+        return p
+
+    def rewind(self, epoch: int) -> None:
+        """Forget what came after the end of `epoch` (a resume from that epoch's checkpoint redoes it)."""
+        with self._lock:
+            self.epochs = [e for e in self.epochs if e["epoch"] <= epoch]
+            self.batches = [b for b in self.batches if b[0] <= epoch + 1e-9]
+            self.epoch = float(epoch)
+            self.step = int(round(epoch / self.n_epochs * self.total_steps)) if self.n_epochs else 0
 
 
 class ProgressCallback(Callback):
@@ -113,84 +164,184 @@ class ProgressCallback(Callback):
         self.progress.add_epoch(info)
 
 
+class CheckpointCallback(Callback):
+    """Saves the fit's whole state every `every` complete epochs (not after the last: the run is saved then)."""
+
+    def __init__(self, queue: "JobQueue", job_id: str, progress: Progress):
+        self.queue, self.job_id, self.progress = queue, job_id, progress
+        self.last = time.monotonic()
+
+    def on_epoch_end(self, trainer: Trainer, info: EpochInfo) -> None:
+        every = checkpoint_epochs() * (5 if trainer.cfg.optimizer == "gibbs" else 1)
+        if (info.complete and info.epoch % every == 0 and info.epoch < trainer.cfg.epochs
+                and not trainer.cancel.is_set() and time.monotonic() - self.last >= checkpoint_seconds()):
+            self.queue.save_checkpoint(self.job_id, trainer.checkpoint(), self.progress.to_dict())
+            self.progress.update(checkpoint_epoch=info.epoch)
+            self.last = time.monotonic()
+
+
+COLUMNS = ("id, owner, name, created, queued, status, device, config, dataset, worker, started, finished, heartbeat, "
+           "stop, error, run_id, metrics, progress, resume")
+
+
 @dataclass
 class Job:
-    """One training job."""
+    """One row of the queue."""
 
     id: str
     owner: str
     name: str
-    config: TrainConfig
-    progress: Progress = field(default_factory=Progress)
-    cancel: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
-
-    def stop(self) -> None:
-        """Ask the loop to stop after the current batch; the best-so-far model is kept and saved."""
-        self.cancel.set()
+    created: float
+    queued: float              # when it last joined the queue (its place: first come, first served)
+    status: str
+    device: str                # cpu, cuda or auto (a GPU worker's, else a CPU worker's when no GPU worker is alive)
+    config: dict
+    dataset: str
+    worker: str | None = None
+    started: float | None = None
+    finished: float | None = None
+    heartbeat: float | None = None
+    stop: bool = False
+    error: str | None = None
+    run_id: str | None = None
+    metrics: dict = field(default_factory=dict)
+    progress: dict = field(default_factory=dict)
+    resume: bool = False       # a worker that takes it goes on from its checkpoint
 
     @property
     def active(self) -> bool:
-        return self.progress.status in ("queued", "running")
+        return self.status in ACTIVE
+
+    @property
+    def train_config(self) -> TrainConfig:
+        return TrainConfig.from_dict(self.config)
+
+    def snapshot(self) -> dict:
+        """What a page shows: the row's status and the worker's last progress report."""
+        snap = {"step": 0, "total_steps": 0, "epoch": 0.0, "n_epochs": 0, "batches": [], "epochs": [], "eta": None,
+                "device": "", "fraction": 0.0, "optimizer": "", "pretrain": None, "checkpoint_epoch": None}
+        snap.update(self.progress)
+        end = self.finished or self.heartbeat or self.started
+        snap.update(status=self.status, error=self.error, run_id=self.run_id, metrics=dict(self.metrics),
+                    elapsed=(end - self.started) if self.started and end else 0.0, worker=self.worker,
+                    stop_requested=self.stop, id=self.id, name=self.name)
+        if self.status != "running":
+            snap["eta"] = None
+        return snap
 
 
-class JobManager:
-    """Starts jobs in worker threads; one job at a time per device."""
+def _job(row) -> Job:
+    (id_, owner, name, created, queued, status, device, config, dataset, worker, started, finished, heartbeat, stop,
+     error, run_id, metrics, progress, resume) = row
+    return Job(id_, owner, name, created, queued, status, device, json.loads(config), dataset, worker, started,
+               finished, heartbeat, bool(stop), error, run_id, json.loads(metrics or "{}"), json.loads(progress or "{}"),
+               bool(resume))
+
+
+def device_kind(device: str) -> str:
+    """The queue a device takes jobs from: cuda (any GPU), cpu, or auto."""
+    return "cuda" if device.startswith("cuda") else ("cpu" if device == "cpu" else "auto")
+
+
+class JobQueue:
+    """The jobs of one store: submit and read (the web pages), claim and report (the workers)."""
 
     def __init__(self, store: RunStore):
         self.store = store
-        self._jobs: dict[str, Job] = {}
-        self._lock = threading.Lock()
-        self._device_locks: dict[str, threading.Lock] = {}
+        with store.db.connect() as con:
+            con.execute("""CREATE TABLE IF NOT EXISTS jobs (
+                id TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL, created DOUBLE PRECISION NOT NULL,
+                queued DOUBLE PRECISION NOT NULL, status TEXT NOT NULL, device TEXT NOT NULL, config TEXT NOT NULL,
+                dataset TEXT NOT NULL, worker TEXT, started DOUBLE PRECISION, finished DOUBLE PRECISION,
+                heartbeat DOUBLE PRECISION, stop INTEGER NOT NULL DEFAULT 0, error TEXT, run_id TEXT, metrics TEXT,
+                progress TEXT, resume INTEGER NOT NULL DEFAULT 0)""")
+            con.execute("CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (status, queued)")
+            con.execute("""CREATE TABLE IF NOT EXISTS workers (
+                id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, device TEXT NOT NULL,
+                kind TEXT NOT NULL, started DOUBLE PRECISION NOT NULL, heartbeat DOUBLE PRECISION NOT NULL,
+                job TEXT)""")
 
-    def _device_lock(self, device: str) -> threading.Lock:
-        with self._lock:
-            return self._device_locks.setdefault(device, threading.Lock())
+    def _connect(self):
+        return self.store.db.connect()
 
+    # ------------------------------------------------------------ files of a job
+    def _dir(self, job_id: str) -> str:
+        if not RUN_ID.match(job_id or ""):
+            raise KeyError(job_id)
+        return self.store._path("jobs", job_id)
+
+    def read_data(self, job_id: str) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
+        """The job's training ratings, validation ratings and item metadata (None when it has none)."""
+        folder, fs = self._dir(job_id), self.store.fs
+        frames = [self.store.read_frame(f"{folder}/{n}.parquet") if fs.exists(f"{folder}/{n}.parquet") else None
+                  for n in ("train", "valid", "items")]
+        return frames[0], frames[1], frames[2]
+
+    def save_checkpoint(self, job_id: str, ckpt: Checkpoint, progress: dict) -> None:
+        """Write a checkpoint beside the job's data: the tensors under a new name, then the JSON that names them
+        (replaced in one step, so a kill at any moment leaves the previous checkpoint or this one, whole)."""
+        folder, fs, epoch = self._dir(job_id), self.store.fs, ckpt.meta["epoch"]
+        weights = f"checkpoint-{epoch}.safetensors"
+        self.store.write_bytes(f"{folder}/{weights}", save_tensors(ckpt.tensors))
+        progress = {**progress, "checkpoint_epoch": epoch}
+        self.store.write_bytes(f"{folder}/checkpoint.json.tmp",
+                               json.dumps({"meta": ckpt.meta, "progress": progress, "weights": weights}).encode())
+        fs.mv(f"{folder}/checkpoint.json.tmp", f"{folder}/checkpoint.json")
+        for old in fs.glob(f"{folder}/checkpoint-*.safetensors"):
+            if not old.endswith("/" + weights):
+                self.store.remove(old)
+
+    def load_checkpoint(self, job_id: str) -> tuple[Checkpoint, dict] | None:
+        """(checkpoint, progress at it), or None when the job has no whole checkpoint."""
+        folder = self._dir(job_id)
+        try:
+            saved = json.loads(self.store.read_bytes(f"{folder}/checkpoint.json"))
+            tensors = load_tensors(self.store.read_bytes(f"{folder}/{saved['weights']}"))
+        except (FileNotFoundError, KeyError, ValueError, OSError):
+            return None
+        return Checkpoint(saved["meta"], tensors), saved["progress"]
+
+    def has_checkpoint(self, job_id: str) -> bool:
+        return self.store.fs.exists(f"{self._dir(job_id)}/checkpoint.json")
+
+    def _forget_data(self, job_id: str) -> None:
+        self.store.remove(self._dir(job_id))
+
+    # ------------------------------------------------------------ the web side
     def submit(self, train: pd.DataFrame, valid: pd.DataFrame | None, config: TrainConfig, *, owner: Principal,
                name: str = "", dataset: str = "", items: pd.DataFrame | None = None) -> Job:
-        """Queue a training job owned by `owner` (a signed-in principal) and return at once."""
+        """Queue a training job owned by `owner` (a signed-in principal): its data is written once, as Parquet."""
         if not owner.signed_in:
             raise PermissionDenied("Sign in to train a model.")
         config.validate()
-        job = Job(new_id(16), owner.name, name or config.model, config)
-        job.thread = threading.Thread(target=self._work, args=(job, train, valid, dataset, items), daemon=True,
-                                      name=f"train-{job.id}")
-        with self._lock:
-            self._jobs[job.id] = job
-        job.thread.start()
-        return job
-
-    def _work(self, job: Job, train: pd.DataFrame, valid: pd.DataFrame | None, dataset: str, items: pd.DataFrame | None) -> None:
-        progress = job.progress
+        job_id, now = new_id(16), time.time()
+        folder = self._dir(job_id)
         try:
-            device = str(pick_device(job.config.device))
-            progress.update(device=device)
-            with self._device_lock(device.split(":")[0] if device.startswith("cuda") else "cpu"):
-                if job.cancel.is_set():
-                    progress.update(status="stopped", finished=time.time())
-                    return
-                progress.update(status="running", started=time.time())
-                rec = Recommender(job.config).fit(train, valid, [ProgressCallback(progress)], job.cancel)
-                metrics = rec.evaluate(valid) if valid is not None and len(valid) else {}
-                check_finite(rec, metrics)  # a diverged fit fails the job; it is never saved as a run
-                metrics = {f"valid_{k}": v for k, v in metrics.items()}
-                metrics.update(train_seconds=rec.history.seconds, epochs=len(rec.history.epochs),
-                               best_epoch=rec.history.best_epoch, device=device)
-                run_id = self.store.save(rec, owner=job.owner, name=job.name, dataset=dataset, metrics=metrics, items=items, valid=valid,
-                                         train=train[["user", "item", "rating"]])
-            progress.update(status="stopped" if rec.history.cancelled else "done", run_id=run_id, metrics=metrics,
-                            finished=time.time())
-        except TrainingDiverged as exc:
-            progress.update(status="failed", error=str(exc)[0].upper() + str(exc)[1:], finished=time.time())
-        except Exception as exc:  # the page shows the message; the server keeps running
-            progress.update(status="failed", error=f"{type(exc).__name__}: {exc}", finished=time.time())
-            traceback.print_exc()
+            self.store.fs.makedirs(folder, exist_ok=True)
+            self.store.write_frame(train, f"{folder}/train.parquet")
+            for frame, fname in ((valid, "valid"), (items, "items")):
+                if frame is not None:
+                    self.store.write_frame(frame, f"{folder}/{fname}.parquet")
+            with self._connect() as con:
+                con.execute(f"INSERT INTO jobs ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,NULL,NULL,NULL,NULL,0,NULL,NULL,NULL,NULL,0)",
+                            (job_id, owner.name, name or config.model, now, now, "queued", device_kind(config.device),
+                             json.dumps(config.to_dict()), dataset))
+        except BaseException:
+            self._forget_data(job_id)
+            raise
+        return self._get(job_id)
+
+    def _get(self, job_id: str) -> Job | None:
+        if not isinstance(job_id, str) or not RUN_ID.match(job_id):
+            return None
+        with self._connect() as con:
+            row = con.execute(f"SELECT {COLUMNS} FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return _job(row) if row else None
 
     def get(self, job_id: str, who: Principal) -> Job | None:
-        """The job, or None when this server does not know it; PermissionDenied when it is not `who`'s."""
-        with self._lock:
-            job = self._jobs.get(job_id)
+        """The job, or None for an unknown id; PermissionDenied when it is not `who`'s."""
+        self.reap()
+        job = self._get(job_id)
         if job is not None:
             require_owner(who, job.owner, "see this training job")
         return job
@@ -200,18 +351,252 @@ class JobManager:
         job = self.get(job_id, who)
         if job is None:
             raise KeyError(job_id)
-        return job.progress.snapshot()
+        snap = job.snapshot()
+        if job.status == "queued":
+            snap["ahead"] = self.ahead(job)
+            snap["workers"] = len(self.workers())
+        elif job.status == "interrupted":
+            snap["can_resume"] = self.has_checkpoint(job.id)
+        return snap
 
-    def stop(self, job_id: str, who: Principal) -> None:
-        """Ask a job to stop after its current batch (owner or admin only); the best model so far is saved."""
-        with self._lock:
-            job = self._jobs.get(job_id)
-        if job is None:
-            raise KeyError(job_id)
-        require_owner(who, job.owner, "stop this training job")
-        job.stop()
+    def ahead(self, job: Job) -> int:
+        """How many queued or running jobs go before `job` on its device."""
+        with self._connect() as con:
+            return con.execute("SELECT COUNT(*) FROM jobs WHERE (status='running' OR (status='queued' AND queued < ?)) "
+                               "AND device=?", (job.queued, job.device)).fetchone()[0]
 
     def jobs(self, who: Principal) -> list[Job]:
         """The jobs `who` owns (an admin: everyone's), oldest first."""
-        with self._lock:
-            return [j for j in self._jobs.values() if who.owns(j.owner)]
+        self.reap()
+        with self._connect() as con:
+            if who.admin:
+                rows = con.execute(f"SELECT {COLUMNS} FROM jobs ORDER BY created").fetchall()
+            else:
+                rows = con.execute(f"SELECT {COLUMNS} FROM jobs WHERE owner=? ORDER BY created", (who.name,)).fetchall()
+        return [_job(r) for r in rows] if who.signed_in else []
+
+    def stop(self, job_id: str, who: Principal) -> None:
+        """A queued job leaves the queue; a running one stops after its current batch (the worker reads the request
+        within a second) and its best model so far is saved. Owner or admin only."""
+        job = self._get(job_id)
+        if job is None:
+            raise KeyError(job_id)
+        require_owner(who, job.owner, "stop this training job")
+        with self._connect() as con:
+            con.execute("UPDATE jobs SET status='stopped', finished=? WHERE id=? AND status='queued'", (time.time(), job_id))
+            con.execute("UPDATE jobs SET stop=1 WHERE id=? AND status='running'", (job_id,))
+
+    def resume(self, job_id: str, who: Principal, how: str = "resume") -> Job:
+        """Queue an interrupted (or failed) job again: `how` is resume (from its checkpoint), restart (from the
+        beginning) or keep (save the best epoch its checkpoint reached as a run, without training further)."""
+        job = self._get(job_id)
+        if job is None:
+            raise KeyError(job_id)
+        require_owner(who, job.owner, "resume this training job")
+        if job.status not in ("interrupted", "failed"):
+            raise ValueError(f"Only an interrupted or failed job can be resumed or restarted; this one is {job.status}.")
+        if how in ("resume", "keep") and not self.has_checkpoint(job_id):
+            raise ValueError("This job has no checkpoint to go on from (it stopped before its first one): restart it.")
+        if not self.store.fs.exists(f"{self._dir(job_id)}/train.parquet"):
+            raise ValueError("This job's data is gone, so it cannot run again: train a new one.")
+        with self._connect() as con:
+            con.execute("UPDATE jobs SET status='queued', queued=?, worker=NULL, error=NULL, finished=NULL, heartbeat=NULL, "
+                        "stop=?, resume=?, progress=? WHERE id=? AND status IN ('interrupted', 'failed')",
+                        (time.time(), int(how == "keep"), int(how != "restart"),
+                         json.dumps(job.progress) if how != "restart" else None, job_id))
+        if how == "restart":
+            self.store.remove(f"{self._dir(job_id)}/checkpoint.json")
+        return self._get(job_id)
+
+    # ------------------------------------------------------------ the worker side
+    def reap(self, timeout: float | None = None) -> int:
+        """Mark running jobs whose worker stopped heartbeating as interrupted; returns how many."""
+        now, timeout = time.time(), heartbeat_timeout() if timeout is None else timeout
+        with self._connect() as con:
+            n = con.execute("UPDATE jobs SET status='interrupted', finished=heartbeat, error=? WHERE status='running' "
+                            "AND heartbeat < ?", ("Its worker stopped answering (it was stopped, killed, or its machine "
+                                                  "went away).", now - timeout)).rowcount
+            con.execute("DELETE FROM workers WHERE heartbeat < ?", (now - 10 * timeout,))
+        return n
+
+    def claim(self, worker: str, kind: str) -> Job | None:
+        """Take the oldest queued job this worker's device may run, atomically (two workers never take the same)."""
+        now = time.time()
+        skip = " FOR UPDATE SKIP LOCKED" if self.store.db.postgres else ""
+        devices = "device='cuda' OR device='auto'" if kind == "cuda" else (
+            "device='cpu' OR (device='auto' AND NOT EXISTS (SELECT 1 FROM workers WHERE kind='cuda' AND heartbeat > ?))")
+        params = () if kind == "cuda" else (now - heartbeat_timeout(),)
+        for _ in range(5):  # another worker may win the row between the choice and the update: choose again
+            with self._connect() as con:
+                row = con.execute(f"SELECT id FROM jobs WHERE status='queued' AND ({devices}) ORDER BY queued, id LIMIT 1{skip}",
+                                  params).fetchone()
+                if row is None:
+                    return None
+                got = con.execute("UPDATE jobs SET status='running', worker=?, started=COALESCE(started, ?), heartbeat=? "
+                                  "WHERE id=? AND status='queued' RETURNING id", (worker, now, now, row[0])).fetchone()
+            if got:
+                return self._get(got[0])
+        return None
+
+    def report(self, job_id: str, worker: str, progress: dict) -> bool | None:
+        """A worker's heartbeat with its progress. Returns whether a stop was asked, or None when the job is no longer
+        this worker's (it was marked interrupted meanwhile): the worker then drops it."""
+        with self._connect() as con:
+            row = con.execute("UPDATE jobs SET progress=?, heartbeat=? WHERE id=? AND worker=? AND status='running' "
+                              "RETURNING stop", (json.dumps(progress), time.time(), job_id, worker)).fetchone()
+            con.execute("UPDATE workers SET heartbeat=?, job=? WHERE id=?", (time.time(), job_id, worker))
+        return None if row is None else bool(row[0])
+
+    def finish(self, job_id: str, worker: str, status: str, progress: dict, *, run_id: str | None = None,
+               metrics: dict | None = None, error: str | None = None) -> bool:
+        """End a job; False when it was no longer this worker's."""
+        with self._connect() as con:
+            n = con.execute("UPDATE jobs SET status=?, progress=?, run_id=?, metrics=?, error=?, finished=?, heartbeat=? "
+                            "WHERE id=? AND worker=? AND status='running'",
+                            (status, json.dumps(progress), run_id, json.dumps(metrics or {}), error, time.time(),
+                             time.time(), job_id, worker)).rowcount
+        if n and status in ("done", "stopped"):
+            self._forget_data(job_id)  # the run holds what it needs; the job keeps its row
+        return bool(n)
+
+    def register_worker(self, worker: str, device: str) -> None:
+        now = time.time()
+        with self._connect() as con:
+            con.execute("INSERT INTO workers VALUES (?,?,?,?,?,?,?,NULL) ON CONFLICT (id) DO UPDATE SET heartbeat=excluded.heartbeat",
+                        (worker, socket.gethostname(), os.getpid(), device, device_kind(device), now, now))
+
+    def beat_worker(self, worker: str) -> None:
+        with self._connect() as con:
+            con.execute("UPDATE workers SET heartbeat=?, job=NULL WHERE id=?", (time.time(), worker))
+
+    def unregister_worker(self, worker: str) -> None:
+        with self._connect() as con:
+            con.execute("DELETE FROM workers WHERE id=?", (worker,))
+
+    def workers(self) -> list[dict]:
+        """The workers heard from within the heartbeat timeout."""
+        with self._connect() as con:
+            rows = con.execute("SELECT id, host, pid, device, kind, started, heartbeat, job FROM workers WHERE heartbeat > ? "
+                               "ORDER BY started", (time.time() - heartbeat_timeout(),)).fetchall()
+        return [dict(zip(("id", "host", "pid", "device", "kind", "started", "heartbeat", "job"), r)) for r in rows]
+
+
+class Worker:
+    """Takes the next queued job for its device, trains it, saves its run; then the next. `run()` loops until
+    `shutdown()`; a shut-down worker leaves its job interrupted (resumable from its last checkpoint)."""
+
+    def __init__(self, queue: JobQueue, device: str = "auto", poll: float = 0.5, name: str | None = None):
+        self.queue, self.poll = queue, poll
+        self.device = str(pick_device(device)) if device == "auto" else device
+        self.id = name or f"{socket.gethostname()}:{os.getpid()}:{self.device}:{new_id(4)}"
+        self._shutdown = threading.Event()
+        self._cancel: threading.Event | None = None
+
+    def shutdown(self) -> None:
+        """Stop taking jobs; a job in training stops at its next batch and is left interrupted."""
+        self._shutdown.set()
+        if self._cancel is not None:
+            self._cancel.set()
+
+    def run(self, max_jobs: int | None = None) -> None:
+        self.queue.register_worker(self.id, self.device)
+        self.queue.store.clean_leftovers()
+        done = 0
+        try:
+            while not self._shutdown.is_set() and (max_jobs is None or done < max_jobs):
+                self.queue.reap()
+                job = self.queue.claim(self.id, device_kind(self.device))
+                if job is None:
+                    self.queue.beat_worker(self.id)
+                    self._shutdown.wait(self.poll)
+                    continue
+                self.train(job)
+                done += 1
+        finally:
+            self.queue.unregister_worker(self.id)
+
+    def start_thread(self) -> threading.Thread:
+        """Run in a daemon thread of this process (tests, and the in-process mode of a one-person server)."""
+        thread = threading.Thread(target=self.run, daemon=True, name=f"worker-{self.id}")
+        thread.start()
+        return thread
+
+    def train(self, job: Job) -> None:
+        queue, cancel = self.queue, threading.Event()
+        self._cancel = cancel
+        if self._shutdown.is_set():
+            cancel.set()
+        progress, resume, lost = Progress(), None, threading.Event()
+        saved = queue.load_checkpoint(job.id) if job.resume else None
+        if saved is not None:
+            resume, at = saved
+            progress = Progress.from_dict(at)
+            progress.rewind(resume.meta["epoch"])
+            progress.update(resumed_from=resume.meta["epoch"])
+        progress.update(device=self.device)
+        if job.stop:
+            cancel.set()
+
+        def beat() -> None:
+            while not finished.wait(HEARTBEAT_SECONDS):
+                answer = queue.report(job.id, self.id, progress.to_dict())
+                if answer is None:
+                    lost.set()
+                    cancel.set()
+                elif answer:
+                    cancel.set()
+
+        finished = threading.Event()
+        beater = threading.Thread(target=beat, daemon=True, name=f"beat-{job.id}")
+        beater.start()
+        try:
+            train, valid, items = queue.read_data(job.id)
+            config = job.train_config.replace(device=self.device)
+            callbacks = [ProgressCallback(progress), CheckpointCallback(queue, job.id, progress)]
+            rec = Recommender(config).fit(train, valid, callbacks, cancel, resume=resume)
+            finished.set()
+            beater.join()
+            if lost.is_set():
+                return  # interrupted meanwhile (and maybe taken by another worker): save nothing
+            if self._shutdown.is_set() and not job.stop:
+                queue.finish(job.id, self.id, "interrupted", progress.to_dict(),
+                             error="Its worker was shut down (the server stopped). Resume it from its last checkpoint.")
+                return
+            metrics = rec.evaluate(valid) if valid is not None and len(valid) else {}
+            check_finite(rec, metrics)  # a diverged fit fails the job; it is never saved as a run
+            metrics = {f"valid_{k}": v for k, v in metrics.items()}
+            metrics.update(train_seconds=rec.history.seconds, epochs=len(rec.history.epochs),
+                           best_epoch=rec.history.best_epoch, device=self.device)
+            run_id = queue.store.save(rec, owner=job.owner, name=job.name, dataset=job.dataset, metrics=metrics,
+                                      items=items, valid=valid, train=train[["user", "item", "rating"]])
+            status = "stopped" if rec.history.cancelled else "done"
+            if not queue.finish(job.id, self.id, status, progress.to_dict(), run_id=run_id, metrics=metrics):
+                queue.store.delete(run_id, _owner(job))  # it was given up on meanwhile: no run behind its back
+        except TrainingDiverged as exc:
+            queue.finish(job.id, self.id, "failed", progress.to_dict(), error=str(exc)[0].upper() + str(exc)[1:])
+        except Exception as exc:  # the page shows the message; the worker goes on with the next job
+            queue.finish(job.id, self.id, "failed", progress.to_dict(), error=f"{type(exc).__name__}: {exc}")
+            traceback.print_exc()
+        finally:
+            finished.set()
+            self._cancel = None
+
+
+def _owner(job: Job) -> Principal:
+    return Principal(job.owner, admin=False)
+
+
+def run_worker(store: RunStore | None = None, device: str = "auto", max_jobs: int | None = None) -> int:
+    """`python -m cf_core worker`: a worker process until SIGTERM or SIGINT (its job is left interrupted)."""
+    worker = Worker(JobQueue(store or RunStore()), device)
+    if worker.device == "cpu":
+        torch.set_num_threads(os.cpu_count() or 1)
+
+    def stop(signum, frame) -> None:
+        worker.shutdown()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"worker {worker.id} takes jobs for {worker.device} from {worker.queue.store.db.describe()}", flush=True)
+    worker.run(max_jobs)
+    return 0

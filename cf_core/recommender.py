@@ -19,7 +19,7 @@ from .config import GIBBS_FACTORS, GIBBS_SWEEPS, TrainConfig, data_stats, resolv
 from .ids import IdMap
 from .metrics import mae, rmse
 from .models import MODELS, DotProductBias, EmbeddingNN
-from .train import Callback, History, Tensors, Trainer, find_lr, pick_device, LRFinderResult
+from .train import Callback, Checkpoint, History, LRFinderResult, Tensors, Trainer, find_lr, pick_device
 
 # Shrinkage of the fallback biases toward zero, in ratings (the classic damped baseline).
 ITEM_DAMPING, USER_DAMPING = 25.0, 10.0
@@ -99,12 +99,16 @@ class Recommender:
 
     # ------------------------------------------------------------ training
     def fit(self, train: Any, valid: Any = None, callbacks: Sequence[Callback] = (),
-            cancel: threading.Event | None = None) -> "Recommender":
-        """Train on `train`; with `valid`, report validation RMSE/MAE each epoch and keep the best epoch."""
+            cancel: threading.Event | None = None, resume: Checkpoint | None = None) -> "Recommender":
+        """Train on `train`; with `valid`, report validation RMSE/MAE each epoch and keep the best epoch.
+
+        `resume`: a checkpoint of an earlier fit of the same data and settings (`Trainer.checkpoint`, taken by a
+        callback); the fit goes on from it (the net's pretraining, already in its weights, is not run again).
+        """
         df = _frame(train)
         self._build(df)
         evaluate = self._validator(_frame(valid)) if valid is not None and len(_frame(valid)) else None
-        if self.config.model == "nn" and self.config.pretrain:
+        if self.config.model == "nn" and self.config.pretrain and resume is None:
             dot, fit, history = self._pretrain_embeddings(callbacks, cancel, evaluate)
             if cancel is not None and cancel.is_set():
                 # Stopped while the embeddings were being fitted: the best model so far is that Bayesian fit of the
@@ -113,7 +117,7 @@ class Recommender:
                 del self._train_tensors
                 return self
         trainer = Trainer(self.model, self.config, callbacks, cancel)
-        self.history = trainer.fit(self._train_tensors, evaluate)
+        self.history = trainer.fit(self._train_tensors, evaluate, resume)
         del self._train_tensors
         return self
 

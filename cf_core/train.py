@@ -94,12 +94,13 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 def plain_step(model: nn.Module, opt: torch.optim.Optimizer, user: torch.Tensor, item: torch.Tensor,
                rating: torch.Tensor, l2: float, bias_wd: float, decay: list[torch.Tensor], wd: float,
-               lr: float, layer_l2: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+               lr: float, layer_l2: float = 0.0, forward: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One autograd step: MSE plus the L2 penalties, then decoupled decay of `decay`, then the optimizer.
 
+    `forward`: the module that computes predictions (the model itself, or its DistributedDataParallel wrapper).
     Returns (mse, errors) of the batch before the update.
     """
-    err = model(user, item) - rating
+    err = (forward or model)(user, item) - rating
     mse = err.pow(2).mean()
     # Per-rating L2: the penalty is averaged over the batch like the loss, so its weight relative to the data term
     # does not shrink as the batch grows.
@@ -237,17 +238,26 @@ class Trainer:
         self._emit("on_fit_end")
         return hist
 
-    def fit(self, train: Tensors, evaluate: Evaluator | None = None) -> History:
-        """Run cfg.epochs epochs (or until cancel is set); returns the history."""
+    def fit(self, train: Tensors, evaluate: Evaluator | None = None, resume: "Checkpoint | None" = None) -> History:
+        """Run cfg.epochs epochs (or until cancel is set); returns the history.
+
+        `resume`: a `checkpoint()` taken at the end of an epoch of this same fit (same data, settings and seed); the
+        fit goes on from there as if it had never stopped. Under torch.distributed (torchrun) each rank trains on its
+        share of every batch of the same permutation and DistributedDataParallel averages the gradients.
+        """
         if self.cfg.optimizer == "gibbs":
-            return self._fit_gibbs(train, evaluate)
+            return self._fit_gibbs(train, evaluate, resume)
         cfg, model = self.cfg, self.model
+        rank, world = distributed()
         n, bs = len(train), cfg.batch_size
         steps_per_epoch = math.ceil(n / bs)
         total = steps_per_epoch * cfg.epochs
-        # The fused step computes gradients in closed form and updates only the rows a batch touches.
-        fused = FusedDotStep(model, cfg.betas, cfg.eps, cfg.wd, cfg.bias_wd, use_compile(cfg, n)) if use_fused(model, cfg) else None
+        # The fused step computes gradients in closed form and updates only the rows a batch touches; across ranks
+        # the gradients are DDP's to average, so distributed training takes the autograd path.
+        fused = (FusedDotStep(model, cfg.betas, cfg.eps, cfg.wd, cfg.bias_wd, use_compile(cfg, n))
+                 if use_fused(model, cfg) and world == 1 else None)
         opt = make_optimizer(model, cfg) if fused is None else None
+        forward = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
         l2, layer_l2 = l2_strengths(model, cfg)
         decay = decayed_params(model) if cfg.wd_mode == "decoupled" and cfg.wd > 0 else []
         gen = torch.Generator(device=train.rating.device).manual_seed(cfg.seed)
@@ -261,9 +271,12 @@ class Trainer:
         horizon = min(cfg.ema_epochs, cfg.epochs / 8) * steps_per_epoch
         ema_decay = (1 - 1 / max(horizon, 1)) ** ema_every if cfg.ema_epochs else 0.0
         averaged = [p.detach().clone() for p in params] if ema_decay else []
-        ewma, step, t0 = 0.0, 0, time.perf_counter()
+        ewma, step, first_epoch, t0 = 0.0, 0, 0, time.perf_counter()
+        self._loop = {"opt": opt, "fused": fused, "gen": gen, "averaged": averaged}
+        if resume is not None:
+            ewma, step, first_epoch, t0 = self._restore(resume)
         self._emit("on_fit_start")
-        for epoch in range(cfg.epochs):
+        for epoch in range(first_epoch, cfg.epochs):
             model.train()
             # int32 halves the permutation's memory (160 MB at 20M ratings); indexing accepts it.
             perm = torch.randperm(n, device=train.rating.device, generator=gen, dtype=torch.int32 if n < 2**31 else torch.int64)
@@ -271,9 +284,11 @@ class Trainer:
             sae = torch.zeros((), device=train.rating.device)
             seen = 0
             for b in range(steps_per_epoch):
-                if self.cancel.is_set():
+                if self.cancel.is_set() and world == 1:  # every rank must take every step: no cancel under DDP
                     break
                 idx = perm[b * bs:(b + 1) * bs]
+                if world > 1:
+                    idx = idx[rank::world]
                 user, item, rating = train.user[idx], train.item[idx], train.rating[idx]
                 lr = lr_at(cfg, step, total, steps_per_epoch)
                 if fused is not None:
@@ -281,7 +296,8 @@ class Trainer:
                 else:
                     for group in opt.param_groups:
                         group["lr"] = lr
-                    mse, err = plain_step(model, opt, user, item, rating, l2, cfg.bias_wd, decay, cfg.wd, lr, layer_l2)
+                    mse, err = plain_step(model, opt, user, item, rating, l2, cfg.bias_wd, decay, cfg.wd, lr, layer_l2,
+                                          forward)
                 step += 1
                 if averaged and step % ema_every == 0:  # warm-up so the average does not remember the initial weights
                     n_avg = step // ema_every
@@ -299,6 +315,10 @@ class Trainer:
                 if averaged:
                     _swap(params, averaged)
                 break
+            if world > 1:  # the epoch's training error over every rank's share
+                totals = torch.stack([sse, sae, torch.tensor(float(seen), device=sse.device)])
+                torch.distributed.all_reduce(totals)
+                sse, sae, seen = totals[0], totals[1], int(totals[2])
             valid_rmse = valid_mae = None
             if averaged:
                 current = _swap(params, averaged)
@@ -309,13 +329,95 @@ class Trainer:
             self._record_epoch(info)
             if averaged and epoch < cfg.epochs - 1 and not self.cancel.is_set():
                 _swap(params, current)  # keep training the raw weights; the model ends holding the average
+            self._loop.update(epoch=epoch + 1, step=step, ewma=ewma, t0=t0, complete=info.complete)
             self._emit("on_epoch_end", info)
-            if self.cancel.is_set():
+            if self.cancel.is_set() and world == 1:
                 break
         return self._finish(t0)
 
+    # ------------------------------------------------------------ checkpoints
+    def checkpoint(self) -> "Checkpoint":
+        """The whole state of the fit at the end of the epoch just recorded (call it from on_epoch_end): weights,
+        optimizer moments, the weight average, the best epoch so far, the random generator, the history.
+        `fit(..., resume=checkpoint)` goes on from it exactly."""
+        loop = self._loop
+        tensors = {f"model.{k}": v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        meta = {"epoch": loop["epoch"], "history": self.history.to_dict(), "best_rmse": self._best_rmse,
+                "elapsed": time.perf_counter() - loop["t0"]}
+        if self._best_state is not None:
+            tensors.update({f"best.{k}": v.detach().cpu().clone() for k, v in self._best_state.items()})
+        if "sampler" in loop:
+            scalars, state = loop["sampler"].state()
+            meta["sampler"] = scalars
+            tensors.update({f"sampler.{k}": v for k, v in state.items()})
+            return Checkpoint(meta, tensors)
+        meta.update(step=loop["step"], ewma=loop["ewma"])
+        tensors["gen"] = loop["gen"].get_state()
+        tensors["torch_rng"] = torch.get_rng_state()  # dropout draws from the global generator
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            tensors["cuda_rng"] = torch.cuda.get_rng_state()
+        tensors.update({f"avg.{i}": a.detach().cpu().clone() for i, a in enumerate(loop["averaged"])})
+        if loop["fused"] is not None:
+            fused = loop["fused"]
+            for s, (_, m, v) in enumerate(fused.sides):
+                tensors[f"fused.{s}.m"], tensors[f"fused.{s}.v"] = m.detach().cpu().clone(), v.detach().cpu().clone()
+            tensors["fused.global"] = torch.tensor([float(fused.g_m), float(fused.g_v)], dtype=torch.float64)
+            meta["fused_t"] = fused.t
+        else:
+            state = loop["opt"].state_dict()
+            meta["opt_groups"] = state["param_groups"]
+            meta["opt_scalars"] = {}
+            for i, entry in state["state"].items():
+                for key, value in entry.items():
+                    if torch.is_tensor(value):
+                        tensors[f"opt.{i}.{key}"] = value.detach().cpu().clone()
+                    else:
+                        meta["opt_scalars"][f"{i}.{key}"] = value
+        return Checkpoint(meta, tensors)
 
-    def _fit_gibbs(self, train: Tensors, evaluate: Evaluator | None) -> History:
+    def _restore(self, ckpt: "Checkpoint") -> tuple[float, int, int, float]:
+        """Load a checkpoint into the model and the loop's objects; returns (ewma, step, first epoch, t0)."""
+        meta, tensors, loop = ckpt.meta, ckpt.tensors, self._loop
+        self._restore_common(ckpt)
+        loop["gen"].set_state(tensors["gen"])
+        torch.set_rng_state(tensors["torch_rng"])
+        if "cuda_rng" in tensors and torch.cuda.is_available():
+            torch.cuda.set_rng_state(tensors["cuda_rng"])
+        with torch.no_grad():
+            for i, a in enumerate(loop["averaged"]):
+                a.copy_(tensors[f"avg.{i}"])
+        if loop["fused"] is not None:
+            fused = loop["fused"]
+            with torch.no_grad():
+                for s, (_, m, v) in enumerate(fused.sides):
+                    m.copy_(tensors[f"fused.{s}.m"])
+                    v.copy_(tensors[f"fused.{s}.v"])
+            g = tensors["fused.global"].tolist()
+            device = self.model.global_bias.device
+            fused.g_m, fused.g_v = torch.tensor(g[0], device=device), torch.tensor(g[1], device=device)
+            fused.t = meta["fused_t"]
+        else:
+            state: dict = {}
+            for key, value in tensors.items():
+                if key.startswith("opt."):
+                    _, i, name = key.split(".", 2)
+                    state.setdefault(int(i), {})[name] = value
+            for key, value in meta["opt_scalars"].items():
+                i, name = key.split(".", 1)
+                state.setdefault(int(i), {})[name] = value
+            loop["opt"].load_state_dict({"state": state, "param_groups": meta["opt_groups"]})
+        return meta["ewma"], meta["step"], meta["epoch"], time.perf_counter() - meta["elapsed"]
+
+    def _restore_common(self, ckpt: "Checkpoint") -> None:
+        meta, tensors = ckpt.meta, ckpt.tensors
+        self.model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        self.history = History.from_dict(meta["history"])
+        self._best_rmse = meta["best_rmse"]
+        best = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
+        device = next(self.model.parameters()).device
+        self._best_state = {k: v.to(device) for k, v in best.items()} or None
+
+    def _fit_gibbs(self, train: Tensors, evaluate: Evaluator | None, resume: "Checkpoint | None" = None) -> History:
         """Bayesian PMF: each epoch is one Gibbs sweep; after the burn-in the model holds the average of the samples.
 
         The loss curve shows each sample's training MSE, over all ratings (exact, so not smoothed: the smoothed
@@ -325,9 +427,16 @@ class Trainer:
         cfg, model = self.cfg, self.model
         sampler = GibbsSampler(model, train.user, train.item, train.rating, cfg.seed)
         burn = burn_in(cfg)
-        t0 = time.perf_counter()
+        t0, first = time.perf_counter(), 1
+        self._loop = {"sampler": sampler}
+        if resume is not None:
+            self._restore_common(resume)
+            prefix = "sampler."
+            sampler.load_state(resume.meta["sampler"], {k[len(prefix):]: v for k, v in resume.tensors.items()
+                                                        if k.startswith(prefix)})
+            first, t0 = resume.meta["epoch"] + 1, time.perf_counter() - resume.meta["elapsed"]
         self._emit("on_fit_start")
-        for sweep in range(1, cfg.epochs + 1):
+        for sweep in range(first, cfg.epochs + 1):
             if self.cancel.is_set():
                 break
             if sweep == burn + 1:
@@ -341,8 +450,24 @@ class Trainer:
             info = EpochInfo(sweep, float(err.pow(2).mean().sqrt()), float(err.abs().mean()), valid_rmse, valid_mae,
                              time.perf_counter() - t0, 0.0)
             self._record_epoch(info)
+            self._loop.update(epoch=sweep, t0=t0, complete=True)
             self._emit("on_epoch_end", info)
         return self._finish(t0)
+
+
+@dataclass
+class Checkpoint:
+    """A fit's state at the end of an epoch: JSON-able scalars and named CPU tensors (saved with safetensors)."""
+
+    meta: dict
+    tensors: dict[str, torch.Tensor]
+
+
+def distributed() -> tuple[int, int]:
+    """(rank, world size) under torch.distributed (torchrun), else (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
 
 
 # ---------------------------------------------------------------- learning-rate finder

@@ -1,22 +1,19 @@
 """Uploaded files, kept per owner: a person's ratings (and items) files, as they uploaded them, to pick again later.
 
-Each upload is a folder under `<runs root>/uploads/` holding the bytes as they came, indexed in the runs store's
-SQLite file with its owner. Only the owner (or an admin) may list, read or delete an upload; nothing serves one to
+Each upload is a folder under `<runs root>/uploads/` (a local folder or an fsspec URL, as the runs) holding the bytes
+as they came, indexed with its owner in the runs store's database. Only the owner (or an admin) may list, read or delete an upload; nothing serves one to
 anyone else (a shared run carries the ratings it was trained on, not the upload).
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import sqlite3
 import time
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 from .access import PermissionDenied, Principal, require_owner
-from .store import RUN_ID, default_root, new_id
+from .store import RUN_ID, RunStore, new_id
 
 
 @dataclass
@@ -44,17 +41,17 @@ class UploadNotFound(KeyError):
 class UploadStore:
     """Save, list, read and delete uploads under `root/uploads` (the runs folder by default)."""
 
-    def __init__(self, root: str | Path | None = None):
-        self.root = Path(root) if root is not None else default_root()
-        self.dir = self.root / "uploads"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as con, con:
+    def __init__(self, root: str | Path | None = None, store: RunStore | None = None):
+        self.store = store or RunStore(root)
+        self.fs, self.dir = self.store.fs, self.store._path("uploads")
+        self.fs.makedirs(self.dir, exist_ok=True)
+        with self._connect() as con:
             con.execute("""CREATE TABLE IF NOT EXISTS uploads (id TEXT PRIMARY KEY, owner TEXT NOT NULL,
-                name TEXT NOT NULL, items_name TEXT, created REAL NOT NULL, size INTEGER NOT NULL,
+                name TEXT NOT NULL, items_name TEXT, created DOUBLE PRECISION NOT NULL, size INTEGER NOT NULL,
                 roles TEXT NOT NULL)""")
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.root / "runs.sqlite", timeout=30)
+    def _connect(self):
+        return self.store.db.connect()
 
     def save(self, who: Principal, ratings: bytes, name: str, items: bytes | None = None, items_name: str | None = None,
              roles: dict | None = None) -> Upload:
@@ -63,13 +60,19 @@ class UploadStore:
             raise PermissionDenied("Sign in to upload files.")
         upload = Upload(new_id(16), who.name, name, items_name if items is not None else None,
                         time.time(), len(ratings) + len(items or b""), dict(roles or {}))
-        tmp = self.dir / f".tmp-{upload.id}"
-        tmp.mkdir()
-        (tmp / "ratings").write_bytes(ratings)
-        if items is not None:
-            (tmp / "items").write_bytes(items)
-        os.replace(tmp, self.dir / upload.id)
-        with closing(self._connect()) as con, con:
+        folder = f"{self.dir}/{upload.id}"
+        tmp = f"{self.dir}/.tmp-{upload.id}" if self.store.local else folder
+        try:
+            self.fs.makedirs(tmp, exist_ok=True)
+            self.store.write_bytes(f"{tmp}/ratings", ratings)
+            if items is not None:
+                self.store.write_bytes(f"{tmp}/items", items)
+            if self.store.local:
+                os.replace(tmp, folder)
+        except BaseException:
+            self.store.remove(tmp)
+            raise
+        with self._connect() as con:
             con.execute("INSERT INTO uploads VALUES (?,?,?,?,?,?,?)",
                         (upload.id, upload.owner, upload.name, upload.items_name, upload.created, upload.size,
                          json.dumps(upload.roles)))
@@ -77,7 +80,7 @@ class UploadStore:
 
     def list(self, who: Principal) -> list[Upload]:
         """`who`'s uploads, newest first."""
-        with closing(self._connect()) as con:
+        with self._connect() as con:
             rows = con.execute("SELECT id, owner, name, items_name, created, size, roles FROM uploads WHERE owner=? "
                                "ORDER BY created DESC", (who.name,)).fetchall()
         return [Upload(*r[:6], json.loads(r[6])) for r in rows] if who.signed_in else []
@@ -86,7 +89,7 @@ class UploadStore:
         """One upload of `who`'s. Raises UploadNotFound, or PermissionDenied for someone else's."""
         if not RUN_ID.match(upload_id or ""):
             raise UploadNotFound(f"no upload with id {upload_id!r}")
-        with closing(self._connect()) as con:
+        with self._connect() as con:
             r = con.execute("SELECT id, owner, name, items_name, created, size, roles FROM uploads WHERE id=?",
                             (upload_id,)).fetchone()
         if r is None:
@@ -97,19 +100,19 @@ class UploadStore:
     def read(self, upload_id: str, who: Principal) -> tuple[bytes, bytes | None]:
         """The ratings bytes and the items bytes (None without an items file) of one of `who`'s uploads."""
         self.get(upload_id, who)
-        folder = self.dir / upload_id
-        items = folder / "items"
-        return (folder / "ratings").read_bytes(), items.read_bytes() if items.exists() else None
+        folder = f"{self.dir}/{upload_id}"
+        items = f"{folder}/items"
+        return self.store.read_bytes(f"{folder}/ratings"), self.store.read_bytes(items) if self.fs.exists(items) else None
 
     def set_roles(self, upload_id: str, roles: dict, who: Principal) -> None:
         """Remember the columns its owner chose for an upload."""
         self.get(upload_id, who)
-        with closing(self._connect()) as con, con:
+        with self._connect() as con:
             con.execute("UPDATE uploads SET roles=? WHERE id=?", (json.dumps(dict(roles)), upload_id))
 
     def delete(self, upload_id: str, who: Principal) -> None:
         """Remove an upload (owner or admin only)."""
         self.get(upload_id, who)
-        with closing(self._connect()) as con, con:
+        with self._connect() as con:
             con.execute("DELETE FROM uploads WHERE id=?", (upload_id,))
-        shutil.rmtree(self.dir / upload_id, ignore_errors=True)
+        self.store.remove(f"{self.dir}/{upload_id}")

@@ -33,7 +33,9 @@ def _free_port() -> int:
 
 
 class Server:
-    """`streamlit run server.py` with a tmp runs store and a generated MovieLens cache; can be restarted in place."""
+    """`streamlit run server.py` and a training worker (`python -m cf_core worker`, a process of its own, as `make run`
+    starts one) with a tmp runs store and a generated MovieLens cache; the web server can be killed and restarted in
+    place while the worker goes on."""
 
     def __init__(self, tmp: Path, mode: str = "local", extra: tuple[str, ...] = ()):
         self.tmp, self.mode, self.extra = tmp, mode, extra
@@ -43,9 +45,23 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = dict(os.environ, COLLAB_STUDIO_RUNS=str(self.runs), COLLAB_STUDIO_CACHE=str(tmp / "cache"),
                         COLLAB_STUDIO_MODE=mode, COLLAB_STUDIO_USERS=str(tmp / "users.sqlite"))
+        self.proc = self.worker = None
+
+    def start_worker(self) -> None:
+        log = open(self.tmp / "worker.log", "ab")
+        self.worker = subprocess.Popen([sys.executable, "-m", "cf_core", "worker", "--device", "cpu"], cwd=ROOT,
+                                       env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+
+    def kill(self) -> None:
+        """SIGKILL the web server (an out-of-memory kill, a crash): the worker is left alone."""
+        self.proc.kill()
+        self.proc.wait()
         self.proc = None
 
     def start(self) -> "Server":
+        if self.worker is None or self.worker.poll() is not None:
+            self.start_worker()
         log = open(self.log, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-c", SERVE, self.sha, "run", "server.py", "--server.port", str(self.port),
@@ -66,14 +82,16 @@ class Server:
                 pytest.fail("the Streamlit server did not start:\n" + self.log.read_text()[-3000:])
             time.sleep(0.3)
 
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-            self.proc = None
+    def stop(self, worker: bool = True) -> None:
+        for name in ("proc", "worker") if worker else ("proc",):
+            proc = getattr(self, name)
+            if proc is not None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                setattr(self, name, None)
 
     def cli(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
         """`python -m cf_core ...` against this server's files."""

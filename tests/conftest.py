@@ -45,7 +45,19 @@ def app_env(tmp_path, monkeypatch):
     monkeypatch.setenv("COLLAB_STUDIO_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("COLLAB_STUDIO_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(datasets, "movielens_100k", fake_movielens_100k)
-    return tmp_path
+    worker = start_worker(tmp_path / "runs")
+    yield tmp_path
+    worker.shutdown()
+
+
+def start_worker(root, device="cpu"):
+    """A training worker (the same code `python -m cf_core worker` runs) in a thread of this process."""
+    from cf_core.jobs import JobQueue, Worker
+    from cf_core.store import RunStore
+
+    worker = Worker(JobQueue(RunStore(root)), device, poll=0.1)
+    worker.start_thread()
+    return worker
 
 
 @pytest.fixture
@@ -58,3 +70,24 @@ def saved_run(app_env, trained, split_planted, items_meta):
     metrics.update(epochs=len(trained.history.epochs), train_seconds=trained.history.seconds)
     return RunStore().save(trained, owner="local", name="planted", dataset="planted", metrics=metrics, items=items_meta, valid=valid,
                            train=train[["user", "item", "rating"]])
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for the session; skipped, with the reason, only where its binaries are missing."""
+    from tests.pg_helpers import PostgresServer
+
+    try:
+        server = PostgresServer()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    with server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path):
+    """The store's database: a SQLite file, then a fresh database on the PostgreSQL server."""
+    if request.param == "sqlite":
+        return str(tmp_path / "index.sqlite")
+    return request.getfixturevalue("postgres").new_database()

@@ -6,7 +6,8 @@ import pytest
 
 from cf_core.access import ANONYMOUS, LOCAL, PermissionDenied, Principal
 from cf_core.config import TrainConfig
-from cf_core.jobs import JobManager
+from cf_core.jobs import JobQueue
+from tests.conftest import start_worker
 from cf_core.store import RunStore, ShareError
 
 ALICE, BOB, ADMIN = Principal("alice"), Principal("bob"), Principal("root", admin=True)
@@ -134,14 +135,15 @@ def _wait(mgr, job, who, timeout=60):
 
 def test_only_the_owner_sees_and_stops_a_job(tmp_path, split_planted):
     train, valid = split_planted
-    mgr = JobManager(RunStore(tmp_path))
+    mgr = JobQueue(RunStore(tmp_path))
+    worker = start_worker(tmp_path)
     with pytest.raises(PermissionDenied, match="Sign in to train"):
         mgr.submit(train, valid, TrainConfig(epochs=1), owner=ANONYMOUS)
     job = mgr.submit(train, valid, TrainConfig(epochs=400, batch_size=64, optimizer="adam"), owner=ALICE)
     try:
         _refuse_strangers(mgr, job)
     finally:
-        job.stop()  # a failed assertion must not leave 400 epochs training
+        mgr.stop(job.id, ALICE)  # a failed assertion must not leave 400 epochs training
     snap = _wait(mgr, job, ALICE)
     assert snap["status"] == "stopped" and len(snap["epochs"]) < 400
     run = RunStore(tmp_path).info(snap["run_id"], ALICE)
@@ -150,6 +152,7 @@ def test_only_the_owner_sees_and_stops_a_job(tmp_path, split_planted):
         RunStore(tmp_path).info(snap["run_id"], BOB)
     with pytest.raises(KeyError):
         mgr.stop("no-such-job", ALICE)
+    worker.shutdown()
 
 
 def _refuse_strangers(mgr, job):
@@ -159,7 +162,7 @@ def _refuse_strangers(mgr, job):
                       (lambda: mgr.stop(job.id, ANONYMOUS), "stop this training job")):
         with pytest.raises(PermissionDenied, match=what):
             act()
-    assert mgr.jobs(BOB) == [] and mgr.jobs(ALICE) == [job] and mgr.jobs(ADMIN) == [job]
+    assert mgr.jobs(BOB) == [] and [j.id for j in mgr.jobs(ALICE)] == [job.id] and [j.id for j in mgr.jobs(ADMIN)] == [job.id]
     t0 = time.time()
     while not mgr.snapshot(job.id, ALICE)["epochs"] and time.time() - t0 < 60:
         time.sleep(0.02)
@@ -169,10 +172,14 @@ def _refuse_strangers(mgr, job):
 
 def test_an_admin_may_stop_anyones_job(tmp_path, split_planted):
     train, valid = split_planted
-    mgr = JobManager(RunStore(tmp_path))
+    mgr = JobQueue(RunStore(tmp_path))
     job = mgr.submit(train, valid, TrainConfig(epochs=400, batch_size=64, optimizer="adam"), owner=ALICE)
+    worker = start_worker(tmp_path)
+    while mgr.snapshot(job.id, ALICE)["status"] == "queued":
+        time.sleep(0.02)
     mgr.stop(job.id, ADMIN)
     assert _wait(mgr, job, ADMIN)["status"] == "stopped"
+    worker.shutdown()
 
 
 def test_uploads_are_kept_per_owner(tmp_path):

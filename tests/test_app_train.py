@@ -33,8 +33,7 @@ def wait_for(at, statuses=("done", "stopped", "failed"), timeout=60.0):
     deadline = time.time() + timeout
     while time.time() < deadline:
         at.run()
-        job = _job(at)
-        if job.progress.snapshot()["status"] in statuses:
+        if _snap(at)["status"] in statuses:
             return at.run()
         time.sleep(0.2)
     raise AssertionError("the job did not finish in time")
@@ -45,6 +44,13 @@ def _job(at):
     from ui.state import _jobs, _root
 
     return _jobs(_root()).get(at.session_state["job_id"], LOCAL)
+
+
+def _snap(at):
+    from cf_core.access import LOCAL
+    from ui.state import _jobs, _root
+
+    return _jobs(_root()).snapshot(at.session_state["job_id"], LOCAL)
 
 
 def test_empty_state_offers_the_builtin_data(app_env):
@@ -120,7 +126,7 @@ def test_training_progress_reaches_the_page(app_env):
     job_id = at.session_state["job_id"]
     assert at.query_params["job"] == job_id
     at = wait_for(at)
-    snap = _job(at).progress.snapshot()
+    snap = _snap(at)
     assert snap["status"] == "done" and len(snap["epochs"]) == 2 and snap["batches"]
     assert not at.exception
     assert "Done" in at.success[0].value and "validation RMSE" in at.success[0].value
@@ -149,15 +155,14 @@ def test_training_progress_reaches_the_page(app_env):
 def test_stop_keeps_the_best_model(app_env):
     at = train_page(epochs=400, optimizer="adam")
     at.button(key="start").click().run()
-    job = _job(at)
     deadline = time.time() + 30
-    while job.progress.snapshot()["status"] != "running" or not job.progress.snapshot()["epochs"]:
+    while _snap(at)["status"] != "running" or not _snap(at)["epochs"]:
         assert time.time() < deadline
         time.sleep(0.05)
     at.run()
     at.button(key="stop").click().run()
     at = wait_for(at)
-    snap = job.progress.snapshot()
+    snap = _snap(at)
     assert snap["status"] == "stopped" and 1 <= len(snap["epochs"]) < 400
     assert "Stopped early" in at.success[0].value
     assert at.session_state["run_id"] == snap["run_id"]

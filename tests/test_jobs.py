@@ -1,53 +1,212 @@
-import pytest
+"""The job queue and its workers, against SQLite and a real PostgreSQL server: first come first served, no job taken
+twice, owners stop their jobs, a killed worker's job is interrupted and resumes from its checkpoint to the same
+result, failures in words."""
+import os
+import signal
+import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
 
-from cf_core.access import LOCAL, Principal
+import pandas as pd
+import pytest
+
+from cf_core.access import LOCAL, PermissionDenied, Principal
 from cf_core.config import TrainConfig
-from cf_core.jobs import JobManager, Progress
+from cf_core.jobs import JobQueue, Progress, Worker
+from cf_core.recommender import Recommender
 from cf_core.store import RunStore
 
+ALICE, BOB, ADMIN = Principal("alice"), Principal("bob"), Principal("root", admin=True)
+ROOT = Path(__file__).resolve().parents[1]
 
-def _wait(job, timeout=60):
-    t0 = time.time()
-    while job.active and time.time() - t0 < timeout:
+
+def _queue(tmp_path, db_url) -> JobQueue:
+    return JobQueue(RunStore(tmp_path / "runs", db=db_url))
+
+
+def _wait(queue, job_id, who=LOCAL, until=("done", "stopped", "failed", "interrupted"), timeout=90):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        snap = queue.snapshot(job_id, who)
+        if snap["status"] in until:
+            return snap
         time.sleep(0.05)
-    return job.progress.snapshot()
+    raise AssertionError(f"job {job_id} still {snap['status']} after {timeout} s")
 
 
-def test_job_runs_in_background_reports_progress_and_saves(tmp_path, split_planted):
+@pytest.fixture
+def worker_thread():
+    """Start workers in threads; all are shut down after the test."""
+    started = []
+
+    def start(queue, device="cpu"):
+        worker = Worker(queue, device, poll=0.05)
+        started.append((worker, worker.start_thread()))
+        return worker
+
+    yield start
+    for worker, thread in started:
+        worker.shutdown()
+        thread.join(30)
+
+
+def test_jobs_run_first_come_first_served_report_progress_and_save(tmp_path, db_url, split_planted, worker_thread):
+    """Five queued jobs used to start s0, s1, s3, s2, s4 (threads racing for a lock)."""
     train, valid = split_planted
-    mgr = JobManager(RunStore(tmp_path))
-    job = mgr.submit(train, valid, TrainConfig(epochs=3), owner=Principal("alice"), name="j1", dataset="planted")
-    snap = _wait(job)
-    assert snap["status"] == "done", snap["error"]
-    assert len(snap["epochs"]) == 3 and snap["batches"] and snap["fraction"] == 1.0
-    assert snap["metrics"]["valid_rmse"] > 0
-    assert RunStore(tmp_path).info(snap["run_id"], Principal("alice")).name == "j1"
-    assert mgr.jobs(Principal("alice")) == [job] and mgr.jobs(Principal("bob")) == []
+    queue = _queue(tmp_path, db_url)
+    ids = [queue.submit(train, valid, TrainConfig(epochs=2, optimizer="adam"), owner=ALICE, name=f"s{i}",
+                        dataset="planted").id for i in range(5)]
+    assert queue.snapshot(ids[3], ALICE)["ahead"] == 3 and queue.snapshot(ids[0], ALICE)["workers"] == 0
+    worker_thread(queue)
+    snaps = [_wait(queue, i, ALICE) for i in ids]
+    assert [s["status"] for s in snaps] == ["done"] * 5, [s["error"] for s in snaps]
+    jobs = sorted(queue.jobs(ALICE), key=lambda j: j.started)
+    assert [j.name for j in jobs] == ["s0", "s1", "s2", "s3", "s4"]
+    first = snaps[0]
+    assert len(first["epochs"]) == 2 and first["batches"] and first["fraction"] == 1.0
+    assert first["metrics"]["valid_rmse"] > 0 and first["elapsed"] > 0
+    assert queue.store.info(first["run_id"], ALICE).name == "s0"
+    assert queue.jobs(BOB) == [] and len(queue.jobs(ADMIN)) == 5
+    # A done job's data is removed (its run holds what it needs); the row stays.
+    assert not queue.store.fs.exists(queue._dir(ids[0]))
 
 
-def test_stop_keeps_best_so_far_and_queue_runs_one_at_a_time(tmp_path, split_planted):
+def test_two_workers_never_take_the_same_job(tmp_path, db_url, split_planted, worker_thread):
     train, valid = split_planted
-    mgr = JobManager(RunStore(tmp_path))
-    first = mgr.submit(train, valid, TrainConfig(epochs=400, batch_size=64, optimizer="adam"), owner=Principal("a"))
-    second = mgr.submit(train, valid, TrainConfig(epochs=1), owner=Principal("b"))
-    t0 = time.time()
-    while not first.progress.snapshot()["epochs"] and time.time() - t0 < 60:
-        time.sleep(0.02)
-    assert second.progress.snapshot()["status"] == "queued"  # waits for the device
-    first.stop()
-    s1, s2 = _wait(first), _wait(second)
-    assert s1["status"] == "stopped" and s1["run_id"] and len(s1["epochs"]) < 400
-    assert s2["status"] == "done"
+    queue = _queue(tmp_path, db_url)
+    ids = {queue.submit(train, valid, TrainConfig(epochs=1, optimizer="adam"), owner=ALICE).id for _ in range(12)}
+    claimed: list[str] = []
+    barrier = threading.Barrier(4)
+
+    def grab(name):
+        other = _queue(tmp_path, db_url)  # its own connections, as another process has
+        barrier.wait()
+        while (job := other.claim(name, "cpu")) is not None:
+            claimed.append(job.id)
+
+    threads = [threading.Thread(target=grab, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == sorted(ids)  # every job once, none twice
+    # And two real workers on fresh jobs: one run per job.
+    fresh = [queue.submit(train, valid, TrainConfig(epochs=1, optimizer="adam"), owner=ALICE).id for _ in range(6)]
+    worker_thread(queue), worker_thread(_queue(tmp_path, db_url))
+    runs = [_wait(queue, i, ALICE)["run_id"] for i in fresh]
+    assert len(set(runs)) == 6 and len(queue.store.list(ALICE)) == 6
 
 
-def test_failed_job_reports_error(tmp_path):
-    import pandas as pd
+def test_the_owner_stops_a_job_and_nobody_else_can(tmp_path, db_url, split_planted, worker_thread):
+    train, valid = split_planted
+    queue = _queue(tmp_path, db_url)
+    long = queue.submit(train, valid, TrainConfig(epochs=400, batch_size=64, optimizer="adam"), owner=ALICE)
+    waiting = queue.submit(train, valid, TrainConfig(epochs=1), owner=ALICE)
+    worker_thread(queue)
+    _wait(queue, long.id, ALICE, until=("running",))
+    while not queue.snapshot(long.id, ALICE)["epochs"]:
+        time.sleep(0.05)
+    for act in (lambda: queue.stop(long.id, BOB), lambda: queue.snapshot(long.id, BOB),
+                lambda: queue.resume(long.id, BOB)):
+        with pytest.raises(PermissionDenied):
+            act()
+    assert queue.snapshot(long.id, ALICE)["status"] == "running"
+    queue.stop(waiting.id, ALICE)  # a queued job leaves the queue at once, never trained
+    assert queue.snapshot(waiting.id, ALICE)["status"] == "stopped"
+    queue.stop(long.id, ALICE)
+    snap = _wait(queue, long.id, ALICE)
+    assert snap["status"] == "stopped" and snap["run_id"] and 1 <= len(snap["epochs"]) < 400
+    assert queue.store.info(snap["run_id"], ALICE).owner == "alice"
+    assert queue.snapshot(waiting.id, ALICE)["run_id"] is None
+    with pytest.raises(KeyError):
+        queue.stop("no-such-job-at-all", ALICE)
 
-    mgr = JobManager(RunStore(tmp_path))
-    job = mgr.submit(pd.DataFrame({"user": [1], "item": [1]}), None, TrainConfig(epochs=1), owner=LOCAL)
-    snap = _wait(job)
+
+def test_a_killed_workers_job_is_interrupted_and_resumes_to_the_same_rmse(tmp_path, db_url, split_planted, worker_thread,
+                                                                          monkeypatch):
+    """SIGKILL the worker process mid-training: the job is marked interrupted once its heartbeats stop, and resumed
+    from its checkpoint it ends where an uninterrupted run of the same seed ends."""
+    train, valid = split_planted
+    monkeypatch.setenv("COLLAB_STUDIO_HEARTBEAT_TIMEOUT", "3")
+    queue = _queue(tmp_path, db_url)
+    config = TrainConfig(model="dotbias", optimizer="adam", epochs=40, batch_size=32, seed=5)
+    job = queue.submit(train, valid, config, owner=ALICE, name="long")
+    env = {**os.environ, "COLLAB_STUDIO_CHECKPOINT_EPOCHS": "3", "COLLAB_STUDIO_CHECKPOINT_SECONDS": "0", "COLLAB_STUDIO_DB": db_url, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "cf_core", "worker", "--device", "cpu", "--out", str(tmp_path / "runs")],
+                            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 120
+        while (queue.snapshot(job.id, ALICE)["checkpoint_epoch"] or 0) < 6:
+            assert proc.poll() is None, proc.stdout.read().decode()
+            assert time.time() < deadline, "no checkpoint after epoch 6"
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    at_kill = queue.snapshot(job.id, ALICE)
+    assert at_kill["status"] == "running" and len(at_kill["epochs"]) < 40
+    snap = _wait(queue, job.id, ALICE, until=("interrupted",), timeout=30)
+    assert snap["can_resume"] and "stopped answering" in snap["error"]
+    queue.resume(job.id, ALICE, "resume")
+    assert queue.snapshot(job.id, ALICE)["status"] == "queued"
+    worker_thread(queue)
+    done = _wait(queue, job.id, ALICE)
+    assert done["status"] == "done", done["error"]
+    assert done["resumed_from"] >= 6  # it went on from the checkpoint, not from the start
+    assert [e["epoch"] for e in done["epochs"]] == list(range(1, 41))  # each epoch once: the resume rewound
+    reference = Recommender(config.replace(device="cpu")).fit(train, valid).evaluate(valid)["rmse"]
+    assert abs(done["metrics"]["valid_rmse"] - reference) < 0.005
+    assert done["metrics"]["valid_rmse"] < done["metrics"]["valid_baseline_rmse"]
+
+
+def test_an_interrupted_job_restarts_or_keeps_its_best_model(tmp_path, split_planted, worker_thread, monkeypatch):
+    train, valid = split_planted
+    monkeypatch.setenv("COLLAB_STUDIO_CHECKPOINT_EPOCHS", "2")
+    monkeypatch.setenv("COLLAB_STUDIO_CHECKPOINT_SECONDS", "0")
+    queue = _queue(tmp_path, str(tmp_path / "db.sqlite"))
+    job = queue.submit(train, valid, TrainConfig(optimizer="adam", epochs=400, batch_size=64), owner=ALICE)
+    worker = worker_thread(queue)
+    while (queue.snapshot(job.id, ALICE)["checkpoint_epoch"] or 0) < 2:
+        time.sleep(0.05)
+    worker.shutdown()  # what SIGTERM does: the job is left interrupted, resumable
+    snap = _wait(queue, job.id, ALICE, until=("interrupted",))
+    assert "shut down" in snap["error"] and snap["can_resume"]
+    with pytest.raises(ValueError, match="Only an interrupted or failed job"):
+        queue.resume(_wait(queue, queue.submit(train, valid, TrainConfig(epochs=1), owner=ALICE).id, ALICE,
+                           until=("queued",))["id"], ALICE)
+    queue.resume(job.id, ALICE, "keep")
+    worker_thread(queue)
+    kept = _wait(queue, job.id, ALICE, until=("stopped", "done", "failed"))
+    assert kept["status"] == "stopped" and kept["run_id"], kept["error"]
+    assert kept["resumed_from"] >= 2 and len(kept["epochs"]) == kept["resumed_from"]  # none trained after it
+
+
+def test_a_failed_job_says_why_and_a_diverged_one_saves_nothing(tmp_path, split_planted, worker_thread):
+    train, valid = split_planted
+    queue = _queue(tmp_path, str(tmp_path / "db.sqlite"))
+    worker_thread(queue)
+    bad = queue.submit(pd.DataFrame({"user": [1], "item": [1]}), None, TrainConfig(epochs=1), owner=LOCAL)
+    snap = _wait(queue, bad.id)
     assert snap["status"] == "failed" and "rating" in snap["error"]
+    diverged = queue.submit(train, valid, TrainConfig(epochs=3, optimizer="sgd", lr=1e12, use_y_range=False), owner=LOCAL)
+    snap = _wait(queue, diverged.id)
+    assert snap["status"] == "failed" and snap["error"].startswith("Training diverged") and "smaller learning rate" in snap["error"]
+    assert snap["run_id"] is None and queue.store.list_all(LOCAL) == []
+    with pytest.raises(PermissionDenied, match="Sign in"):
+        queue.submit(train, valid, TrainConfig(epochs=1), owner=Principal(""))
+
+
+def test_auto_jobs_go_to_a_gpu_worker_when_one_is_alive(tmp_path, split_planted):
+    train, valid = split_planted
+    queue = _queue(tmp_path, str(tmp_path / "db.sqlite"))
+    auto = queue.submit(train, valid, TrainConfig(epochs=1), owner=ALICE)
+    cpu = queue.submit(train, valid, TrainConfig(epochs=1, device="cpu"), owner=ALICE)
+    queue.register_worker("gpu-box", "cuda:0")
+    assert queue.claim("cpu-box", "cpu").id == cpu.id  # auto waits for the GPU worker
+    assert queue.claim("cpu-box", "cpu") is None
+    assert queue.claim("gpu-box", "cuda").id == auto.id
 
 
 def test_progress_thins_batch_points():
@@ -56,19 +215,8 @@ def test_progress_thins_batch_points():
     p = Progress()
     for step in range(1, 10_001):
         p.add_batch(BatchInfo(step, 10_000, step / 100, 1.0, 1.0, 0.1))
-    snap = p.snapshot()
+    snap = p.to_dict()
     assert len(snap["batches"]) <= 2000 and snap["step"] == 10_000
-
-
-def test_a_diverged_fit_fails_in_words_and_saves_nothing(tmp_path, split_planted):
-    """SGD at a huge rate: the weights become NaN or inf. It used to be saved as a run (RMSE inf or NaN)."""
-    train, valid = split_planted
-    store = RunStore(tmp_path)
-    mgr = JobManager(store)
-    job = mgr.submit(train, valid, TrainConfig(epochs=3, optimizer="sgd", lr=1e12, use_y_range=False), owner=LOCAL)
-    snap = _wait(job)
-    assert snap["status"] == "failed" and snap["error"].startswith("Training diverged") and "smaller learning rate" in snap["error"]
-    assert snap["run_id"] is None and store.list_all(LOCAL) == []
 
 
 def test_the_eta_counts_from_the_work_of_the_phase_not_the_jobs_wall_time(monkeypatch):
@@ -80,14 +228,13 @@ def test_the_eta_counts_from_the_work_of_the_phase_not_the_jobs_wall_time(monkey
     now = [1000.0]
     monkeypatch.setattr(jobs.time, "time", lambda: now[0])
     p = Progress()
-    p.update(status="running", started=now[0])
     now[0] += 10  # preparing the data
     p.start_phase(pretrain=(1, 100))
     now[0] += 2
     p.update(pretrain=(50, 100))
-    assert p.snapshot()["eta"] == pytest.approx(2.0)  # half the sweeps in 2 s: 2 s to go
+    assert p.to_dict()["eta"] == pytest.approx(2.0)  # half the sweeps in 2 s: 2 s to go
     now[0] += 8
     p.start_phase(n_epochs=10, pretrain=None)
     now[0] += 1
     p.add_batch(BatchInfo(10, 1000, 0.1, 1.0, 1.0, 0.1))
-    assert p.snapshot()["eta"] == pytest.approx(99.0)  # 1% in 1 s (not 21 s since the start: 2,079 s)
+    assert p.to_dict()["eta"] == pytest.approx(99.0)  # 1% in 1 s (not 21 s since the start: 2,079 s)

@@ -1,5 +1,6 @@
-"""The Train page's job view: the person's training job (from ?job=ID or the session), its progress, live curves
-and Stop, polled from the job manager, which shows a job only to its owner (or an admin)."""
+"""The Train page's job view: the person's training job (from ?job=ID, the session, or their latest active job),
+its progress, live curves, Stop, and Resume or Restart for an interrupted job; polled from the job queue in the
+store's database (a worker process writes the progress), which shows a job only to its owner (or an admin)."""
 from __future__ import annotations
 
 import math
@@ -30,8 +31,8 @@ def show(job: Job | None) -> None:
     """The job's progress, polled every second while it is active; a note when the server forgot it."""
     if job is None:
         if st.session_state.get("job_id"):
-            st.warning("That training job is not on this server any more (it restarted). If it finished, its run is "
-                       "on the Runs page.")
+            st.warning("That training job is not in the queue (it was mistyped, or the queue was reset). If it "
+                       "finished, its run is on the Runs page.")
         return
     st.query_params["job"] = job.id
     job_was_active = job.active
@@ -48,8 +49,18 @@ def show(job: Job | None) -> None:
             st.rerun()  # the job ended (or started) since this page was drawn: redraw it all, and stop polling
         st.subheader(f"Job: {lit(job.name)}")
         if snap["status"] == "queued":
-            st.info("Queued: another training is using this device; this one starts when it ends.",
-                    icon=":material/schedule:")
+            if not snap.get("workers"):
+                st.warning("Queued, but no training worker is running, so nothing will train it yet. Whoever runs "
+                           "the server starts one with `python -m cf_core worker` (`make run` and `make serve` start "
+                           "one by themselves).", icon=":material/warning:")
+            elif snap.get("ahead"):
+                st.info(f"Queued: {snap['ahead']} training job(s) go first on this device; this one starts when "
+                        "they end.", icon=":material/schedule:")
+            else:
+                st.info("Queued: a worker takes it within a second.", icon=":material/schedule:")
+            if st.button("Remove from the queue", key="stop", icon=":material/stop:"):
+                state.jobs().stop(job.id, state.who())
+                st.rerun()
         elif snap["status"] == "running":
             if snap["pretrain"]:  # the net's embeddings are being fitted first
                 sweep, sweeps = snap["pretrain"]
@@ -64,11 +75,20 @@ def show(job: Job | None) -> None:
                 eta = f" · about {snap['eta']:.0f} s left" if snap["eta"] is not None else ""
                 unit = "Sweep" if snap["optimizer"] == "gibbs" else "Epoch"
                 st.progress(snap["fraction"], text=f"{unit} {epoch}/{snap['n_epochs']}{eta} · on {snap['device']}")
-            if st.button("Stop", key="stop", icon=":material/stop:"):
+            if snap["stop_requested"]:
+                st.caption("Stopping after this batch; the best model so far is kept.")
+            elif st.button("Stop", key="stop", icon=":material/stop:"):
                 state.jobs().stop(job.id, state.who())
                 st.toast("Stopping after this batch; the best model so far is kept.")
+            if snap["checkpoint_epoch"]:
+                st.caption(f"Saved so far: a checkpoint after epoch {snap['checkpoint_epoch']} (if this training is "
+                           "cut off, it can go on from there).")
+        elif snap["status"] == "interrupted":
+            interrupted(job, snap)
         elif snap["status"] == "failed":
             st.error(f"Training failed: {lit(snap['error'])}", icon=":material/error:")
+            if st.button("Try again from the beginning", key="restart", icon=":material/restart_alt:"):
+                again(job, "restart")
         else:
             metrics = snap["metrics"]
             verb = "Stopped early" if snap["status"] == "stopped" else "Done"
@@ -99,3 +119,34 @@ def show(job: Job | None) -> None:
                        "than the average.")
 
     poll()
+
+
+def again(job: Job, how: str) -> None:
+    """Queue the job again (resume, restart, keep); a message when it cannot be."""
+    try:
+        state.jobs().resume(job.id, state.who(), how)
+    except (ValueError, PermissionDenied) as exc:
+        st.error(lit(exc), icon=":material/error:")
+        return
+    st.session_state.pop("_applied_job", None)
+    st.rerun()
+
+
+def interrupted(job: Job, snap: dict) -> None:
+    """An interrupted job: what happened, and the three ways on."""
+    reached = snap["checkpoint_epoch"] if snap.get("can_resume") else None
+    st.warning(f"This training was cut off: {lit(snap['error'] or 'its worker stopped answering.')} "
+               + (f"It has a checkpoint after epoch {reached}." if reached else
+                  "It stopped before its first checkpoint, so it can only start again."),
+               icon=":material/warning:")
+    cols = st.columns(3)
+    if reached:
+        if cols[0].button(f"Resume from epoch {reached}", key="resume", type="primary", icon=":material/play_arrow:",
+                          help="Goes on exactly where the checkpoint left off: the same result as if it had never "
+                               "stopped."):
+            again(job, "resume")
+        if cols[1].button("Keep the best model so far", key="keep", icon=":material/save:",
+                          help="Saves the best epoch the checkpoint reached as a run, without training further."):
+            again(job, "keep")
+    if cols[2].button("Start again from the beginning", key="restart", icon=":material/restart_alt:"):
+        again(job, "restart")

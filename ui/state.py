@@ -11,6 +11,7 @@ The keys this module owns in st.session_state:
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from dataclasses import dataclass
 
 import pandas as pd
@@ -27,7 +28,7 @@ from cf_core.data import (
     read_ratings,
     summarize,
 )
-from cf_core.jobs import Job, JobManager
+from cf_core.jobs import Job, JobQueue, Worker
 from cf_core.store import (
     Run,
     RunInfo,
@@ -58,7 +59,8 @@ class Dataset:
 
 # ---------------------------------------------------------------- shared across sessions
 def _root() -> str:
-    return str(default_root().resolve())
+    root = default_root()
+    return root if "://" in root else str(Path(root).resolve())
 
 
 @st.cache_resource(show_spinner=False)
@@ -67,12 +69,15 @@ def _store(root: str) -> RunStore:
 
 
 @st.cache_resource(show_spinner=False)
-def _jobs(root: str) -> JobManager:
-    # Leave a core to the server: while a job trains, every open Train page reruns a fragment each second, and a
-    # training that wants every core slows down about twice when they compete (measured on 2 cores: the net on
-    # MovieLens 100k took 36 s with 2 torch threads, 17 s with 1).
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
-    return JobManager(_store(root))
+def _jobs(root: str) -> JobQueue:
+    queue = JobQueue(_store(root))
+    if os.environ.get("COLLAB_STUDIO_WORKERS") == "inline":
+        # The old way, kept for a quick try and for measuring against: training in a thread of the web server. It
+        # leaves a core to the pages (on 2 cores the net on MovieLens 100k took 36 s with 2 torch threads, 17 s
+        # with 1, while a Train page polled).
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+        Worker(queue, "auto").start_thread()
+    return queue
 
 
 @st.cache_resource(show_spinner=False)
@@ -103,8 +108,8 @@ def store() -> RunStore:
     return _store(_root())
 
 
-def jobs() -> JobManager:
-    """The server's job manager: jobs outlive the page and the browser tab that started them."""
+def jobs() -> JobQueue:
+    """The job queue in the store's database: jobs outlive the page, the browser tab and the web server."""
     return _jobs(_root())
 
 
@@ -167,13 +172,18 @@ def set_dataset(ds: Dataset) -> None:
 
 # ---------------------------------------------------------------- jobs
 def current_job() -> Job | None:
-    """The job named by ?job=ID, else the session's last job; None when the server does not know it.
+    """The job named by ?job=ID, else the session's last job, else this person's latest job still queued or running
+    (a tab opened after the web server restarted finds it); None when there is none.
 
     Raises PermissionDenied for someone else's job (the page shows nothing of it).
     """
     job_id = st.query_params.get("job") or st.session_state.get("job_id")
     if not job_id:
-        return None
+        me = who()
+        active = [j for j in jobs().jobs(me) if j.active and j.owner == me.name]
+        if not active:
+            return None
+        job_id = active[-1].id
     job = jobs().get(job_id, who())
     st.session_state["job_id"] = job_id
     return job
@@ -279,9 +289,24 @@ def load_run(run_id: str) -> Run:
     return run
 
 
+@st.cache_resource(show_spinner=False)
+def _problems(root: str) -> dict:
+    return {}  # run id -> what is wrong with its files, or None; run files never change once saved
+
+
+def damaged_runs(run_ids: list[str]) -> dict[str, str]:
+    """The runs among `run_ids` whose files are damaged, with what is wrong (checked once per run per server)."""
+    known = _problems(_root())
+    for run_id in run_ids:
+        if run_id not in known:
+            known[run_id] = store().problem(run_id)
+    return {r: known[r] for r in run_ids if known[r]}
+
+
 def forget_run(run_id: str) -> None:
     """Delete a run (the store checks that this person may) and drop it from the caches and from this session."""
     store().delete(run_id, who())
+    _problems(_root()).pop(run_id, None)
     _load.clear()
     _predictions.clear()
     if current_run_id() == run_id:

@@ -5,7 +5,7 @@ import streamlit as st
 
 from cf_core.access import PermissionDenied, Principal
 from cf_core.data import DataError
-from cf_core.store import Run, RunNotFound
+from cf_core.store import Run, RunDamaged, RunNotFound
 
 from . import auth, state
 from .safe import lit
@@ -62,6 +62,10 @@ def require_run() -> Run | None:
         run = state.current_run()
     except PermissionDenied as exc:  # a share link revoked since this tab opened it says so
         st.error(str(exc) if "revoked" in str(exc) else NO_RUN, icon=":material/block:")
+        _links_back()
+        return None
+    except RunDamaged as exc:
+        st.error(str(exc), icon=":material/broken_image:")
         _links_back()
         return None
     except RunNotFound:

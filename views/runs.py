@@ -101,7 +101,12 @@ def revoke(token: str) -> None:
 if "_runs_error" in st.session_state:
     st.error(lit(st.session_state.pop("_runs_error")), icon=":material/block:")
 
+damaged = state.damaged_runs([info.id for info in runs])
+if damaged:
+    st.warning(f"{len(damaged)} of your runs have damaged files and cannot be opened (marked in the table). Pick one "
+               "below to delete it.", icon=":material/warning:")
 table = pd.DataFrame([{
+    "state": f"damaged: {damaged[info.id]}" if info.id in damaged else "ok",
     "name": info.name, "owner": info.owner, "created": info.created_text, "model": info.model, "dataset": info.dataset,
     "valid_rmse": info.metrics.get("valid_rmse"), "valid_mae": info.metrics.get("valid_mae"),
     "epochs": info.metrics.get("epochs"), "seconds": info.metrics.get("train_seconds"),
@@ -115,7 +120,8 @@ st.dataframe(cells(table, exempt=("id",)), hide_index=True, key="runs_table",
 
 st.subheader("Compare")
 left, right = st.columns([3, 1])
-compare = left.multiselect("Runs", list(by_id), default=list(by_id)[:3], format_func=label, key="compare")
+whole = [r for r in by_id if r not in damaged]
+compare = left.multiselect("Runs", whole, default=whole[:3], format_func=label, key="compare")
 metric = right.selectbox("Metric", ["valid_rmse", "valid_mae", "train_rmse", "train_mae"], key="compare_metric")
 if compare:
     st.plotly_chart(charts.runs_overlay({label(r): store.history(r, who).get("epochs", []) for r in compare}, metric),
@@ -128,6 +134,14 @@ picked = st.selectbox("Run", ids, index=ids.index(current) if current in by_id e
 info = by_id[picked]
 with st.expander("Settings and metrics"):
     st.json({"metrics": info.metrics, "config": info.config})
+
+if picked in damaged:
+    st.error(f"This run's files are damaged ({lit(damaged[picked])}), so it cannot be opened, downloaded or shared. "
+             "Delete it to take it off the list.", icon=":material/broken_image:")
+    confirm = st.checkbox("Yes, delete it", key="confirm_delete")
+    st.button("Delete", key="delete_run", disabled=not confirm, icon=":material/delete:", on_click=delete, args=(picked,))
+    show_shared()
+    st.stop()
 
 if st.button("Open this run", key="open_run", type="primary", icon=":material/open_in_new:"):
     open_run(picked)
