@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 ADDRESS ?= 0.0.0.0
 PORT ?= 8501
 
-.PHONY: run serve test bench setup browser clean
+.PHONY: run serve worker test bench setup browser postgres clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -22,10 +22,20 @@ setup: $(STAMP)
 browser:
 	@test -x /usr/bin/chromium || { (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) || echo "could not install chromium"; }
 
-# Local mode: one person, this machine only (127.0.0.1), no sign-in.
+# Debian's PostgreSQL server binaries, for the tests that run the queue against a real PostgreSQL (each test starts
+# a throw-away server in a temp folder; nothing is configured system-wide).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+		{ (apt-get update -qq && apt-get install -y -qq postgresql) || echo "could not install postgresql"; }
+
+# WORKERS: auto (one training worker per GPU, else one on the CPU), a number of CPU workers, or 0 (workers elsewhere).
+WORKERS ?= auto
+
+# Local mode: one person, this machine only (127.0.0.1), no sign-in; its training workers start and stop with it.
 run: $(STAMP)
 	$(BIN)/python -m cf_core fetch
-	COLLAB_STUDIO_MODE=local $(BIN)/streamlit run server.py --server.address 127.0.0.1 --server.port $(PORT) \
+	COLLAB_STUDIO_MODE=local $(BIN)/python -m cf_core up --workers $(WORKERS) -- \
+		$(BIN)/streamlit run server.py --server.address 127.0.0.1 --server.port $(PORT) \
 		--server.allowedHosts localhost --server.allowedHosts 127.0.0.1 --server.allowedHosts ::1
 
 # Team mode: listens on $(ADDRESS):$(PORT) and asks everyone to sign in (users: python -m cf_core users add NAME).
@@ -33,11 +43,17 @@ run: $(STAMP)
 HOSTS ?= *
 serve: $(STAMP)
 	$(BIN)/python -m cf_core fetch
-	COLLAB_STUDIO_MODE=team $(BIN)/streamlit run server.py --server.address $(ADDRESS) --server.port $(PORT) \
+	COLLAB_STUDIO_MODE=team $(BIN)/python -m cf_core up --workers $(WORKERS) -- \
+		$(BIN)/streamlit run server.py --server.address $(ADDRESS) --server.port $(PORT) \
 		$(foreach h,$(HOSTS),--server.allowedHosts '$(h)')
 
-test: $(STAMP) browser
-	$(BIN)/python -m pytest -q tests
+# A training worker on this machine against a shared store (COLLAB_STUDIO_DB, COLLAB_STUDIO_RUNS): DEVICE=cuda:1 etc.
+DEVICE ?= auto
+worker: $(STAMP)
+	$(BIN)/python -m cf_core worker --device $(DEVICE)
+
+test: $(STAMP) browser postgres
+	$(BIN)/python -m pytest -q -rs tests
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_ml100k.py

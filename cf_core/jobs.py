@@ -499,21 +499,33 @@ class Worker:
             self._cancel.set()
 
     def run(self, max_jobs: int | None = None) -> None:
-        self.queue.register_worker(self.id, self.device)
-        self.queue.store.clean_leftovers()
-        done = 0
-        try:
-            while not self._shutdown.is_set() and (max_jobs is None or done < max_jobs):
+        """Take jobs until shut down. A store that cannot be reached or read (a damaged index, the database server
+        down) is reported and tried again every few seconds: the worker outlives it."""
+        done, trouble = 0, None
+        while not self._shutdown.is_set() and (max_jobs is None or done < max_jobs):
+            try:
+                if trouble is not None or done == 0 and not getattr(self, "_registered", False):
+                    self.queue.register_worker(self.id, self.device)
+                    self.queue.store.clean_leftovers()
+                    self._registered, trouble = True, None
                 self.queue.reap()
                 job = self.queue.claim(self.id, device_kind(self.device))
                 if job is None:
                     self.queue.beat_worker(self.id)
                     self._shutdown.wait(self.poll)
                     continue
-                self.train(job)
-                done += 1
-        finally:
+            except Exception as exc:
+                if str(exc) != trouble:
+                    print(f"worker {self.id}: the store is not usable, trying again every 5 s: {exc}", flush=True)
+                trouble = str(exc)
+                self._shutdown.wait(5)
+                continue
+            self.train(job)
+            done += 1
+        try:
             self.queue.unregister_worker(self.id)
+        except Exception:
+            pass
 
     def start_thread(self) -> threading.Thread:
         """Run in a daemon thread of this process (tests, and the in-process mode of a one-person server)."""

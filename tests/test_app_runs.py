@@ -62,3 +62,45 @@ def test_local_mode_lists_runs_from_before_owners(app_env, trained):
     legacy = RunStore().save(trained, owner="", name="from before owners")
     at = open_page(app(), "views/runs.py")
     assert not at.exception and tables(at)[0]["id"].tolist() == [legacy]
+
+
+def test_a_damaged_run_is_listed_as_damaged_and_deleted_while_the_others_work(saved_run, trained, app_env):
+    """One run whose meta.json was missing took the Runs page down for everyone; a truncated weights file put a
+    traceback on that run's pages."""
+    store = RunStore()
+    broken = store.save(trained, owner="local", name="broken")
+    (app_env / "runs" / broken / "meta.json").unlink()
+    at = open_page(app(), "views/runs.py")
+    assert not at.exception
+    table = tables(at)[0].set_index("id")
+    assert table.loc[broken, "state"] == "damaged: meta.json is missing" and table.loc[saved_run, "state"] == "ok"
+    assert "1 of your runs have damaged files" in at.warning[0].value
+    assert chart_keys(at) == {"compare_chart"}  # the whole runs are still compared
+    at.selectbox(key="run_pick").set_value(broken).run()
+    assert not at.exception and "files are damaged" in at.error[0].value and not at.get("download_button")
+    at.checkbox(key="confirm_delete").check().run()
+    at.button(key="delete_run").click().run()
+    assert not at.exception and [r.id for r in store.list(LOCAL)] == [saved_run]
+
+    weights = app_env / "runs" / saved_run / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:200])
+    at = app()
+    at.query_params["run"] = saved_run
+    at = open_page(at, "views/evaluate.py")
+    assert not at.exception and "weights.safetensors is truncated" in at.error[0].value
+
+
+def test_a_corrupt_index_gives_every_page_a_plain_message(app_env, saved_run):
+    from ui import state
+
+    state._store.clear()
+    index = app_env / "runs" / "runs.sqlite"
+    for suffix in ("-wal", "-shm"):
+        (app_env / "runs" / f"runs.sqlite{suffix}").unlink(missing_ok=True)
+    index.write_bytes(b"garbage" * 1000)
+    for page in ("views/runs.py", "views/train.py", "views/evaluate.py", "views/data.py"):
+        at = app()
+        at.query_params["run"] = saved_run
+        at = open_page(at, page)
+        assert not at.exception, page
+        assert any("cannot be read" in e.value and "store check --repair" in e.value for e in at.error), page
