@@ -46,3 +46,18 @@ def test_unknown_user_is_a_message(saved_run):
     at.text_input(key="rec_user").set_value("no-such-user").run()
     assert not at.exception
     assert "no-such-user" in at.error[0].value
+
+
+def test_an_item_without_a_year_does_not_break_the_pickers(app_env, trained, items_meta):
+    """MovieLens 100k has a film of unknown year (item 267): its pd.NA year crashed the Similar items picker."""
+    import pandas as pd
+
+    from cf_core.store import RunStore
+
+    items = items_meta.copy()
+    items["year"] = items["year"].astype("Int64")
+    items.loc[items.index[:3], "year"] = pd.NA
+    run_id = RunStore().save(trained, owner="local", name="no years", items=items)
+    at = explore(run_id, "views/recommend.py")
+    assert not at.exception
+    assert any("(id " in label for label in at.selectbox(key="similar_item").options)  # no year: the id instead

@@ -1,8 +1,7 @@
 """Biases: the items and users the model rates lowest and highest regardless of taste ("the worst movies of all time")."""
 import streamlit as st
 
-from cf_core import analysis
-from ui import charts, widgets
+from ui import shared_views, widgets
 from ui.safe import cells
 
 st.title("Biases")
@@ -16,8 +15,7 @@ min_ratings = controls[0].slider("Minimum number of ratings", 0, 300, 20, key="b
                                  help="A film rated once can have any bias; the lesson looks at films with many ratings.")
 n = controls[1].slider("Rows", 5, 50, 15, key="bias_n")
 
-items = analysis.item_bias_table(rec, run.items, min_ratings)
-users = analysis.user_bias_table(rec, min_ratings)
+items, users = shared_views.biases(run.info.id, min_ratings)  # once per run and minimum, for every viewer
 if not items.attrs["learned"]:
     st.info("This model has no bias terms: the tables show the damped baseline offsets computed from the data instead.")
 # The numbers first: long titles would push them out of view.
@@ -37,7 +35,7 @@ def both_ends(table, cols, what: str, low: str, high: str) -> None:
     left.dataframe(cells(table.head(n)[cols]), hide_index=True, column_config=numbers, key=f"{what}s_low")
     right.caption(high)
     right.dataframe(cells(table.tail(n).iloc[::-1][cols]), hide_index=True, column_config=numbers, key=f"{what}s_high")
-    st.plotly_chart(charts.bias_histogram(table["bias"], what), key=f"{what}_bias_hist")
+    st.plotly_chart(shared_views.bias_histogram(run.info.id, min_ratings, what), key=f"{what}_bias_hist")
 
 
 both_ends(items, item_cols, "item", "Lowest bias: the worst, whoever watches", "Highest bias: liked by everyone")

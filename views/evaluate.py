@@ -2,8 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from cf_core import analysis
-from ui import charts, state, widgets
+from ui import charts, shared_views, state, widgets
 from ui.safe import cells
 
 st.title("Evaluate")
@@ -11,48 +10,40 @@ run = widgets.require_run()
 if run is None:
     st.stop()
 
-frame = state.predictions(run.info.id)
-if not len(frame):
+run_id = run.info.id
+ev = shared_views.evaluation(run_id)  # computed once per run, shared by every viewer
+if not ev["n"]:
     st.info("This run was trained without a validation set, so there is nothing to compare predictions with.")
     st.stop()
 
 widgets.warn_if_no_better(run.info.metrics)
-bad = int((~frame["prediction"].map(lambda v: v == v and abs(v) != float("inf"))).sum())
-if bad:  # a mean that skipped them would look fine
-    st.error(f"{bad:,} of {len(frame):,} predictions are not numbers: this run diverged, so no error can be "
+if ev["bad"]:  # a mean that skipped them would look fine
+    st.error(f"{ev['bad']:,} of {ev['n']:,} predictions are not numbers: this run diverged, so no error can be "
              "measured. Train it again with a smaller learning rate.", icon=":material/error:")
     st.stop()
-err = frame["prediction"] - frame["rating"]
 cols = st.columns(4)
 base = run.info.metrics.get("valid_baseline_rmse")
-cols[0].metric("Validation RMSE", f"{(err ** 2).mean() ** 0.5:.4f}",
+cols[0].metric("Validation RMSE", f"{ev['rmse']:.4f}",
                help="The typical size of a prediction's miss, in rating points, on ratings the model never saw "
                     "(root mean square error: big misses count more). Lower is better"
                     + (f"; giving everyone the average rating would score {base:.4f}." if base else "."))
-cols[1].metric("Validation MAE", f"{err.abs().mean():.4f}",
+cols[1].metric("Validation MAE", f"{ev['mae']:.4f}",
                help="The average size of a miss, in rating points (mean absolute error). Lower is better.")
-cols[2].metric("Validation ratings", f"{len(frame):,}")
-cols[3].metric("Cold (unseen user or item)", f"{int(frame['cold'].sum()):,}",
+cols[2].metric("Validation ratings", f"{ev['n']:,}")
+cols[3].metric("Cold (unseen user or item)", f"{ev['cold']:,}",
                help="Predicted by the fallback: global mean plus the known biases.")
 
 st.subheader("Predictions vs actuals")
 bins = st.slider("Bins", 10, 120, 50, key="bins")
-lo, hi = run.recommender.rating_scale
-d = analysis.density(frame["prediction"].to_numpy(), frame["rating"].to_numpy(), bins, lo, hi)
-st.plotly_chart(charts.joint_density(d), key="joint")
+st.plotly_chart(shared_views.joint(run_id, bins), key="joint")
 
 left, right = st.columns(2)
-with left:
-    by_rating = analysis.error_by_rating(frame)
-    st.plotly_chart(charts.error_bars(by_rating, "rating", "Error by true rating"), key="by_rating")
-    with st.expander("Table"):
-        st.dataframe(cells(by_rating), hide_index=True)
-with right:
-    by_activity = analysis.error_by_activity(run.recommender, frame)
-    st.plotly_chart(charts.error_bars(by_activity, by_activity.columns[0], "Error by the user's number of training ratings"),
-                    key="by_activity")
-    with st.expander("Table"):
-        st.dataframe(cells(by_activity), hide_index=True)
+for col, what in ((left, "rating"), (right, "activity")):
+    with col:
+        table, figure = shared_views.errors_by(run_id, what)
+        st.plotly_chart(figure, key=f"by_{what}")
+        with st.expander("Table"):
+            st.dataframe(cells(table), hide_index=True)
 
 if len(state.runs_i_can_see()) < 2:  # nothing to compare with (a share link's visitor sees one run)
     st.stop()

@@ -1,5 +1,6 @@
 """Recommend: top-N for an existing user, items similar to an item, and recommendations for a new user (fold-in)."""
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from cf_core import analysis
@@ -35,7 +36,7 @@ def label(item) -> str:
     if not title:
         return str(item)
     year = years.get(item, years.get(str(item)))
-    return f"{title} ({int(year)})" if year is not None and year == year else f"{title} (id {item})"
+    return f"{title} ({int(year)})" if year is not None and not pd.isna(year) else f"{title} (id {item})"
 
 
 controls = st.columns(2)
