@@ -111,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (a GPU when there is one)")
     w.add_argument("--out", help="runs folder or fsspec URL (default ./runs or $COLLAB_STUDIO_RUNS)")
     w.add_argument("--max-jobs", type=int, help="exit after this many jobs")
+    w.add_argument("--threads", type=int, help="CPU threads for training (default: every core; `up` leaves one to "
+                                                "the web server)")
 
     up = sub.add_parser("up", help="start the workers (one per GPU, else one CPU worker) and the web server; restart "
                                    "whichever dies; stop them all together")
@@ -212,7 +214,7 @@ def _init_distributed(cfg: TrainConfig) -> int:
 def cmd_worker(a: argparse.Namespace) -> int:
     from .jobs import run_worker
 
-    return run_worker(RunStore(a.out), a.device, a.max_jobs)
+    return run_worker(RunStore(a.out), a.device, a.max_jobs, a.threads)
 
 
 def cmd_up(a: argparse.Namespace) -> int:

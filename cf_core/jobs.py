@@ -598,11 +598,11 @@ def _owner(job: Job) -> Principal:
     return Principal(job.owner, admin=False)
 
 
-def run_worker(store: RunStore | None = None, device: str = "auto", max_jobs: int | None = None) -> int:
+def run_worker(store: RunStore | None = None, device: str = "auto", max_jobs: int | None = None,
+               threads: int | None = None) -> int:
     """`python -m cf_core worker`: a worker process until SIGTERM or SIGINT (its job is left interrupted)."""
     worker = Worker(JobQueue(store or RunStore()), device)
-    if worker.device == "cpu":
-        torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(threads or os.cpu_count() or 1)
 
     def stop(signum, frame) -> None:
         worker.shutdown()

@@ -256,3 +256,35 @@ def test_what_will_train_is_a_readable_table_of_what_applies(app_env):
     at.selectbox(key="optimizer").set_value("adam").run()
     net = dict(at.dataframe[0].value.values.tolist())
     assert net["Model"] == "Neural net" and "Hidden layers" in net and "Adam's betas" in net and "Momentum" not in net
+
+
+def test_an_interrupted_job_offers_resume_and_goes_on_from_its_checkpoint(app_env, monkeypatch):
+    """A job whose worker stopped answering (killed, its machine gone) is shown as cut off, with the three ways on;
+    Resume queues it again and a worker finishes it from its checkpoint."""
+    from cf_core.access import LOCAL
+    from ui.state import _jobs, _root
+
+    monkeypatch.setenv("COLLAB_STUDIO_CHECKPOINT_EPOCHS", "2")
+    monkeypatch.setenv("COLLAB_STUDIO_CHECKPOINT_SECONDS", "0")
+    at = train_page(epochs=60, optimizer="adam")
+    at.number_input(key="batch_size").set_value(32).run()
+    at.button(key="start").click().run()
+    queue = _jobs(_root())
+    deadline = time.time() + 60
+    while (_snap(at)["checkpoint_epoch"] or 0) < 4:
+        assert time.time() < deadline, _snap(at)
+        time.sleep(0.05)
+    assert queue.reap(timeout=-1) == 1  # as if its heartbeats had stopped: the worker drops it at its next report
+    at.run()
+    assert not at.exception
+    assert "This training was cut off" in at.warning[0].value and "checkpoint after epoch" in at.warning[0].value
+    labels = [b.label for b in at.button]
+    assert any(label.startswith("Resume from epoch") for label in labels)
+    assert "Keep the best model so far" in labels and "Start again from the beginning" in labels
+    at.button(key="resume").click().run()
+    assert not at.exception and _snap(at)["status"] in ("queued", "running", "done")
+    at = wait_for(at)
+    snap = _snap(at)
+    assert snap["status"] == "done" and snap["resumed_from"] >= 4 and len(snap["epochs"]) == 60
+    assert "Done" in at.success[0].value and at.session_state["run_id"] == snap["run_id"]
+    assert len(queue.store.list_all(LOCAL)) == 1  # the dropped attempt saved nothing

@@ -52,9 +52,10 @@ def nav(page, title: str) -> None:
 def main() -> None:
     port = free_port()
     env = dict(os.environ, COLLAB_STUDIO_RUNS=tempfile.mkdtemp())
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "server.py", "--server.port", str(port),
-                               "--server.address", "127.0.0.1"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # The web server and its training worker, as `make run` starts them.
+    server = subprocess.Popen([sys.executable, "-m", "cf_core", "up", "--", sys.executable, "-m", "streamlit", "run",
+                               "server.py", "--server.port", str(port), "--server.address", "127.0.0.1"], cwd=ROOT,
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
