@@ -61,10 +61,13 @@ class Database:
     `with db.connect() as con: con.execute(sql, params)` commits when the block ends (rolls back on an exception).
     """
 
+    POOL = 8  # idle PostgreSQL connections kept for reuse
+
     def __init__(self, url: str | Path):
         self.url = str(url)
         self.postgres = is_postgres(self.url)
-        self._local = threading.local()
+        self._idle: list = []  # PostgreSQL connections not in use (Streamlit runs each rerun in a new thread)
+        self._lock = threading.Lock()
         self._wal_done = False
         if not self.postgres:
             Path(self.url).parent.mkdir(parents=True, exist_ok=True)
@@ -111,16 +114,27 @@ class Database:
     def _pg(self):
         import psycopg
 
-        con = getattr(self._local, "pg", None)
+        # A small pool: connecting costs round trips and an authentication, and pages ask many short questions.
+        with self._lock:
+            con = self._idle.pop() if self._idle else None
         if con is None or con.closed or con.broken:
-            # One connection per thread, kept: connecting costs a round trip and an authentication per call.
-            con = self._local.pg = psycopg.connect(self.url, connect_timeout=10, autocommit=True)
+            con = psycopg.connect(self.url, connect_timeout=10, autocommit=True)
         try:
             with con.transaction():
                 yield _PgConnection(con)
-        except psycopg.OperationalError:
-            con.close()
+        except BaseException:
+            if con.broken or con.closed:
+                con.close()
+                con = None
             raise
+        finally:
+            if con is not None:
+                with self._lock:
+                    if len(self._idle) < self.POOL:
+                        self._idle.append(con)
+                        con = None
+                if con is not None:
+                    con.close()
 
     def integrity_problem(self) -> str | None:
         """None when the database reads well, else what is wrong (SQLite's integrity check)."""

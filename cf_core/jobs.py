@@ -167,15 +167,20 @@ class ProgressCallback(Callback):
 class CheckpointCallback(Callback):
     """Saves the fit's whole state every `every` complete epochs (not after the last: the run is saved then)."""
 
-    def __init__(self, queue: "JobQueue", job_id: str, progress: Progress):
-        self.queue, self.job_id, self.progress = queue, job_id, progress
+    def __init__(self, queue: "JobQueue", job_id: str, worker: str, progress: Progress, lost: threading.Event):
+        self.queue, self.job_id, self.worker, self.progress, self.lost = queue, job_id, worker, progress, lost
         self.last = time.monotonic()
 
     def on_epoch_end(self, trainer: Trainer, info: EpochInfo) -> None:
         every = checkpoint_epochs() * (5 if trainer.cfg.optimizer == "gibbs" else 1)
         if (info.complete and info.epoch % every == 0 and info.epoch < trainer.cfg.epochs
-                and not trainer.cancel.is_set() and time.monotonic() - self.last >= checkpoint_seconds()):
-            self.queue.save_checkpoint(self.job_id, trainer.checkpoint(), self.progress.to_dict())
+                and not trainer.cancel.is_set() and not self.lost.is_set()
+                and time.monotonic() - self.last >= checkpoint_seconds()):
+            if not self.queue.still_mine(self.job_id, self.worker):  # given up on: another worker may own it now
+                self.lost.set()
+                trainer.cancel.set()
+                return
+            self.queue.save_checkpoint(self.job_id, trainer.checkpoint(), self.progress.to_dict(), self.worker)
             self.progress.update(checkpoint_epoch=info.epoch)
             self.last = time.monotonic()
 
@@ -248,7 +253,10 @@ class JobQueue:
 
     def __init__(self, store: RunStore):
         self.store = store
-        with store.db.connect() as con:
+        self.create_tables()
+
+    def create_tables(self) -> None:
+        with self.store.db.connect() as con:
             con.execute("""CREATE TABLE IF NOT EXISTS jobs (
                 id TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL, created DOUBLE PRECISION NOT NULL,
                 queued DOUBLE PRECISION NOT NULL, status TEXT NOT NULL, device TEXT NOT NULL, config TEXT NOT NULL,
@@ -277,32 +285,53 @@ class JobQueue:
                   for n in ("train", "valid", "items")]
         return frames[0], frames[1], frames[2]
 
-    def save_checkpoint(self, job_id: str, ckpt: Checkpoint, progress: dict) -> None:
-        """Write a checkpoint beside the job's data: the tensors under a new name, then the JSON that names them
-        (replaced in one step, so a kill at any moment leaves the previous checkpoint or this one, whole)."""
+    def save_checkpoint(self, job_id: str, ckpt: Checkpoint, progress: dict, worker: str = "") -> None:
+        """Write a checkpoint beside the job's data: the tensors under a name of their own, then the JSON that names
+        them (replaced in one step), then the previous tensors go. A kill at any moment leaves the previous
+        checkpoint or this one, whole; two workers (a stale one and its successor) never share a file name."""
         folder, fs, epoch = self._dir(job_id), self.store.fs, ckpt.meta["epoch"]
-        weights = f"checkpoint-{epoch}.safetensors"
+        tag = new_id(6)
+        weights = f"checkpoint-{epoch}-{tag}.safetensors"
         self.store.write_bytes(f"{folder}/{weights}", save_tensors(ckpt.tensors))
+        previous = self._checkpoint_json(job_id)
         progress = {**progress, "checkpoint_epoch": epoch}
-        self.store.write_bytes(f"{folder}/checkpoint.json.tmp",
-                               json.dumps({"meta": ckpt.meta, "progress": progress, "weights": weights}).encode())
-        fs.mv(f"{folder}/checkpoint.json.tmp", f"{folder}/checkpoint.json")
-        for old in fs.glob(f"{folder}/checkpoint-*.safetensors"):
-            if not old.endswith("/" + weights):
-                self.store.remove(old)
+        tmp = f"{folder}/checkpoint-{tag}.json.tmp"
+        self.store.write_bytes(tmp, json.dumps({"meta": ckpt.meta, "progress": progress, "weights": weights,
+                                                "worker": worker}).encode())
+        fs.mv(tmp, f"{folder}/checkpoint.json")
+        if previous and previous.get("weights") and previous["weights"] != weights:
+            self.store.remove(f"{folder}/{previous['weights']}")
+
+    def _checkpoint_json(self, job_id: str) -> dict | None:
+        try:
+            return json.loads(self.store.read_bytes(f"{self._dir(job_id)}/checkpoint.json"))
+        except Exception:
+            return None
 
     def load_checkpoint(self, job_id: str) -> tuple[Checkpoint, dict] | None:
-        """(checkpoint, progress at it), or None when the job has no whole checkpoint."""
-        folder = self._dir(job_id)
+        """(checkpoint, progress at it), or None when the job has no whole, readable checkpoint."""
+        saved = self._checkpoint_json(job_id)
         try:
-            saved = json.loads(self.store.read_bytes(f"{folder}/checkpoint.json"))
-            tensors = load_tensors(self.store.read_bytes(f"{folder}/{saved['weights']}"))
-        except (FileNotFoundError, KeyError, ValueError, OSError):
+            tensors = load_tensors(self.store.read_bytes(f"{self._dir(job_id)}/{saved['weights']}"))
+            return Checkpoint(saved["meta"], tensors), saved["progress"]
+        except Exception:  # missing, truncated (safetensors' own error), or no JSON at all
             return None
-        return Checkpoint(saved["meta"], tensors), saved["progress"]
+
+    def checkpoint_epoch(self, job_id: str) -> int | None:
+        """The epoch of the job's checkpoint on disk, or None without a readable one (its tensors are not read)."""
+        saved = self._checkpoint_json(job_id)
+        if not saved or not self.store.fs.exists(f"{self._dir(job_id)}/{saved.get('weights')}"):
+            return None
+        return saved["meta"]["epoch"]
+
+    def still_mine(self, job_id: str, worker: str) -> bool:
+        """Whether `worker` still runs this job (a heartbeat that also answers that)."""
+        with self._connect() as con:
+            return con.execute("UPDATE jobs SET heartbeat=? WHERE id=? AND worker=? AND status='running'",
+                               (time.time(), job_id, worker)).rowcount == 1
 
     def has_checkpoint(self, job_id: str) -> bool:
-        return self.store.fs.exists(f"{self._dir(job_id)}/checkpoint.json")
+        return self.checkpoint_epoch(job_id) is not None
 
     def _forget_data(self, job_id: str) -> None:
         self.store.remove(self._dir(job_id))
@@ -355,8 +384,9 @@ class JobQueue:
         if job.status == "queued":
             snap["ahead"] = self.ahead(job)
             snap["workers"] = len(self.workers())
-        elif job.status == "interrupted":
-            snap["can_resume"] = self.has_checkpoint(job.id)
+        elif job.status in ("interrupted", "failed"):
+            snap["checkpoint_epoch"] = self.checkpoint_epoch(job.id)  # the file's, not the last report's
+            snap["can_resume"] = snap["checkpoint_epoch"] is not None
         return snap
 
     def ahead(self, job: Job) -> int:
@@ -399,13 +429,15 @@ class JobQueue:
             raise ValueError("This job has no checkpoint to go on from (it stopped before its first one): restart it.")
         if not self.store.fs.exists(f"{self._dir(job_id)}/train.parquet"):
             raise ValueError("This job's data is gone, so it cannot run again: train a new one.")
+        # A restart leaves the checkpoint where it is and only ignores it (resume=0): the same data, settings and
+        # seed would reach it again, so a later resume from it is still exact, and a second tab's resume is safe.
         with self._connect() as con:
-            con.execute("UPDATE jobs SET status='queued', queued=?, worker=NULL, error=NULL, finished=NULL, heartbeat=NULL, "
-                        "stop=?, resume=?, progress=? WHERE id=? AND status IN ('interrupted', 'failed')",
-                        (time.time(), int(how == "keep"), int(how != "restart"),
-                         json.dumps(job.progress) if how != "restart" else None, job_id))
-        if how == "restart":
-            self.store.remove(f"{self._dir(job_id)}/checkpoint.json")
+            n = con.execute("UPDATE jobs SET status='queued', queued=?, worker=NULL, error=NULL, finished=NULL, "
+                            "heartbeat=NULL, stop=?, resume=?, progress=? WHERE id=? AND status IN ('interrupted', 'failed')",
+                            (time.time(), int(how == "keep"), int(how != "restart"),
+                             json.dumps(job.progress) if how != "restart" else None, job_id)).rowcount
+        if n != 1:
+            raise ValueError("This job changed meanwhile (another tab resumed or restarted it): reload the page.")
         return self._get(job_id)
 
     # ------------------------------------------------------------ the worker side
@@ -505,6 +537,7 @@ class Worker:
         while not self._shutdown.is_set() and (max_jobs is None or done < max_jobs):
             try:
                 if trouble is not None or done == 0 and not getattr(self, "_registered", False):
+                    self.queue.create_tables()  # a repaired (rebuilt) index has lost them
                     self.queue.register_worker(self.id, self.device)
                     self.queue.store.clean_leftovers()
                     self._registered, trouble = True, None
@@ -520,7 +553,10 @@ class Worker:
                 trouble = str(exc)
                 self._shutdown.wait(5)
                 continue
-            self.train(job)
+            try:
+                self.train(job)
+            except Exception:  # train() ends every job itself; this keeps the worker alive whatever happens
+                traceback.print_exc()
             done += 1
         try:
             self.queue.unregister_worker(self.id)
@@ -534,43 +570,61 @@ class Worker:
         return thread
 
     def train(self, job: Job) -> None:
-        queue, cancel = self.queue, threading.Event()
+        """Train one claimed job to its end: done, stopped, failed, or interrupted (shut down). Heartbeats run from
+        the claim to the final write, so neither a slow evaluation nor a slow save is taken for a dead worker."""
+        queue, cancel, lost, stop_seen = self.queue, threading.Event(), threading.Event(), threading.Event()
         self._cancel = cancel
-        if self._shutdown.is_set():
+        if self._shutdown.is_set() or job.stop:
             cancel.set()
-        progress, resume, lost = Progress(), None, threading.Event()
-        saved = queue.load_checkpoint(job.id) if job.resume else None
-        if saved is not None:
-            resume, at = saved
-            progress = Progress.from_dict(at)
-            progress.rewind(resume.meta["epoch"])
-            progress.update(resumed_from=resume.meta["epoch"])
-        progress.update(device=self.device)
         if job.stop:
-            cancel.set()
+            stop_seen.set()
+        progress, finished = Progress(), threading.Event()
+        progress.update(device=self.device)
 
         def beat() -> None:
+            """Report every second; a store that fails to answer for longer than the heartbeat timeout means the
+            job has been (or will be) marked interrupted elsewhere: give it up."""
+            failing_since = None
             while not finished.wait(HEARTBEAT_SECONDS):
-                answer = queue.report(job.id, self.id, progress.to_dict())
+                try:
+                    answer = queue.report(job.id, self.id, progress.to_dict())
+                    failing_since = None
+                except Exception as exc:
+                    failing_since = failing_since or time.monotonic()
+                    if time.monotonic() - failing_since > heartbeat_timeout():
+                        print(f"worker {self.id}: no heartbeat written for {heartbeat_timeout():.0f} s ({exc}); "
+                              f"giving up job {job.id}", flush=True)
+                        lost.set()
+                        cancel.set()
+                        return
+                    continue
                 if answer is None:
                     lost.set()
                     cancel.set()
                 elif answer:
+                    stop_seen.set()
                     cancel.set()
 
-        finished = threading.Event()
         beater = threading.Thread(target=beat, daemon=True, name=f"beat-{job.id}")
         beater.start()
         try:
+            resume = None
+            if job.resume:
+                saved = queue.load_checkpoint(job.id)
+                if saved is None:
+                    raise ValueError("Its checkpoint cannot be read (damaged or removed), so it cannot go on from it: "
+                                     "start it again from the beginning.")
+                resume, at = saved
+                progress = Progress.from_dict(at)
+                progress.rewind(resume.meta["epoch"])
+                progress.update(resumed_from=resume.meta["epoch"], device=self.device)
             train, valid, items = queue.read_data(job.id)
             config = job.train_config.replace(device=self.device)
-            callbacks = [ProgressCallback(progress), CheckpointCallback(queue, job.id, progress)]
+            callbacks = [ProgressCallback(progress), CheckpointCallback(queue, job.id, self.id, progress, lost)]
             rec = Recommender(config).fit(train, valid, callbacks, cancel, resume=resume)
-            finished.set()
-            beater.join()
             if lost.is_set():
                 return  # interrupted meanwhile (and maybe taken by another worker): save nothing
-            if self._shutdown.is_set() and not job.stop:
+            if self._shutdown.is_set() and rec.history.cancelled and not stop_seen.is_set():
                 queue.finish(job.id, self.id, "interrupted", progress.to_dict(),
                              error="Its worker was shut down (the server stopped). Resume it from its last checkpoint.")
                 return
@@ -582,16 +636,24 @@ class Worker:
             run_id = queue.store.save(rec, owner=job.owner, name=job.name, dataset=job.dataset, metrics=metrics,
                                       items=items, valid=valid, train=train[["user", "item", "rating"]])
             status = "stopped" if rec.history.cancelled else "done"
-            if not queue.finish(job.id, self.id, status, progress.to_dict(), run_id=run_id, metrics=metrics):
+            if lost.is_set() or not queue.finish(job.id, self.id, status, progress.to_dict(), run_id=run_id,
+                                                 metrics=metrics):
                 queue.store.delete(run_id, _owner(job))  # it was given up on meanwhile: no run behind its back
         except TrainingDiverged as exc:
-            queue.finish(job.id, self.id, "failed", progress.to_dict(), error=str(exc)[0].upper() + str(exc)[1:])
+            self._fail(job, progress, str(exc)[0].upper() + str(exc)[1:])
         except Exception as exc:  # the page shows the message; the worker goes on with the next job
-            queue.finish(job.id, self.id, "failed", progress.to_dict(), error=f"{type(exc).__name__}: {exc}")
+            self._fail(job, progress, f"{type(exc).__name__}: {exc}")
             traceback.print_exc()
         finally:
             finished.set()
+            beater.join()
             self._cancel = None
+
+    def _fail(self, job: Job, progress: Progress, error: str) -> None:
+        try:
+            self.queue.finish(job.id, self.id, "failed", progress.to_dict(), error=error)
+        except Exception:  # the store is away: the reaper marks the job interrupted later
+            traceback.print_exc()
 
 
 def _owner(job: Job) -> Principal:

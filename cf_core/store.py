@@ -198,7 +198,7 @@ class RunStore:
         final = self._dir(run_id)
         # A local folder is written aside and renamed (it appears whole or not at all); an object store has no
         # rename, so its files are written in place, and the index row that follows is what makes the run exist.
-        target = self._path(f".tmp-{run_id}-{socket.gethostname()}-{os.getpid()}") if self.local else final
+        target = self._path(f".tmp-{run_id}~{os.getpid()}~{socket.gethostname()}") if self.local else final
         try:
             self.fs.makedirs(target, exist_ok=True)
             self.write_bytes(f"{target}/ids.json", json.dumps(ids).encode())
@@ -343,12 +343,12 @@ class RunStore:
             return []
         removed, host, now = [], socket.gethostname(), time.time()
         for path in Path(self.base).glob(".tmp-*"):
-            parts = path.name.split("-")
-            try:
-                pid = int(parts[-1])
-                alive = parts[-2] == host and _pid_alive(pid)
-            except (ValueError, IndexError):
-                alive = False
+            parts = path.name[len(".tmp-"):].split("~")  # run id ~ pid ~ host (none of them holds a "~")
+            if len(parts) == 3 and parts[1].isdigit():
+                # Another machine's save (a shared folder) may be alive: only its age says it is dead.
+                alive = _pid_alive(int(parts[1])) if parts[2] == host else True
+            else:
+                alive = False  # a name from before the process was recorded: its save is long over
             if alive and now - path.stat().st_mtime < LEFTOVER_SECONDS:
                 continue
             self.remove(str(path))
@@ -381,9 +381,14 @@ class RunStore:
                 for suffix in ("", "-wal", "-shm"):
                     if os.path.exists(self.db.url + suffix):
                         os.replace(self.db.url + suffix, aside + suffix)
-                report.append(f"  moved it to {aside} and started a new index")
+                report.append(f"  moved it to {aside} and started a new index (the job queue and the list of "
+                              "uploads start empty; the uploaded files stay in uploads/)")
                 self.db = Database(self.db.url)
                 self._create_tables()
+                from .jobs import JobQueue
+                from .uploads import UploadStore
+
+                JobQueue(self), UploadStore(store=self)  # their tables, which running servers and workers expect
             elif not repair:
                 return report + ["run with --repair to rebuild it from the run folders"]
             else:

@@ -251,6 +251,8 @@ class Trainer:
         rank, world = distributed()
         n, bs = len(train), cfg.batch_size
         steps_per_epoch = math.ceil(n / bs)
+        if world > 1 and n - (steps_per_epoch - 1) * bs < world:
+            steps_per_epoch -= 1  # a last batch too small to give every rank a rating (an empty share's MSE is NaN)
         total = steps_per_epoch * cfg.epochs
         # The fused step computes gradients in closed form and updates only the rows a batch touches; across ranks
         # the gradients are DDP's to average, so distributed training takes the autograd path.
@@ -325,7 +327,7 @@ class Trainer:
             if evaluate is not None:
                 valid_rmse, valid_mae = evaluate(model)
             info = EpochInfo(epoch + 1, math.sqrt(float(sse) / seen), float(sae) / seen, valid_rmse, valid_mae,
-                             time.perf_counter() - t0, lr, complete=seen == n)
+                             time.perf_counter() - t0, lr, complete=seen == min(n, steps_per_epoch * bs))
             self._record_epoch(info)
             if averaged and epoch < cfg.epochs - 1 and not self.cancel.is_set():
                 _swap(params, current)  # keep training the raw weights; the model ends holding the average

@@ -238,3 +238,39 @@ def test_the_eta_counts_from_the_work_of_the_phase_not_the_jobs_wall_time(monkey
     now[0] += 1
     p.add_batch(BatchInfo(10, 1000, 0.1, 1.0, 1.0, 0.1))
     assert p.to_dict()["eta"] == pytest.approx(99.0)  # 1% in 1 s (not 21 s since the start: 2,079 s)
+
+
+def test_a_slow_save_is_not_taken_for_a_dead_worker(tmp_path, split_planted, worker_thread, monkeypatch):
+    """The heartbeats used to stop before the evaluation and the save: a save slower than the timeout (a big model
+    to S3) got the job marked interrupted and its run deleted."""
+    train, valid = split_planted
+    monkeypatch.setenv("COLLAB_STUDIO_HEARTBEAT_TIMEOUT", "2")
+    queue = _queue(tmp_path, str(tmp_path / "db.sqlite"))
+    real = queue.store.save
+    monkeypatch.setattr(queue.store, "save", lambda *a, **k: (time.sleep(4), real(*a, **k))[1])
+    job = queue.submit(train, valid, TrainConfig(epochs=2, optimizer="adam"), owner=ALICE)
+    worker_thread(queue)
+    snap = _wait(queue, job.id, ALICE)
+    assert snap["status"] == "done" and queue.store.info(snap["run_id"], ALICE)
+
+
+def test_a_damaged_checkpoint_fails_the_resume_in_words_and_the_worker_goes_on(tmp_path, split_planted, worker_thread,
+                                                                                monkeypatch):
+    train, valid = split_planted
+    monkeypatch.setenv("COLLAB_STUDIO_CHECKPOINT_EPOCHS", "2")
+    monkeypatch.setenv("COLLAB_STUDIO_CHECKPOINT_SECONDS", "0")
+    queue = _queue(tmp_path, str(tmp_path / "db.sqlite"))
+    job = queue.submit(train, valid, TrainConfig(optimizer="adam", epochs=400, batch_size=64), owner=ALICE)
+    worker = worker_thread(queue)
+    while (queue.snapshot(job.id, ALICE)["checkpoint_epoch"] or 0) < 2:
+        time.sleep(0.05)
+    worker.shutdown()
+    _wait(queue, job.id, ALICE, until=("interrupted",))
+    (weights,) = Path(queue._dir(job.id)).glob("checkpoint-*.safetensors")
+    weights.write_bytes(weights.read_bytes()[:100])  # truncated: safetensors' own error, not an OSError
+    queue.resume(job.id, ALICE, "resume")
+    after = queue.submit(train, valid, TrainConfig(epochs=1), owner=ALICE)
+    worker_thread(queue)
+    snap = _wait(queue, job.id, ALICE)
+    assert snap["status"] == "failed" and "checkpoint cannot be read" in snap["error"]
+    assert _wait(queue, after.id, ALICE)["status"] == "done"  # the worker survived and took the next job

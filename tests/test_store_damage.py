@@ -4,6 +4,7 @@ PostgreSQL. Nothing half-made is ever listed, a damaged run is listed as damaged
 index can be rebuilt from the runs' own folders."""
 import errno
 import os
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,9 @@ def test_a_corrupt_index_says_so_in_words_and_is_rebuilt_from_the_run_folders(tm
     assert repair.returncode == 0, repair.stderr
     assert "indexed it again" in repair.stdout and list(tmp_path.glob("runs.sqlite.damaged-*"))
     rebuilt = RunStore(tmp_path)
+    from cf_core.jobs import JobQueue
+
+    assert JobQueue(rebuilt).claim("w", "cpu") is None  # the queue's tables are back too
     (info,) = rebuilt.list(ALICE)
     assert (info.id, info.name, info.dataset, info.metrics) == (mine, "alice's", "planted", {"valid_rmse": 0.5})
     assert [r.id for r in rebuilt.list(BOB)] == [theirs]  # owners come back from each run's meta.json
@@ -93,12 +97,17 @@ def test_leftovers_of_killed_saves_are_cleaned_but_a_live_save_is_not(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     host = socket.gethostname()
-    for name in (f".tmp-AAAAAAAAAAAAAAAAAAAAAA-{host}-{dead.pid}", ".tmp-BBBBBBBBBBBBBBBBBBBBBB",  # an older name
-                 f".tmp-CCCCCCCCCCCCCCCCCCCCCC-{host}-{os.getpid()}"):
+    dead_save = f".tmp-AA-AAAAAAAAAAAAAAAAAAA~{dead.pid}~{host}"
+    live_save = f".tmp-CC-CCCCCCCCCCCCCCCCCCC~{os.getpid()}~{host}"
+    elsewhere = ".tmp-DDDDDDDDDDDDDDDDDDDDDD~123~web-1.other-machine"  # maybe alive: only age may remove it
+    for name in (dead_save, ".tmp-BBBBBBBBBBBBBBBBBBBBBB", live_save, elsewhere):  # B: a name from before pids
         (tmp_path / name).mkdir()
         (tmp_path / name / "weights.safetensors").write_bytes(b"x" * 1000)
-    assert sorted(store.clean_leftovers()) == [".tmp-AAAAAAAAAAAAAAAAAAAAAA-" + f"{host}-{dead.pid}", ".tmp-BBBBBBBBBBBBBBBBBBBBBB"]
-    assert [p.name for p in tmp_path.glob(".tmp-*")] == [f".tmp-CCCCCCCCCCCCCCCCCCCCCC-{host}-{os.getpid()}"]
+    assert sorted(store.clean_leftovers()) == [dead_save, ".tmp-BBBBBBBBBBBBBBBBBBBBBB"]
+    assert sorted(p.name for p in tmp_path.glob(".tmp-*")) == sorted([live_save, elsewhere])
+    old = time.time() - 7 * 3600
+    os.utime(tmp_path / elsewhere, (old, old))
+    assert store.clean_leftovers() == [elsewhere]
     assert store.list_all(LOCAL) == []  # and no leftover was ever a run
 
 

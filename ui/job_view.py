@@ -9,6 +9,7 @@ import streamlit as st
 
 from cf_core.access import PermissionDenied
 from cf_core.jobs import Job
+from cf_core.store import StoreDamaged
 
 from . import charts, state, widgets
 from .safe import lit
@@ -40,7 +41,14 @@ def show(job: Job | None) -> None:
     @st.fragment(run_every=POLL_SECONDS if job_was_active else None)
     def poll() -> None:
         """Polls the job's progress snapshot; the worker thread never calls Streamlit."""
-        snap = state.jobs().snapshot(job.id, state.who())
+        try:
+            snap = state.jobs().snapshot(job.id, state.who())
+        except (PermissionDenied, KeyError):  # signed out in another tab, or the queue was reset
+            st.warning("This training job cannot be shown any more: reload the page.", icon=":material/block:")
+            return
+        except StoreDamaged as exc:  # the fragment reruns on its own, outside app.py's handler
+            st.error(str(exc), icon=":material/database:")
+            return
         active = snap["status"] in ("queued", "running")
         if snap["run_id"] and st.session_state.get("_applied_job") != job.id:
             st.session_state["_applied_job"] = job.id

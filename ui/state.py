@@ -172,15 +172,15 @@ def set_dataset(ds: Dataset) -> None:
 
 # ---------------------------------------------------------------- jobs
 def current_job() -> Job | None:
-    """The job named by ?job=ID, else the session's last job, else this person's latest job still queued or running
-    (a tab opened after the web server restarted finds it); None when there is none.
+    """The job named by ?job=ID, else the session's last job, else this person's latest job still queued or running,
+    or cut off and waiting to be resumed (a tab opened after a restart finds it); None when there is none.
 
     Raises PermissionDenied for someone else's job (the page shows nothing of it).
     """
     job_id = st.query_params.get("job") or st.session_state.get("job_id")
     if not job_id:
         me = who()
-        active = [j for j in jobs().jobs(me) if j.active and j.owner == me.name]
+        active = [j for j in jobs().jobs(me) if (j.active or j.status == "interrupted") and j.owner == me.name]
         if not active:
             return None
         job_id = active[-1].id
