@@ -74,7 +74,7 @@ def test_a_damaged_run_is_listed_as_damaged_and_deleted_while_the_others_work(sa
     assert not at.exception
     table = tables(at)[0].set_index("id")
     assert table.loc[broken, "state"] == "damaged: meta.json is missing" and table.loc[saved_run, "state"] == "ok"
-    assert "1 of your runs have damaged files" in at.warning[0].value
+    assert "1 of your runs has damaged files" in at.warning[0].value
     assert chart_keys(at) == {"compare_chart"}  # the whole runs are still compared
     at.selectbox(key="run_pick").set_value(broken).run()
     assert not at.exception and "files are damaged" in at.error[0].value and not at.get("download_button")

@@ -143,7 +143,9 @@ def again(job: Job, how: str) -> None:
 def interrupted(job: Job, snap: dict) -> None:
     """An interrupted job: what happened, and the three ways on."""
     reached = snap["checkpoint_epoch"] if snap.get("can_resume") else None
-    st.warning(f"This training was cut off: {lit(snap['error'] or 'its worker stopped answering.')} "
+    # The reason is always this program's own words (the reaper's or a shutting-down worker's), never a user's.
+    reason = (snap["error"] or "Its worker stopped answering.").rstrip(".")
+    st.warning(f"This training was cut off: {reason[0].lower() + reason[1:]}. "
                + (f"It has a checkpoint after epoch {reached}." if reached else
                   "It stopped before its first checkpoint, so it can only start again."),
                icon=":material/warning:")

@@ -103,7 +103,9 @@ if "_runs_error" in st.session_state:
 
 damaged = state.damaged_runs([info.id for info in runs])
 if damaged:
-    st.warning(f"{len(damaged)} of your runs have damaged files and cannot be opened (marked in the table). Pick one "
+    st.warning(f"{len(damaged)} of your runs {'has' if len(damaged) == 1 else 'have'} damaged files and cannot be "
+               "opened (marked in the table). Pick it below to delete it." if len(damaged) == 1 else
+               f"{len(damaged)} of your runs have damaged files and cannot be opened (marked in the table). Pick one "
                "below to delete it.", icon=":material/warning:")
 table = pd.DataFrame([{
     "state": f"damaged: {damaged[info.id]}" if info.id in damaged else "ok",
