@@ -80,13 +80,19 @@ def lr_at(cfg: TrainConfig, step: int, total: int, steps_per_epoch: int) -> floa
 
 # ---------------------------------------------------------------- optimizers
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """SGD, SGD with momentum, Adam or AdamW; decoupled weight decay is applied by the loop (see `fit`)."""
+    """SGD, SGD with momentum, Adam or AdamW; decoupled weight decay is applied by the loop (see `fit`).
+
+    SGD's embeddings (factors and biases) form a group of their own whose rate is `cfg.emb_lr_scale` times the
+    rest's (see config.EMB_LR_PER_RATING); every group's `lr_scale` is applied wherever the loop sets the rate.
+    """
     params = [p for p in model.parameters() if p.requires_grad]
     fused = next(model.parameters()).is_cuda or None
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr)
-    if cfg.optimizer == "momentum":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
+    if cfg.optimizer in ("sgd", "momentum"):
+        emb = {id(p) for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters() if p.requires_grad}
+        groups = [{"params": [p for p in params if id(p) in emb], "lr_scale": cfg.emb_lr_scale or 1.0},
+                  {"params": [p for p in params if id(p) not in emb], "lr_scale": 1.0}]
+        groups = [g for g in groups if g["params"]]
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum if cfg.optimizer == "momentum" else 0.0)
     if cfg.optimizer in ("adam", "adamw"):
         return torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=fused)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
@@ -297,7 +303,7 @@ class Trainer:
                     mse, err = fused(user, item, rating, lr)
                 else:
                     for group in opt.param_groups:
-                        group["lr"] = lr
+                        group["lr"] = lr * group.get("lr_scale", 1.0)
                     mse, err = plain_step(model, opt, user, item, rating, l2, cfg.bias_wd, decay, cfg.wd, lr, layer_l2,
                                           forward)
                 step += 1
@@ -502,7 +508,7 @@ def find_lr(model: nn.Module, train: Tensors, cfg: TrainConfig, start: float = 1
     for step in range(1, steps + 1):
         lr = start * (end / start) ** ((step - 1) / (steps - 1))
         for group in opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         idx = torch.randint(0, n, (min(bs, n),), device=train.rating.device, generator=gen)
         user, item, rating = train.user[idx], train.item[idx], train.rating[idx]
         mse, _ = plain_step(model, opt, user, item, rating, l2, cfg.bias_wd, decay, cfg.wd, lr, layer_l2)
