@@ -118,6 +118,17 @@ def test_lr_finder_plots_and_suggestion_is_used(app_env):
     assert at.number_input(key="lr").value == float(f"{suggestion:.3g}")
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
+def test_the_finder_offers_no_suggestion_for_plain_sgd(app_env, optimizer):
+    """Its suggestions for SGD trained worse than the automatic rate, and the dot product without biases learned
+    nothing at them: the curve is shown, the suggestion is not offered, and the page says why in words."""
+    at = train_page(optimizer=optimizer)
+    at.button(key="lr_find").click().run()
+    assert not at.exception and at.get("plotly_chart")
+    assert not [b for b in at.button if b.key == "use_suggestion"]
+    assert any("leave the learning rate empty" in i.value for i in at.info)
+
+
 def test_training_progress_reaches_the_page(app_env):
     at = train_page(epochs=2)
     at.text_input(key="run_name").set_value("tiny")
@@ -197,7 +208,7 @@ def test_data_without_times_offers_no_split_by_time(app_env):
 
 
 def test_a_run_no_better_than_the_mean_says_so(app_env):
-    """Dot product (no biases) with SGD and momentum ends at the global mean's RMSE: the page says so plainly."""
+    """A run that ends at the global mean's RMSE (here SGD at a rate far too small) says so plainly."""
     at = train_page(epochs=2, optimizer="sgd")
     at.number_input(key="lr").set_value(1e-6).run()
     at.button(key="start").click().run()
