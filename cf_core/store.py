@@ -145,6 +145,8 @@ class RunStore:
                 public INTEGER NOT NULL, revoked DOUBLE PRECISION)""")
             con.execute("""CREATE TABLE IF NOT EXISTS share_visits (
                 token TEXT NOT NULL, viewer TEXT NOT NULL, seen DOUBLE PRECISION NOT NULL, PRIMARY KEY (token, viewer))""")
+            con.execute("""CREATE TABLE IF NOT EXISTS prefs (
+                owner TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (owner, key))""")
         if "owner" not in self.db.columns("runs"):  # an index from before owners
             with self.db.connect() as con:
                 con.execute("ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
@@ -334,6 +336,26 @@ class RunStore:
             con.execute("DELETE FROM shares WHERE run_id=?", (run_id,))
             con.execute("DELETE FROM runs WHERE id=?", (run_id,))
         self.remove(path)
+
+    # ------------------------------------------------------------ what a person had open
+    def remember(self, who: Principal, key: str, value: str | None) -> None:
+        """Keep one of `who`'s choices (their dataset, their current run) for their next visit; None forgets it."""
+        if not who.signed_in:
+            return
+        with self._connect() as con:
+            if value is None:
+                con.execute("DELETE FROM prefs WHERE owner=? AND key=?", (who.name, key))
+            else:
+                con.execute("INSERT INTO prefs VALUES (?,?,?) ON CONFLICT (owner, key) DO UPDATE SET value=excluded.value",
+                            (who.name, key, value))
+
+    def recall(self, who: Principal, key: str) -> str | None:
+        """What `remember` kept for `who` (only theirs: the owner is the principal asking)."""
+        if not who.signed_in:
+            return None
+        with self._connect() as con:
+            row = con.execute("SELECT value FROM prefs WHERE owner=? AND key=?", (who.name, key)).fetchone()
+        return row[0] if row else None
 
     # ------------------------------------------------------------ upkeep: leftovers, checks, repair
     def clean_leftovers(self) -> list[str]:

@@ -157,3 +157,36 @@ def test_a_validation_file_of_ones_own_is_used_for_validation(app_env):
     at = at.switch_page("views/train.py").run()
     assert not at.exception and at.slider(key="valid_frac").disabled
     assert any("30 training and 3 validation ratings" in c.value for c in at.caption)
+
+
+def test_a_reload_keeps_the_dataset_and_the_current_run(app_env, saved_run):
+    """A reload forgot the dataset and the current run, and the Data page's radio jumped back to the built-in data
+    while an upload was in use."""
+    at = upload(open_page(app(), "views/data.py"), GOOD)
+    assert not at.exception and not at.error
+    again = open_page(app(), "views/data.py")  # a reload: a new session of the same person
+    assert not again.exception and again.session_state["dataset"].name == "ratings.csv"
+    assert again.radio(key="source").value == "mine"
+    assert again.session_state["dataset"].ratings.n_ratings == at.session_state["dataset"].ratings.n_ratings
+
+    again.radio(key="source").set_value("builtin").run()
+    again.button(key="load_builtin").click().run()
+    third = open_page(app(), "views/data.py")
+    assert third.session_state["dataset"].name == "MovieLens 100k" and third.radio(key="source").value == "builtin"
+
+    explore = app()
+    explore.query_params["run"] = saved_run
+    open_page(explore, "views/evaluate.py")
+    explore.switch_page("views/runs.py").run()
+    explore.button(key="open_run").click().run()
+    later = open_page(app(), "views/evaluate.py")  # no ?run= in the address: the run comes back from the store
+    assert not later.exception and later.session_state["run_id"] == saved_run and later.metric
+
+    from cf_core.access import LOCAL
+    from ui.state import _uploads, _root
+
+    gone = upload(open_page(app(), "views/data.py"), GOOD)  # an upload in use; then its owner deletes it elsewhere
+    for kept in _uploads(_root()).list(LOCAL):
+        _uploads(_root()).delete(kept.id, LOCAL)
+    empty = open_page(app(), "views/data.py")
+    assert not empty.exception and empty.session_state.get("dataset") is None and not gone.exception

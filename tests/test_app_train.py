@@ -11,9 +11,15 @@ from cf_core.config import DEFAULT_LR, PRETRAINED_LR_FACTOR
 from tests.app_helpers import app, open_page
 
 
+def with_data(at):
+    """The built-in data, unless the session already has it back (a reload restores the person's dataset)."""
+    if any(b.key == "empty_load_builtin" for b in at.button):
+        at.button(key="empty_load_builtin").click().run()
+    return at
+
+
 def train_page(epochs: int | None = 2, optimizer: str | None = None):
-    at = open_page(app(), "views/train.py")
-    at.button(key="empty_load_builtin").click().run()
+    at = with_data(open_page(app(), "views/train.py"))
     if optimizer:
         at.selectbox(key="optimizer").set_value(optimizer).run()
     if epochs:
@@ -155,11 +161,9 @@ def test_training_progress_reaches_the_page(app_env):
     # A new tab with ?job=ID shows the same job; a different session without it sees none.
     other = app()
     other.query_params["job"] = job_id
-    open_page(other, "views/train.py")
-    other.button(key="empty_load_builtin").click().run()
+    with_data(open_page(other, "views/train.py"))
     assert not other.exception and "Done" in other.success[0].value
-    stranger = open_page(app(), "views/train.py")
-    stranger.button(key="empty_load_builtin").click().run()
+    stranger = with_data(open_page(app(), "views/train.py"))  # no ?job=: an ended job is not brought back
     assert not stranger.exception and not stranger.success and "job_id" not in stranger.session_state
 
 
@@ -299,3 +303,23 @@ def test_an_interrupted_job_offers_resume_and_goes_on_from_its_checkpoint(app_en
     assert snap["status"] == "done" and snap["resumed_from"] >= 4 and len(snap["epochs"]) == 60
     assert "Done" in at.success[0].value and at.session_state["run_id"] == snap["run_id"]
     assert len(queue.store.list_all(LOCAL)) == 1  # the dropped attempt saved nothing
+
+
+def test_a_job_that_ended_before_the_page_was_drawn_makes_its_run_current_in_the_sidebar(app_env, split_planted):
+    """A short job could end before the page after Start training was drawn: the sidebar still said "Current run:
+    none yet" (CI saw it in Chromium)."""
+    from cf_core.access import LOCAL
+    from cf_core.config import TrainConfig
+    from ui.state import _jobs, _root
+
+    train, valid = split_planted
+    job = _jobs(_root()).submit(train, valid, TrainConfig(epochs=1), owner=LOCAL, name="quick one")
+    deadline = time.time() + 60
+    while _jobs(_root()).snapshot(job.id, LOCAL)["status"] != "done":
+        assert time.time() < deadline
+        time.sleep(0.05)
+    at = app()
+    at.query_params["job"] = job.id
+    at = open_page(at, "views/train.py")
+    assert not at.exception
+    assert any("Current run:" in c.value and "quick one" in c.value for c in at.sidebar.caption)

@@ -57,10 +57,10 @@ def test_a_training_goes_on_when_the_web_server_is_killed(server, browser):
     first = bar.inner_text()
     no_exception(again)
     shot(again, "worker-2-after-restart")
-    # A tab opened without the link finds the person's running job too.
+    # A tab opened without the link finds the person's running job too, and their dataset (remembered in the store).
     fresh = new_page(browser, server.url + "/train")
-    fresh.get_by_role("button", name="Use MovieLens 100k").click()
     expect(fresh.locator('[data-testid="stProgress"]', has_text="Epoch").first).to_be_visible(timeout=30_000)
+    expect(fresh.locator('[data-testid="stSidebar"]')).to_contain_text("Dataset: MovieLens 100k")
     assert job_id in fresh.url
     fresh.context.close()
 

@@ -53,6 +53,9 @@ def show(job: Job | None) -> None:
         if snap["run_id"] and st.session_state.get("_applied_job") != job.id:
             st.session_state["_applied_job"] = job.id
             state.set_current_run(snap["run_id"])
+            # The sidebar was drawn before this fragment ran (a short job can end before the page is drawn): redraw
+            # the whole page once, so it says which run is now current.
+            st.rerun()
         if active != job_was_active:
             st.rerun()  # the job ended (or started) since this page was drawn: redraw it all, and stop polling
         st.subheader(f"Job: {lit(job.name)}")

@@ -55,6 +55,7 @@ class Dataset:
     items: pd.DataFrame | None = None
     valid: Ratings | None = None      # a validation file of the person's own (MovieLens' u1.test, a later month)
     valid_name: str | None = None
+    upload_id: str | None = None      # the kept upload it was read from (None: the built-in data)
 
 
 # ---------------------------------------------------------------- shared across sessions
@@ -101,6 +102,10 @@ def keep_upload(ratings_file, items_file, roles: dict) -> None:
                             items_file.getvalue() if items_file else None, items_file.name if items_file else None,
                             roles)
     st.session_state["_kept_upload"] = (key, upload.id)
+    ds = dataset()
+    if ds is not None and ds.upload_id is None and ds.name == ratings_file.name:
+        ds.upload_id = upload.id  # the dataset just read is this upload: a reload reads it again
+        store().remember(who(), "dataset", f"upload:{upload.id}")
 
 
 def store() -> RunStore:
@@ -124,7 +129,44 @@ def bind_session(me: Principal) -> None:
     if "_who" in st.session_state and st.session_state["_who"] != me.name:
         for key in list(st.session_state.keys()):
             del st.session_state[key]
-    st.session_state["_who"] = me.name
+    if "_who" not in st.session_state:
+        st.session_state["_who"] = me.name
+        restore(me)
+
+
+def restore(me: Principal) -> None:
+    """A new session (a reload, a new tab, a server restart) of a signed-in person gets back the dataset and the
+    current run they had: both are remembered in the store, per person."""
+    if not me.signed_in:
+        return
+    chosen = store().recall(me, "dataset")
+    try:
+        if chosen == "builtin":
+            st.session_state["dataset"] = load_builtin()
+            st.session_state.setdefault("source", "builtin")
+        elif chosen and chosen.startswith("upload:"):
+            st.session_state["dataset"] = dataset_from_upload(chosen[len("upload:"):])
+            st.session_state.setdefault("source", "mine")
+            st.session_state.setdefault("my_upload", chosen[len("upload:"):])
+    except Exception:  # deleted, unreadable: start without it rather than fail the page
+        store().remember(me, "dataset", None)
+    run_id = store().recall(me, "run")
+    if run_id and "run_id" not in st.session_state:
+        try:
+            store().info(run_id, me)
+            st.session_state["run_id"] = run_id
+        except (RunNotFound, PermissionDenied):
+            store().remember(me, "run", None)
+
+
+def dataset_from_upload(upload_id: str) -> "Dataset":
+    """One of this person's uploads, read again with the columns they chose. Raises DataError, PermissionDenied or
+    UploadNotFound."""
+    kept = uploads().get(upload_id, who())
+    ratings_bytes, items_bytes = uploads().read(upload_id, who())
+    ratings = read_upload(ratings_bytes, kept.name, kept.roles)
+    items = read_upload_items(items_bytes, kept.items_name) if items_bytes is not None else None
+    return Dataset(kept.name, ratings, items, upload_id=upload_id)
 
 
 # ---------------------------------------------------------------- datasets
@@ -159,15 +201,21 @@ def dataset() -> Dataset | None:
 
 
 def forget_dataset() -> None:
-    """No dataset picked (after a failed read that was meant to replace it)."""
+    """No dataset picked (after a failed read that was meant to replace it), now and on the next visit."""
     st.session_state.pop("dataset", None)
     st.session_state.pop("lr_result", None)
+    store().remember(who(), "dataset", None)
 
 
 def set_dataset(ds: Dataset) -> None:
-    """Make `ds` the session's dataset and forget an LR-finder result computed on another one."""
+    """Make `ds` the session's dataset (remembered for this person's next visit) and forget an LR-finder result
+    computed on another one."""
     st.session_state["dataset"] = ds
     st.session_state.pop("lr_result", None)
+    if ds.name == BUILTIN_NAME and ds.upload_id is None:
+        store().remember(who(), "dataset", "builtin")
+    elif ds.upload_id:
+        store().remember(who(), "dataset", f"upload:{ds.upload_id}")
 
 
 # ---------------------------------------------------------------- jobs
@@ -264,8 +312,11 @@ def run_info(run_id: str) -> RunInfo:
 
 
 def set_current_run(run_id: str | None) -> None:
-    """Make a run the one the explore pages show."""
+    """Make a run the one the explore pages show (remembered for this person's next visit, unless it came through a
+    share link of this tab)."""
     st.session_state["run_id"] = run_id
+    if share_token() is None or run_id is None:
+        store().remember(who(), "run", run_id)
 
 
 def current_run_id() -> str | None:

@@ -27,11 +27,7 @@ source = st.radio("Ratings", [s for s in SOURCES if s != "mine" or mine], key="s
 def reopen(upload_id: str) -> None:
     """Read one of this person's uploads again and make it the dataset."""
     try:
-        kept = state.uploads().get(upload_id, state.who())
-        ratings_bytes, items_bytes = state.uploads().read(upload_id, state.who())
-        ratings = state.read_upload(ratings_bytes, kept.name, kept.roles)
-        items = state.read_upload_items(items_bytes, kept.items_name) if items_bytes is not None else None
-        state.set_dataset(state.Dataset(kept.name, ratings, items))
+        state.set_dataset(state.dataset_from_upload(upload_id))
     except (DataError, PermissionDenied, UploadNotFound) as exc:
         st.session_state["_reopen_error"] = str(exc)
 
