@@ -49,8 +49,11 @@ class Server:
 
     def start_worker(self) -> None:
         log = open(self.tmp / "worker.log", "ab")
-        self.worker = subprocess.Popen([sys.executable, "-m", "cf_core", "worker", "--device", "cpu"], cwd=ROOT,
-                                       env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        # As `python -m cf_core up` starts it: a core left to the web server and the browser (with every core, torch's
+        # threads fought them, and an 800-epoch training in CI took over 3 minutes instead of about one).
+        threads = str(max(1, (os.cpu_count() or 2) - 1))
+        self.worker = subprocess.Popen([sys.executable, "-m", "cf_core", "worker", "--device", "cpu", "--threads", threads],
+                                       cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
 
     def kill(self) -> None:
