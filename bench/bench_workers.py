@@ -47,7 +47,9 @@ def start(way: str, runs: Path) -> tuple[list[subprocess.Popen], str]:
     if way == "inline":
         env["COLLAB_STUDIO_WORKERS"] = "inline"
     else:
-        threads = str(max(1, (os.cpu_count() or 2) - 1))  # as `python -m cf_core up` starts it
+        from cf_core.launch import worker_threads
+
+        threads = str(worker_threads())  # as `python -m cf_core up` starts it
         procs.append(subprocess.Popen([sys.executable, "-m", "cf_core", "worker", "--device", "cpu", "--threads", threads],
                                       cwd=ROOT, env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))

@@ -225,29 +225,13 @@ def cmd_up(a: argparse.Namespace) -> int:
 
 
 def cmd_store(a: argparse.Namespace) -> int:
-    store = _reading_store(a.out)  # not RunStore(): that creates its tables, which a damaged index refuses
+    store = RunStore(a.out, create_tables=False)  # a damaged index refuses the tables' creation
     report = store.check(repair=a.repair)
     for line in report:
         print(line)
     if not report:
         print(f"all well: {len(store._folders())} run folder(s), index {store.db.describe()}")
     return 1 if report and not a.repair else 0
-
-
-def _reading_store(root):
-    """A RunStore that does not touch its index until asked (a damaged index must still be checkable)."""
-    import fsspec
-    from fsspec.implementations.local import LocalFileSystem
-
-    from .db import Database, default_url
-    from .store import default_root
-
-    store = RunStore.__new__(RunStore)
-    store.root = str(root) if root is not None else default_root()
-    store.fs, store.base = fsspec.core.url_to_fs(store.root)
-    store.local = isinstance(store.fs, LocalFileSystem)
-    store.db = Database(default_url(store.base if store.local else store.root))
-    return store
 
 
 def _print_frame(frame: pd.DataFrame, as_json: bool) -> None:

@@ -72,10 +72,6 @@ class Database:
         if not self.postgres:
             Path(self.url).parent.mkdir(parents=True, exist_ok=True)
 
-    @property
-    def kind(self) -> str:
-        return "PostgreSQL" if self.postgres else "SQLite"
-
     def __repr__(self) -> str:
         return f"Database({self.describe()})"
 

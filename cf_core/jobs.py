@@ -243,6 +243,11 @@ def _job(row) -> Job:
                bool(resume))
 
 
+def _stale(job: Job) -> bool:
+    """A running job whose worker has not been heard from within the heartbeat timeout (`JobQueue.reap` marks it)."""
+    return job.status == "running" and (job.heartbeat or 0) < time.time() - heartbeat_timeout()
+
+
 def device_kind(device: str) -> str:
     """The queue a device takes jobs from: cuda (any GPU), cpu, or auto."""
     return "cuda" if device.startswith("cuda") else ("cpu" if device == "cpu" else "auto")
@@ -369,8 +374,10 @@ class JobQueue:
 
     def get(self, job_id: str, who: Principal) -> Job | None:
         """The job, or None for an unknown id; PermissionDenied when it is not `who`'s."""
-        self.reap()
         job = self._get(job_id)
+        if job is not None and _stale(job):  # pages poll every second: write only when there is something to mark
+            self.reap()
+            job = self._get(job_id)
         if job is not None:
             require_owner(who, job.owner, "see this training job")
         return job
@@ -397,13 +404,21 @@ class JobQueue:
 
     def jobs(self, who: Principal) -> list[Job]:
         """The jobs `who` owns (an admin: everyone's), oldest first."""
-        self.reap()
+        if not who.signed_in:
+            return []
+        jobs = self._jobs_of(who)
+        if any(_stale(j) for j in jobs):
+            self.reap()
+            jobs = self._jobs_of(who)
+        return jobs
+
+    def _jobs_of(self, who: Principal) -> list[Job]:
         with self._connect() as con:
             if who.admin:
                 rows = con.execute(f"SELECT {COLUMNS} FROM jobs ORDER BY created").fetchall()
             else:
                 rows = con.execute(f"SELECT {COLUMNS} FROM jobs WHERE owner=? ORDER BY created", (who.name,)).fetchall()
-        return [_job(r) for r in rows] if who.signed_in else []
+        return [_job(r) for r in rows]
 
     def stop(self, job_id: str, who: Principal) -> None:
         """A queued job leaves the queue; a running one stops after its current batch (the worker reads the request
@@ -533,14 +548,14 @@ class Worker:
     def run(self, max_jobs: int | None = None) -> None:
         """Take jobs until shut down. A store that cannot be reached or read (a damaged index, the database server
         down) is reported and tried again every few seconds: the worker outlives it."""
-        done, trouble = 0, None
+        done, trouble, registered = 0, None, False
         while not self._shutdown.is_set() and (max_jobs is None or done < max_jobs):
             try:
-                if trouble is not None or done == 0 and not getattr(self, "_registered", False):
+                if not registered or trouble is not None:
                     self.queue.create_tables()  # a repaired (rebuilt) index has lost them
                     self.queue.register_worker(self.id, self.device)
                     self.queue.store.clean_leftovers()
-                    self._registered, trouble = True, None
+                    registered, trouble = True, None
                 self.queue.reap()
                 job = self.queue.claim(self.id, device_kind(self.device))
                 if job is None:

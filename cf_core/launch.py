@@ -18,6 +18,13 @@ import torch
 RESTART_PAUSE = (1.0, 30.0)  # first and longest pause before starting a process that died
 
 
+def worker_threads() -> int:
+    """Torch threads for a CPU worker beside the web server: a core left to it. When they compete, a training that
+    wants every core runs about twice as slow (the net on MovieLens 100k, 2 cores: 27.1 s with 2 threads, 11.7 s
+    with 1; bench/bench_workers.py)."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
 def worker_devices(spec: str = "auto") -> list[str]:
     """auto: cuda:0..cuda:N-1 when there are GPUs, else one cpu; a number: that many CPU workers; 0: none."""
     if spec == "auto":
@@ -62,9 +69,7 @@ class Child:
 
 
 def up(web: list[str], workers: str = "auto") -> int:
-    # A CPU worker leaves a core to the web server on the same machine: when they compete, a training that wants
-    # every core runs about twice as slow (the net on MovieLens 100k, 2 cores: 27 s with 2 threads, 16 s with 1).
-    threads = str(max(1, (os.cpu_count() or 2) - 1))
+    threads = str(worker_threads())
     children = [Child(f"worker {d}", [sys.executable, "-m", "cf_core", "worker", "--device", d,
                                       *(["--threads", threads] if d == "cpu" else [])])
                 for d in worker_devices(workers)]

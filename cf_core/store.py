@@ -125,7 +125,9 @@ class RunStore:
     """Save, list, load and delete runs under `root` (a folder or an fsspec URL, created on demand), indexed in `db`
     (a SQLite path or a PostgreSQL URL; default: $COLLAB_STUDIO_DB, else runs.sqlite in a local root)."""
 
-    def __init__(self, root: str | Path | None = None, db: str | Path | Database | None = None):
+    def __init__(self, root: str | Path | None = None, db: str | Path | Database | None = None,
+                 create_tables: bool = True):
+        """`create_tables=False`: touch nothing in the index (to check a damaged one, which refuses writes)."""
         self.root = str(root) if root is not None else default_root()
         self.fs, self.base = fsspec.core.url_to_fs(self.root)
         self.local = isinstance(self.fs, LocalFileSystem)
@@ -133,7 +135,8 @@ class RunStore:
             self.root = Path(self.base)
         self.fs.makedirs(self.base, exist_ok=True)
         self.db = db if isinstance(db, Database) else Database(db or default_url(self.root))
-        self._create_tables()
+        if create_tables:
+            self._create_tables()
 
     def _create_tables(self) -> None:
         with self.db.connect() as con:

@@ -51,7 +51,9 @@ class Server:
         log = open(self.tmp / "worker.log", "ab")
         # As `python -m cf_core up` starts it: a core left to the web server and the browser (with every core, torch's
         # threads fought them, and an 800-epoch training in CI took over 3 minutes instead of about one).
-        threads = str(max(1, (os.cpu_count() or 2) - 1))
+        from cf_core.launch import worker_threads
+
+        threads = str(worker_threads())
         self.worker = subprocess.Popen([sys.executable, "-m", "cf_core", "worker", "--device", "cpu", "--threads", threads],
                                        cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         log.close()

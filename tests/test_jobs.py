@@ -161,8 +161,9 @@ def test_a_killed_workers_job_is_interrupted_and_resumes_to_the_same_rmse(tmp_pa
     assert done["metrics"]["valid_rmse"] < done["metrics"]["valid_baseline_rmse"]
 
 
-def test_an_interrupted_job_restarts_or_keeps_its_best_model(tmp_path, split_planted, worker_thread, monkeypatch):
-    train, valid = split_planted
+def _shut_down_after_a_checkpoint(tmp_path, train, valid, worker_thread, monkeypatch):
+    """A long job whose worker is shut down (what SIGTERM does) once it has a checkpoint: (queue, job, its snapshot,
+    interrupted and resumable)."""
     monkeypatch.setenv("COLLAB_STUDIO_CHECKPOINT_EPOCHS", "2")
     monkeypatch.setenv("COLLAB_STUDIO_CHECKPOINT_SECONDS", "0")
     queue = _queue(tmp_path, str(tmp_path / "db.sqlite"))
@@ -170,8 +171,13 @@ def test_an_interrupted_job_restarts_or_keeps_its_best_model(tmp_path, split_pla
     worker = worker_thread(queue)
     while (queue.snapshot(job.id, ALICE)["checkpoint_epoch"] or 0) < 2:
         time.sleep(0.05)
-    worker.shutdown()  # what SIGTERM does: the job is left interrupted, resumable
-    snap = _wait(queue, job.id, ALICE, until=("interrupted",))
+    worker.shutdown()
+    return queue, job, _wait(queue, job.id, ALICE, until=("interrupted",))
+
+
+def test_an_interrupted_job_restarts_or_keeps_its_best_model(tmp_path, split_planted, worker_thread, monkeypatch):
+    train, valid = split_planted
+    queue, job, snap = _shut_down_after_a_checkpoint(tmp_path, train, valid, worker_thread, monkeypatch)
     assert "shut down" in snap["error"] and snap["can_resume"]
     with pytest.raises(ValueError, match="Only an interrupted or failed job"):
         queue.resume(_wait(queue, queue.submit(train, valid, TrainConfig(epochs=1), owner=ALICE).id, ALICE,
@@ -257,15 +263,7 @@ def test_a_slow_save_is_not_taken_for_a_dead_worker(tmp_path, split_planted, wor
 def test_a_damaged_checkpoint_fails_the_resume_in_words_and_the_worker_goes_on(tmp_path, split_planted, worker_thread,
                                                                                 monkeypatch):
     train, valid = split_planted
-    monkeypatch.setenv("COLLAB_STUDIO_CHECKPOINT_EPOCHS", "2")
-    monkeypatch.setenv("COLLAB_STUDIO_CHECKPOINT_SECONDS", "0")
-    queue = _queue(tmp_path, str(tmp_path / "db.sqlite"))
-    job = queue.submit(train, valid, TrainConfig(optimizer="adam", epochs=400, batch_size=64), owner=ALICE)
-    worker = worker_thread(queue)
-    while (queue.snapshot(job.id, ALICE)["checkpoint_epoch"] or 0) < 2:
-        time.sleep(0.05)
-    worker.shutdown()
-    _wait(queue, job.id, ALICE, until=("interrupted",))
+    queue, job, _ = _shut_down_after_a_checkpoint(tmp_path, train, valid, worker_thread, monkeypatch)
     (weights,) = Path(queue._dir(job.id)).glob("checkpoint-*.safetensors")
     weights.write_bytes(weights.read_bytes()[:100])  # truncated: safetensors' own error, not an OSError
     queue.resume(job.id, ALICE, "resume")

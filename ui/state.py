@@ -29,6 +29,7 @@ from cf_core.data import (
     summarize,
 )
 from cf_core.jobs import Job, JobQueue, Worker
+from cf_core.launch import worker_threads
 from cf_core.store import (
     Run,
     RunInfo,
@@ -76,7 +77,7 @@ def _jobs(root: str) -> JobQueue:
         # The old way, kept for a quick try and for measuring against: training in a thread of the web server. It
         # leaves a core to the pages (on 2 cores the net on MovieLens 100k took 36 s with 2 torch threads, 17 s
         # with 1, while a Train page polled).
-        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+        torch.set_num_threads(worker_threads())
         Worker(queue, "auto").start_thread()
     return queue
 
