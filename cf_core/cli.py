@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from .access import LOCAL, LOCAL_NAME, PermissionDenied
-from .config import MODEL_NAMES, OPTIMIZERS, SCHEDULES, TrainConfig
+from .config import MODEL_NAMES, OPTIMIZERS, SCHEDULES, TrainConfig, check_cost, data_stats, resolve
 from .data import DataError, read_items, read_ratings
 from .ids import UnknownIdError
 from .store import RunNotFound, RunStore, StoreDamaged
@@ -43,6 +43,22 @@ def _floats(text: str) -> tuple[float, ...]:
     return tuple(float(x) for x in text.split(",") if x.strip())
 
 
+def _warn(warnings: list[str]) -> None:
+    for line in warnings:
+        print(f"warning: {line}", file=sys.stderr, flush=True)
+
+
+def _share(text: str) -> float:
+    """A share in [0, 1) for argparse (a negative or whole share is an error, exit 2)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, not {text}")
+    return value
+
+
 def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in text.split(",") if x.strip())
 
@@ -54,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model and save it as a run")
     t.add_argument("--ratings", required=True, help="ratings file (csv, tsv, ::, parquet, xlsx) or 'ml-100k'")
     t.add_argument("--valid", help="a separate validation ratings file")
-    t.add_argument("--valid-frac", type=float, default=0.2, help="validation fraction when --valid is not given (0 for none)")
+    t.add_argument("--valid-frac", type=_share, default=0.2, help="validation fraction when --valid is not given (0 for none)")
     t.add_argument("--split", choices=("random", "user", "time"), default="random")
     t.add_argument("--seed", type=int, default=42)
     t.add_argument("--items", help="item metadata (titles, genres)")
@@ -145,7 +161,8 @@ def _config(a: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from .recommender import Recommender, check_finite
+    from .recommender import Recommender, check_finite, no_better_than_the_mean
+    from .train import pick_device
     from .splits import cold_count, split_for_training
 
     from .train import distributed
@@ -157,15 +174,20 @@ def cmd_train(a: argparse.Namespace) -> int:
     if rank:
         a.quiet = True  # rank 0 reports and saves
     ratings, items = _load_ratings(a.ratings)
+    _warn(ratings.warnings)
     if a.items:
         items = read_items(a.items)
     df = ratings.df
     if a.valid:
-        train, valid = df, read_ratings(a.valid).df
+        valid_ratings = read_ratings(a.valid)
+        _warn(valid_ratings.warnings)
+        train, valid = df, valid_ratings.df
     elif a.valid_frac > 0:
         train, valid = split_for_training(df, a.split, a.valid_frac, a.seed)
     else:
         train, valid = df, None
+    resolved = resolve(cfg, data_stats(train))
+    _warn(check_cost(resolved, data_stats(train), str(pick_device(resolved.device))))  # TooCostly: exit 2
     callbacks = [] if a.quiet else [StderrProgress()]
     t0 = time.perf_counter()
     rec = Recommender(cfg).fit(train, valid, callbacks)
@@ -186,6 +208,11 @@ def cmd_train(a: argparse.Namespace) -> int:
            "n_users": rec.n_users, "n_items": rec.n_items, "n_train": len(train),
            "n_valid": 0 if valid is None else len(valid), "n_valid_cold": 0 if valid is None else cold_count(train, valid),
            "world_size": world}
+    if no_better_than_the_mean(out):
+        out["no_better_than_the_mean"] = True
+        _warn([f"this model predicts no better than giving everyone the mean rating (validation RMSE "
+               f"{out['valid_rmse']:.4f}, the mean's {out['valid_baseline_rmse']:.4f}); it is saved, but try more "
+               "epochs, other settings, or more data"])
     store = RunStore(a.out)
     out["run_id"] = store.save(rec, owner=a.owner, name=a.name or Path(a.ratings).stem, dataset=Path(a.ratings).name,
                                metrics={k: v for k, v in out.items()
@@ -299,4 +326,12 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, UnknownIdError, RunNotFound, PermissionDenied, ValueError, FileNotFoundError, StoreDamaged) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"error: {message}", file=sys.stderr)
+        return 2
+    except (MemoryError, torch.OutOfMemoryError) as exc:
+        print(f"error: out of memory ({str(exc).splitlines()[0] if str(exc) else 'no details'}): use fewer factors "
+              "or a smaller batch", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk, a folder that cannot be written...
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2

@@ -125,6 +125,10 @@ class TrainConfig:
             (self.batch_size is None or self.batch_size >= 1, "batch_size must be at least 1"),
             (all(0 <= b < 1 for b in self.betas), "betas must each be in [0, 1)"),
             (all(0 <= p < 1 for p in (*self.dropout, self.emb_dropout)), "dropout must be in [0, 1)"),
+            (all(int(n) == n and n >= 1 for n in self.layers), "each hidden layer needs at least 1 unit (leave the "
+             "layers empty for none)"),
+            (self.user_factors is None or self.user_factors >= 1, "user_factors must be at least 1"),
+            (self.item_factors is None or self.item_factors >= 1, "item_factors must be at least 1"),
             (self.y_range is None or self.y_range[0] < self.y_range[1], "y_range must be (low, high) with low < high"),
             (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device must be auto, cpu or cuda"),
         ]
@@ -242,3 +246,118 @@ def resolve(cfg: TrainConfig, stats: DataStats) -> TrainConfig:
     if cfg.epochs is None:
         changes["epochs"] = GIBBS_SWEEPS if optimizer == "gibbs" else 20 if stats.n_ratings < 2_000_000 else 10
     return cfg.replace(**changes)
+
+
+# ------------------------------------------------------------------------------------------------------ cost
+# A gradient step's fixed cost (Python, the optimizer, a kernel launch per op), and the cost per rating on top of it;
+# measured with small batches on this project's 2-core CPU machine (0.6 to 2.2 ms a step) and rounded up.
+STEP_SECONDS = {"cpu": 2.5e-3, "cuda": 1e-3}
+RATING_SECONDS = {"cpu": 3e-7, "cuda": 2e-9}
+SWEEP_SECONDS = 0.05  # a Gibbs sweep's fixed cost
+# A setting whose steps alone (not the data) would take longer than this is refused: it would hold a worker for
+# hours doing what a bigger batch does in minutes.
+MAX_STEP_HOURS = 1.0
+WARN_MINUTES = 15.0
+
+
+class TooCostly(ValueError):
+    """A setting that needs more memory or time than training can give it; the message has the figures."""
+
+
+@dataclass
+class Cost:
+    """What a resolved setting needs: peak memory of its largest blocks, and time, roughly."""
+
+    bytes: int
+    steps_per_epoch: int
+    step_seconds: float  # the steps' fixed cost over the whole fit
+    seconds: float  # the whole fit, steps and ratings
+
+    def describe_time(self) -> str:
+        return _duration(self.seconds)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _gibbs_bytes(n_users: int, n_items: int, d: int) -> int:
+    """The sampler's batched conditionals: a d x d block per row of one side (the Gram matrices and their Cholesky
+    factors) and one per row of the other (its outer products), in float64."""
+    return 8 * d * d * (2 * max(n_users, n_items) + min(n_users, n_items))
+
+
+def cost(cfg: TrainConfig, stats: DataStats, device: str) -> Cost:
+    """The memory and time a resolved `cfg` needs on `device` ("cpu" or "cuda")."""
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    rows = stats.n_users + stats.n_items
+    if cfg.optimizer == "gibbs":
+        d = cfg.n_factors + (1 if cfg.model == "dotbias" else 0)
+        need = _gibbs_bytes(stats.n_users, stats.n_items, d)
+        # Floating-point work a sweep: the Gram matrices (a d x d outer product per rating and per row), a Cholesky
+        # factorisation and solves per row; at about 10 GFLOP/s on a CPU and 1 TFLOP/s on a GPU in float64.
+        flops = 2 * (stats.n_ratings + rows) * d * d + rows * d**3 / 3 + 4 * rows * d * d
+        sweep = flops / (1e10 if kind == "cpu" else 1e12) + SWEEP_SECONDS
+        return Cost(int(need), 0, 0.0, cfg.epochs * sweep)
+    width = (cfg.user_factors or cfg.n_factors) + (cfg.item_factors or cfg.n_factors) if cfg.model == "nn" \
+        else 2 * (cfg.n_factors + 1)
+    # Weights, gradients, two Adam moments, the weight average and the best epoch's copy; a batch's activations.
+    layers = sum(cfg.layers) if cfg.model == "nn" else 0
+    need = 6 * 4 * rows * width / 2 + 16 * cfg.batch_size * (width + layers)
+    if cfg.model == "nn" and cfg.pretrain:
+        need = max(need, _gibbs_bytes(stats.n_users, stats.n_items, GIBBS_FACTORS + 1))
+    steps = -(-stats.n_ratings // cfg.batch_size)
+    step_seconds = cfg.epochs * steps * STEP_SECONDS[kind]
+    return Cost(int(need), steps, step_seconds,
+                step_seconds + cfg.epochs * stats.n_ratings * RATING_SECONDS[kind] * (4 if cfg.model == "nn" else 1))
+
+
+def available_bytes(device: str) -> int | None:
+    """Free memory where training will run: the GPU's, or this machine's (MemAvailable); None if unknown."""
+    if device.startswith("cuda"):
+        import torch
+
+        try:
+            return int(torch.cuda.mem_get_info(torch.device(device))[0])
+        except Exception:  # no CUDA here: the worker that trains will check again
+            return None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_cost(cfg: TrainConfig, stats: DataStats, device: str) -> list[str]:
+    """Raise TooCostly for a resolved setting that cannot fit in memory or would spend hours on step overhead;
+    return warnings (a long fit) otherwise."""
+    c = cost(cfg, stats, device)
+    free = available_bytes(device)
+    where = "the GPU" if device.startswith("cuda") else "this machine"
+    if free is not None and c.bytes > 0.8 * free:
+        what = (f"Gibbs sampling with {cfg.n_factors} factors holds a {cfg.n_factors + 1} x {cfg.n_factors + 1} "
+                "block per user and per item" if cfg.optimizer == "gibbs" else f"{cfg.model} with these sizes")
+        raise TooCostly(f"these settings need about {c.bytes / 2**30:,.1f} GB of memory ({what}), and {where} has "
+                        f"{free / 2**30:,.1f} GB free: use fewer factors" +
+                        (f" (the default, {GIBBS_FACTORS}, needs "
+                         f"{_gibbs_bytes(stats.n_users, stats.n_items, GIBBS_FACTORS + 1) / 2**20:,.0f} MB)"
+                         if cfg.optimizer == "gibbs" else ""))
+    if c.step_seconds > MAX_STEP_HOURS * 3600:
+        bs = cfg.batch_size
+        while cost(cfg.replace(batch_size=bs), stats, device).step_seconds > MAX_STEP_HOURS * 3600 / 4:
+            bs *= 2
+        raise TooCostly(f"a batch size of {cfg.batch_size:,} makes {c.steps_per_epoch:,} steps an epoch: about "
+                        f"{_duration(c.step_seconds / cfg.epochs)} an epoch and {_duration(c.step_seconds)} for "
+                        f"{cfg.epochs} epochs in the steps' overhead alone. Use a batch size of at least {bs:,} (or "
+                        "leave it empty for the automatic one)")
+    if c.seconds > WARN_MINUTES * 60:
+        return [f"This will train for about {c.describe_time()} on {'a GPU' if device.startswith('cuda') else 'the CPU'}"
+                f" (a rough estimate)."]
+    return []

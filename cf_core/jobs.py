@@ -30,7 +30,7 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from .access import PermissionDenied, Principal, require_owner
-from .config import TrainConfig
+from .config import TooCostly, TrainConfig
 from .recommender import Recommender, TrainingDiverged, check_finite
 from .store import RUN_ID, RunStore, new_id
 from .train import BatchInfo, Callback, Checkpoint, EpochInfo, Trainer, pick_device
@@ -654,8 +654,11 @@ class Worker:
             if lost.is_set() or not queue.finish(job.id, self.id, status, progress.to_dict(), run_id=run_id,
                                                  metrics=metrics):
                 queue.store.delete(run_id, _owner(job))  # it was given up on meanwhile: no run behind its back
-        except TrainingDiverged as exc:
+        except (TrainingDiverged, TooCostly) as exc:
             self._fail(job, progress, str(exc)[0].upper() + str(exc)[1:])
+        except (MemoryError, torch.OutOfMemoryError) as exc:
+            self._fail(job, progress, f"It ran out of memory ({str(exc).splitlines()[0] if str(exc) else 'no details'})"
+                                      ": use fewer factors or a smaller batch.")
         except Exception as exc:  # the page shows the message; the worker goes on with the next job
             self._fail(job, progress, f"{type(exc).__name__}: {exc}")
             traceback.print_exc()

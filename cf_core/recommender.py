@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from .bayes import rating_spread
-from .config import GIBBS_FACTORS, GIBBS_SWEEPS, TrainConfig, data_stats, resolve
+from .config import GIBBS_FACTORS, GIBBS_SWEEPS, TrainConfig, check_cost, data_stats, resolve
 from .ids import IdMap
 from .metrics import mae, rmse
 from .models import MODELS, DotProductBias, EmbeddingNN
@@ -56,6 +56,7 @@ class Recommender:
         self.history = History()
         self.user_map = self.item_map = None
         self.device = torch.device("cpu")
+        self.warnings: list[str] = []  # what the fit's settings cost, when it is a lot (config.check_cost)
 
     # ------------------------------------------------------------ building
     def _build(self, df: pd.DataFrame) -> None:
@@ -63,6 +64,7 @@ class Recommender:
         stats = data_stats(df)
         self.config = resolve(self.config, stats)
         self.device = pick_device(self.config.device)
+        self.warnings = check_cost(self.config, stats, str(self.device))  # TooCostly before any large allocation
         self.user_map = IdMap.from_values(df["user"].to_numpy(), "user")
         self.item_map = IdMap.from_values(df["item"].to_numpy(), "item")
         self.rating_scale = (stats.rating_min, stats.rating_max)

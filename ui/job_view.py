@@ -163,3 +163,13 @@ def interrupted(job: Job, snap: dict) -> None:
             again(job, "keep")
     if cols[2].button("Start again from the beginning", key="restart", icon=":material/restart_alt:"):
         again(job, "restart")
+
+
+def training_device(config) -> str:
+    """Where a job with `config` will most likely train: its device, else a GPU while a GPU worker is alive."""
+    if config.device != "auto":
+        return config.device
+    try:
+        return "cuda" if any(w["kind"] == "cuda" for w in state.jobs().workers()) else "cpu"
+    except Exception:  # the store is away: the queue's own message shows elsewhere on the page
+        return "cpu"

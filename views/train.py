@@ -11,7 +11,9 @@ from cf_core.config import (
     OPTIMIZERS,
     PRETRAINED_LR_FACTOR,
     SCHEDULES,
+    TooCostly,
     TrainConfig,
+    check_cost,
     data_stats,
     default_optimizer,
     default_y_range,
@@ -262,8 +264,14 @@ except ValueError as exc:
     st.stop()
 
 stats = data_stats(train_df)
+resolved = resolve(config, stats)
+try:  # what the settings cost where they will train; the worker checks again on its own machine
+    for line in check_cost(resolved, stats, job_view.training_device(resolved)):
+        st.warning(line, icon=":material/schedule:")
+except TooCostly as exc:
+    st.error(f"These settings cannot train: {lit(exc)}.", icon=":material/error:")
+    st.stop()
 with st.expander("What will train (the settings after choosing from the data)"):
-    resolved = resolve(config, stats)
     st.dataframe(settings_table(resolved), hide_index=True, key="what_will_train")
     if st.checkbox("Show every setting as the engine sees them (for experts)", key="all_settings",
                    help="The full configuration, including what does not apply to this fit."):
