@@ -57,12 +57,22 @@ def density(pred: np.ndarray, actual: np.ndarray, bins: int = 60, lo: float | No
             "actual_hist": grid.sum(1), "pred_hist": grid.sum(0)}
 
 
-def error_by_rating(pf: pd.DataFrame) -> pd.DataFrame:
-    """RMSE, MAE, mean prediction and count for each true rating value."""
+def error_by_rating(pf: pd.DataFrame, max_groups: int = 20) -> pd.DataFrame:
+    """RMSE, MAE, mean prediction and count for each true rating value; on a scale with more than `max_groups`
+    values (Jester's -10..10 in hundredths has about 640), for ranges of equal width, labelled "a to b"."""
     err = pf["prediction"] - pf["rating"]
-    g = pd.DataFrame({"rating": pf["rating"], "se": err**2, "ae": err.abs(), "prediction": pf["prediction"]}).groupby("rating")
+    rating = pf["rating"]
+    if rating.nunique() > max_groups:
+        lo, hi = float(rating.min()), float(rating.max())
+        edges = np.linspace(lo, hi, max(2, min(max_groups, 10)) + 1)
+        labels = [f"{a:.3g} to {b:.3g}" for a, b in zip(edges[:-1], edges[1:])]
+        rating = pd.cut(rating, edges, labels=labels, include_lowest=True)
+    g = pd.DataFrame({"rating": rating, "se": err**2, "ae": err.abs(), "prediction": pf["prediction"]}).groupby(
+        "rating", observed=True)
     out = g.agg(n=("se", "size"), rmse=("se", "mean"), mae=("ae", "mean"), mean_prediction=("prediction", "mean")).reset_index()
     out["rmse"] = np.sqrt(out["rmse"])
+    if isinstance(out["rating"].dtype, pd.CategoricalDtype):
+        out["rating"] = out["rating"].astype(str)
     return out
 
 

@@ -189,9 +189,14 @@ def test_uploads_are_kept_per_owner(tmp_path):
     kept = uploads.save(ALICE, b"user,item,rating\n1,2,3\n", "mine.csv", b"item,title\n2,Heat\n", "items.csv",
                         {"rating": "rating"})
     assert [u.id for u in uploads.list(ALICE)] == [kept.id] and uploads.list(BOB) == []
-    assert uploads.read(kept.id, ALICE) == (b"user,item,rating\n1,2,3\n", b"item,title\n2,Heat\n")
+    assert uploads.read(kept.id, ALICE) == (b"user,item,rating\n1,2,3\n", b"item,title\n2,Heat\n", None)
+    later = uploads.attach(kept.id, "valid", b"user,item,rating\n1,3,4\n", "later.csv", ALICE)
+    assert later.valid_name == "later.csv" and uploads.read(kept.id, ALICE)[2] == b"user,item,rating\n1,3,4\n"
+    with pytest.raises(PermissionDenied):
+        uploads.attach(kept.id, "items", b"item,title\n2,Hot\n", "x.csv", BOB)
     for act in (lambda: uploads.read(kept.id, BOB), lambda: uploads.get(kept.id, ANONYMOUS),
-                lambda: uploads.delete(kept.id, BOB), lambda: uploads.set_roles(kept.id, {}, BOB)):
+                lambda: uploads.delete(kept.id, BOB), lambda: uploads.set_roles(kept.id, {}, BOB),
+                lambda: uploads.attach(kept.id, "items", b"x", "x.csv", BOB)):
         with pytest.raises(PermissionDenied, match="Only its owner or an admin"):
             act()
     with pytest.raises(PermissionDenied, match="Sign in"):

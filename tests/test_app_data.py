@@ -95,6 +95,36 @@ def test_an_upload_is_kept_for_its_owner_and_reopened_in_a_new_session(app_env):
     assert not again.exception and "mine" not in again.radio(key="source").options
 
 
+def test_a_kept_upload_takes_an_items_and_a_validation_file_later(app_env):
+    """Adding an items file later meant uploading the ratings again; a validation file was not kept at all."""
+    upload(open_page(app(), "views/data.py"), GOOD)
+    again = open_page(app(), "views/data.py")  # another day: a new session, the same person
+    again.radio(key="source").set_value("mine").run()
+    items = b"item_id,title,genres\n1,Alpha (1990),Comedy\n2,Beta (1991),Drama\n"
+    held_out = b"user_id,movie_id,score\n1,1,4\n2,3,2\n"
+    again.get("file_uploader")[0].set_value(("items.csv", items, "text/csv"))
+    again.get("file_uploader")[1].set_value(("held-out.csv", held_out, "text/csv"))
+    again.run().button(key="attach").click().run()
+    assert not again.exception and not again.error
+    ds = again.session_state["dataset"]
+    assert ds.items["title"].tolist() == ["Alpha", "Beta"] and ds.valid.n_ratings == 2 and ds.valid_name == "held-out.csv"
+    third = open_page(app(), "views/data.py")  # and both come back with the upload
+    third.radio(key="source").set_value("mine").run()
+    assert "items.csv" in third.selectbox(key="my_upload").format_func(third.selectbox(key="my_upload").value)
+    third.button(key="reopen").click().run()
+    assert third.session_state["dataset"].valid.n_ratings == 2 and third.session_state["dataset"].items is not None
+
+
+def test_a_bad_file_added_later_keeps_nothing(app_env):
+    upload(open_page(app(), "views/data.py"), GOOD)
+    again = open_page(app(), "views/data.py")
+    again.radio(key="source").set_value("mine").run()
+    again.get("file_uploader")[1].set_value(("held-out.csv", b"user_id,movie_id,score\n1,1,x\n", "text/csv"))
+    again.run().button(key="attach").click().run()
+    assert not again.exception and again.error and "held-out.csv" in again.error[0].value
+    assert "validation" not in again.selectbox(key="my_upload").format_func(again.selectbox(key="my_upload").value)
+
+
 BAD_FILES = [
     ("empty.csv", b""),
     ("binary.bin", bytes(range(256)) * 8),

@@ -323,3 +323,22 @@ def test_a_job_that_ended_before_the_page_was_drawn_makes_its_run_current_in_the
     at = open_page(at, "views/train.py")
     assert not at.exception
     assert any("Current run:" in c.value and "quick one" in c.value for c in at.sidebar.caption)
+
+
+def test_settings_too_costly_are_refused_on_the_page_with_the_figures(app_env, monkeypatch):
+    """Batch size 1 held the only job slot for over 15 minutes an epoch; 1024 Bayesian factors ended in an
+    allocator traceback. The page says why, with the estimate, and offers no Start."""
+    import cf_core.config as config_module
+
+    at = train_page(epochs=None, optimizer="adam")
+    monkeypatch.setattr(config_module, "STEP_SECONDS", {"cpu": 5.0, "cuda": 5.0})  # the test data is small
+    at.number_input(key="batch_size").set_value(1).run()
+    assert not at.exception and any("steps an epoch" in e.value and "batch size of at least" in e.value
+                                    for e in at.error), [e.value for e in at.error]
+    assert not any(b.key == "start" for b in at.button)
+    monkeypatch.setattr(config_module, "STEP_SECONDS", {"cpu": 2.5e-3, "cuda": 1e-3})
+    monkeypatch.setattr(config_module, "available_bytes", lambda device: 1 << 20)
+    at.selectbox(key="optimizer").set_value("gibbs").run()
+    at.number_input(key="n_factors").set_value(512).run()
+    assert any("GB of memory" in e.value and "use fewer factors" in e.value for e in at.error)
+    assert not any(b.key == "start" for b in at.button)

@@ -63,3 +63,53 @@ def test_error_bars_and_runs():
     assert list(fig.data[0].marker.opacity) == [0.45, 1.0]
     overlay = charts.runs_overlay({"a": [{"epoch": 1, "valid_rmse": 1.0}], "b": []})
     assert [t.name for t in overlay.data] == ["a"]
+
+
+def _every_figure():
+    """One of each chart with a title or a legend, as the pages draw them."""
+    epochs = [{"epoch": 1, "train_rmse": 1.0, "valid_rmse": 1.1}, {"epoch": 2, "train_rmse": 0.9, "valid_rmse": 0.95}]
+    runs = pd.DataFrame({"label": ["a", "b"], "id": ["1", "2"], "valid_rmse": [0.9, 0.95], "valid_mae": [0.7, 0.75]})
+    return [charts.rating_histogram({1.0: 5, 2.0: 7}), charts.long_tail(pd.Series([500, 40, 3, 1]), "user"),
+            charts.epoch_metrics(epochs), charts.runs_overlay({"a": epochs, "b": epochs}), charts.runs_metrics(runs, "1"),
+            charts.lr_finder(list(np.geomspace(1e-5, 1, 20)), list(np.linspace(2, 1, 20)), 1e-3),
+            charts.crosstab_heatmap(pd.DataFrame([[4.0, np.nan]], index=[1], columns=[10, 20]))]
+
+
+def test_titles_and_legends_stay_clear_of_plotlys_toolbar():
+    """Legends and titles were drawn under the toolbar (top right) on several charts."""
+    for fig in _every_figure():
+        title = fig.layout.title
+        if title.text:
+            assert title.x == 0 and title.xanchor == "left" and title.yref == "container", title
+        if fig.layout.showlegend:
+            assert fig.layout.legend.x == 0 and fig.layout.legend.xanchor == "left"
+            assert fig.layout.margin.t >= 50 if title.text else fig.layout.margin.t >= 26  # room above the plot
+
+
+def test_log_axes_are_labelled_at_powers_of_ten():
+    """Log axes read "2, 3 ... 100, 2"."""
+    tail = charts.long_tail(pd.Series([500, 40, 3, 1]), "item").layout.yaxis
+    assert list(tail.tickvals) == [1, 2, 5, 10, 20, 50, 100, 200, 500] and tail.ticktext[-1] == "500"
+    assert charts.lr_finder(list(np.geomspace(1e-5, 1, 20)), list(np.linspace(2, 1, 20))).layout.xaxis.dtick == 1
+
+
+def test_nineteen_genres_get_nineteen_colours():
+    """Plotly's ten default colours repeat: Action was drawn like Musical."""
+    genres = [f"genre {k}" for k in range(19)]
+    frame = pd.DataFrame({"pc1": np.arange(19.0), "pc2": np.arange(19.0), "title": genres, "genre": genres})
+    fig = charts.pca_scatter(frame, color="genre")
+    assert len({t.marker.color for t in fig.data}) == 19
+
+
+def test_a_fine_rating_scale_is_binned_and_titles_name_the_crosstabs_items():
+    """A -10..10 scale in hundredths had one bar per distinct value (about 640)."""
+    rng = np.random.default_rng(0)
+    rating = np.round(rng.uniform(-10, 10, 5000), 2)
+    table = analysis.error_by_rating(pd.DataFrame({"rating": rating, "prediction": rating + rng.normal(0, 1, 5000)}))
+    assert len(table) == 10 and table["n"].sum() == 5000 and table["rating"].iloc[0] == "-10 to -8"
+    stars = analysis.error_by_rating(pd.DataFrame({"rating": [1.0, 2.0, 5.0], "prediction": [1.5, 2.0, 4.0]}))
+    assert stars["rating"].tolist() == [1.0, 2.0, 5.0]  # a few levels keep a bar each
+    cross = pd.DataFrame([[4.0, 3.0]], index=[7], columns=[10, 20])
+    fig = charts.crosstab_heatmap(cross, {10: "Toy Story", 20: "A very long title that goes on and on"})
+    assert list(fig.data[0].x) == ["Toy Story", "A very long title…"]
+    assert "item 20" in fig.data[0].customdata[0][1]

@@ -22,9 +22,28 @@ MUTED = "#adb5bd"
 SVG_MAX_POINTS = 3000
 
 
+# Plotly's toolbar only while the pointer is over a chart (Streamlit shows it always, over titles on a phone).
+CONFIG = {"displayModeBar": "hover", "displaylogo": False}
+# 24 colours that stay apart (MovieLens has 19 genres; Plotly's default ten repeat: Action looked like Musical).
+CATEGORY_COLORS = px.colors.qualitative.Dark24
+# What each metric is called on a chart, for people (not the engine's keys).
+METRIC_NAMES = {"valid_rmse": "validation RMSE", "valid_mae": "validation MAE", "train_rmse": "training RMSE",
+                "train_mae": "training MAE", "rmse": "RMSE", "mae": "MAE"}
+
+
 def _layout(fig: go.Figure, title: str | None = None, **kwargs) -> go.Figure:
-    fig.update_layout(title=title, margin=dict(l=10, r=10, t=40 if title else 10, b=10), hovermode="closest",
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1), **kwargs)
+    """Title and legend on the left, above the plot, where Plotly's toolbar (top right) never covers them; log axes
+    labelled at powers of ten only (Plotly's default read "2, 3 ... 100, 2")."""
+    legend = kwargs.pop("showlegend", None)
+    shown = legend if legend is not None else sum(t.showlegend is not False for t in fig.data) > 1
+    top = (34 if title else 8) + (26 if shown else 0)
+    fig.update_layout(title=dict(text=title, x=0, xref="container", xanchor="left", y=1, yref="container",
+                                 yanchor="top", pad=dict(t=10, l=4)) if title else None,
+                      margin=dict(l=10, r=10, t=top, b=10), hovermode="closest", showlegend=shown,
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0, title_text=""),
+                      **kwargs)
+    fig.update_xaxes(dtick=1) if fig.layout.xaxis.type == "log" else None
+    fig.update_yaxes(dtick=1) if fig.layout.yaxis.type == "log" else None
     return fig
 
 
@@ -42,19 +61,41 @@ def long_tail(counts: pd.Series, what: str) -> go.Figure:
     x = np.arange(1, len(y) + 1)
     fig = go.Figure(go.Scatter(x=x, y=y, mode="lines", line=dict(color=ACCENT), fill="tozeroy",
                                hovertemplate=f"{what} #%{{x}}: %{{y:,}} ratings<extra></extra>"))
-    return _layout(fig, f"Ratings per {what}", xaxis_title=f"{what}s, most active first", yaxis_title="ratings",
-                   yaxis_type="log")
+    fig = _layout(fig, f"Ratings per {what}", xaxis_title=f"{what}s, most active first", yaxis_title="ratings",
+                  yaxis_type="log")
+    ticks = _log_ticks(float(y.min()), float(y.max())) if len(y) else []
+    if len(ticks) >= 3:  # 1, 2, 5, 10, 20, 50 ... written out, where powers of ten alone would be too few
+        fig.update_yaxes(tickvals=ticks, ticktext=[f"{t:,.0f}" if t >= 1 else f"{t:g}" for t in ticks], dtick=None)
+    return fig
 
 
-def crosstab_heatmap(table: pd.DataFrame) -> go.Figure:
-    """The lesson's cross-tab: most active users (rows) x most rated items (columns), blank where unrated."""
+def _log_ticks(lo: float, hi: float) -> list[float]:
+    """1-2-5 steps covering [lo, hi] (lo > 0)."""
+    lo = max(lo, 1e-9)
+    ticks = [m * 10.0**e for e in range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
+             for m in (1, 2, 5)]
+    return [t for t in ticks if lo / 1.5 <= t <= hi * 1.5]
+
+
+def crosstab_heatmap(table: pd.DataFrame, titles: Mapping | None = None) -> go.Figure:
+    """The lesson's cross-tab: most active users (rows) x most rated items (columns), blank where unrated; items
+    named by their titles (shortened, the whole title and the id in the hover) where `titles` has them."""
     z = table.to_numpy(dtype=float)
     text = np.where(np.isnan(z), "", np.vectorize(lambda v: f"{v:g}")(np.nan_to_num(z)))
-    fig = go.Figure(go.Heatmap(z=z, x=[html(c) for c in table.columns], y=[html(i) for i in table.index], text=text,
+    names = [str(titles.get(c, c)) if titles is not None else str(c) for c in table.columns]
+    short = [n if len(n) <= 18 else n[:17] + "…" for n in names]
+    # Two titles may shorten alike, and a category axis would merge them: a repeat gets invisible marks to differ.
+    x: list[str] = []
+    for label in short:
+        while html(label) in x:
+            label += "\u200b"
+        x.append(html(label))
+    hover = np.array([[f"{html(n)} (item {html(c)})" for n, c in zip(names, table.columns)]] * len(table.index))
+    fig = go.Figure(go.Heatmap(z=z, x=x, y=[html(i) for i in table.index], text=text, customdata=hover,
                                texttemplate="%{text}", colorscale="RdPu", colorbar=dict(title="rating"),
-                               hovertemplate="user %{y}, item %{x}: %{z}<extra></extra>"))
+                               hovertemplate="user %{y}, %{customdata}: %{z}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", type="category", title="user")
-    fig.update_xaxes(type="category", title="item")
+    fig.update_xaxes(type="category", title="item" if titles is None else None, tickangle=-40)
     return _layout(fig, "Most active users x most rated items")
 
 
@@ -99,7 +140,8 @@ def runs_overlay(histories: Mapping[str, Sequence[Mapping]], metric: str = "vali
         if len(frame) and metric in frame:
             fig.add_trace(go.Scatter(x=frame["epoch"], y=frame[metric], mode="lines+markers", name=html(name),
                                      hovertemplate="epoch %{x}: %{y:.4f}<extra>%{fullData.name}</extra>"))
-    return _layout(fig, f"{metric} per epoch", xaxis_title="epoch", yaxis_title=metric)
+    name = METRIC_NAMES.get(metric, metric)
+    return _layout(fig, f"{name[0].upper() + name[1:]} per epoch", xaxis_title="epoch", yaxis_title=name)
 
 
 # ---------------------------------------------------------------- evaluation
@@ -126,13 +168,15 @@ def joint_density(d: Mapping) -> go.Figure:
     return _layout(fig, None, showlegend=False, height=520, bargap=0)
 
 
-def error_bars(frame: pd.DataFrame, x: str, title: str) -> go.Figure:
+def error_bars(frame: pd.DataFrame, x: str, title: str, x_title: str | None = None) -> go.Figure:
     """RMSE (bars) per group in column `x`, with the group size in the hover (analysis.error_by_*)."""
     labels = [f"{v:g}" if isinstance(v, (int, float)) else html(v) for v in frame[x].tolist()]
+    x_title = x_title or x
     fig = go.Figure(go.Bar(x=labels, y=frame["rmse"], marker_color=ACCENT, customdata=frame["n"],
-                           hovertemplate=f"{x} %{{x}}: RMSE %{{y:.3f}} over %{{customdata:,}} ratings<extra></extra>"))
+                           hovertemplate=f"{x_title} %{{x}}: RMSE %{{y:.3f}} over %{{customdata:,}} ratings"
+                                         "<extra></extra>"))
     fig.update_xaxes(type="category")
-    return _layout(fig, title, xaxis_title=x, yaxis_title="RMSE")
+    return _layout(fig, title, xaxis_title=x_title, yaxis_title="RMSE (typical error)")
 
 
 def runs_metrics(frame: pd.DataFrame, current: str | None = None) -> go.Figure:
@@ -140,8 +184,9 @@ def runs_metrics(frame: pd.DataFrame, current: str | None = None) -> go.Figure:
     fig = go.Figure()
     for metric, color in (("valid_rmse", ACCENT), ("valid_mae", SECOND)):
         opacity = [1.0 if rid == current else 0.45 for rid in frame["id"]]
-        fig.add_trace(go.Bar(x=html_series(frame["label"]), y=frame[metric], name=metric, marker=dict(color=color, opacity=opacity),
-                             hovertemplate="%{x}: %{y:.4f}<extra>" + metric + "</extra>"))
+        fig.add_trace(go.Bar(x=html_series(frame["label"]), y=frame[metric], name=METRIC_NAMES[metric],
+                             marker=dict(color=color, opacity=opacity),
+                             hovertemplate="%{x}: %{y:.4f}<extra>" + METRIC_NAMES[metric] + "</extra>"))
     return _layout(fig, "This run beside earlier runs", barmode="group", yaxis_title="error")
 
 
@@ -156,9 +201,11 @@ def pca_scatter(frame: pd.DataFrame, x: str = "pc1", y: str = "pc2", color: str 
     hover.update({x: ":.3f", y: ":.3f"})
     if "mean_rating" in hover:
         hover["mean_rating"] = ":.2f"
-    fig = px.scatter(frame, x=x, y=y, color=color, hover_name="title", hover_data=hover,
+    labels = {"n_ratings": "ratings", "mean_rating": "average rating", "genres": "genres", "genre": "genre",
+              "year": "year", x: x.upper(), y: y.upper()}
+    fig = px.scatter(frame, x=x, y=y, color=color, hover_name="title", hover_data=hover, labels=labels,
                      render_mode="svg" if len(frame) <= SVG_MAX_POINTS else "webgl",
-                     color_continuous_scale="Plasma", opacity=0.8)
+                     color_continuous_scale="Plasma", color_discrete_sequence=CATEGORY_COLORS, opacity=0.8)
     fig.update_traces(marker=dict(size=7))
     return _layout(fig, None, height=560, xaxis_title=x.upper(), yaxis_title=y.upper())
 

@@ -115,12 +115,12 @@ def show(job: Job | None) -> None:
         with left:
             if snap["batches"]:
                 title = "Training MSE of each sample" if snap["optimizer"] == "gibbs" else "Training loss (smoothed)"
-                st.plotly_chart(charts.loss_curve(snap["batches"], title), key="loss_chart")
+                st.plotly_chart(charts.loss_curve(snap["batches"], title), config=charts.CONFIG, key="loss_chart")
             elif active:
                 st.caption("The loss curve appears with the first batches.")
         with right:
             if snap["epochs"]:
-                st.plotly_chart(charts.epoch_metrics(snap["epochs"]), key="metrics_chart")
+                st.plotly_chart(charts.epoch_metrics(snap["epochs"]), config=charts.CONFIG, key="metrics_chart")
             elif active:
                 st.caption("Train and validation RMSE appear after the first epoch.")
         if snap["optimizer"] == "gibbs":

@@ -54,9 +54,10 @@ def errors_by(run_id: str, what: str) -> tuple[pd.DataFrame, go.Figure]:
     frame = _frame(run_id)
     if what == "rating":
         table = analysis.error_by_rating(frame)
-        return table, charts.error_bars(table, "rating", "Error by true rating")
+        return table, charts.error_bars(table, "rating", "Error by true rating", "true rating")
     table = analysis.error_by_activity(_run(run_id).recommender, frame)
-    return table, charts.error_bars(table, table.columns[0], "Error by the user's number of training ratings")
+    return table, charts.error_bars(table, table.columns[0], "Error by the user's number of training ratings",
+                                    "the user's training ratings")
 
 
 @st.cache_resource(show_spinner=False, max_entries=ENTRIES)

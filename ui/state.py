@@ -92,16 +92,17 @@ def uploads() -> UploadStore:
     return _uploads(_root())
 
 
-def keep_upload(ratings_file, items_file, roles: dict) -> None:
-    """Keep a successfully read upload for this person, once per pair of files (a change of columns updates it)."""
-    key = (ratings_file.file_id, items_file.file_id if items_file else None)
+def keep_upload(ratings_file, items_file, roles: dict, valid_file=None) -> None:
+    """Keep a successfully read upload for this person, once per set of files (a change of columns updates it)."""
+    key = (ratings_file.file_id, items_file.file_id if items_file else None, valid_file.file_id if valid_file else None)
     kept = st.session_state.get("_kept_upload")
     if kept and kept[0] == key:
         uploads().set_roles(kept[1], roles, who())
         return
     upload = uploads().save(who(), ratings_file.getvalue(), ratings_file.name,
                             items_file.getvalue() if items_file else None, items_file.name if items_file else None,
-                            roles)
+                            roles, valid_file.getvalue() if valid_file else None,
+                            valid_file.name if valid_file else None)
     st.session_state["_kept_upload"] = (key, upload.id)
     ds = dataset()
     if ds is not None and ds.upload_id is None and ds.name == ratings_file.name:
@@ -164,10 +165,12 @@ def dataset_from_upload(upload_id: str) -> "Dataset":
     """One of this person's uploads, read again with the columns they chose. Raises DataError, PermissionDenied or
     UploadNotFound."""
     kept = uploads().get(upload_id, who())
-    ratings_bytes, items_bytes = uploads().read(upload_id, who())
+    ratings_bytes, items_bytes, valid_bytes = uploads().read(upload_id, who())
     ratings = read_upload(ratings_bytes, kept.name, kept.roles)
     items = read_upload_items(items_bytes, kept.items_name) if items_bytes is not None else None
-    return Dataset(kept.name, ratings, items, upload_id=upload_id)
+    valid = read_upload(valid_bytes, kept.valid_name, kept.roles) if valid_bytes is not None else None
+    return Dataset(kept.name, ratings, items, valid, kept.valid_name if valid is not None else None,
+                   upload_id=upload_id)
 
 
 # ---------------------------------------------------------------- datasets

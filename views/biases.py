@@ -1,7 +1,7 @@
 """Biases: the items and users the model rates lowest and highest regardless of taste ("the worst movies of all time")."""
 import streamlit as st
 
-from ui import shared_views, widgets
+from ui import charts, shared_views, widgets
 from ui.safe import cells
 
 st.title("Biases")
@@ -9,6 +9,10 @@ run = widgets.require_run()
 if run is None:
     st.stop()
 rec = run.recommender
+st.caption("A bias is the part of a rating that has nothing to do with taste: what the model adds to every "
+           "prediction for that film (or that person). A film with a low bias is rated low even by the people who "
+           "like its kind of film (the lesson's \"worst movies of all time\"); a person with a high bias rates "
+           "everything generously.")
 
 controls = st.columns(2)
 min_ratings = controls[0].slider("Minimum number of ratings", 0, 300, 20, key="bias_min_ratings",
@@ -35,7 +39,7 @@ def both_ends(table, cols, what: str, low: str, high: str) -> None:
     left.dataframe(cells(table.head(n)[cols]), hide_index=True, column_config=numbers, key=f"{what}s_low")
     right.caption(high)
     right.dataframe(cells(table.tail(n).iloc[::-1][cols]), hide_index=True, column_config=numbers, key=f"{what}s_high")
-    st.plotly_chart(shared_views.bias_histogram(run.info.id, min_ratings, what), key=f"{what}_bias_hist")
+    st.plotly_chart(shared_views.bias_histogram(run.info.id, min_ratings, what), config=charts.CONFIG, key=f"{what}_bias_hist")
 
 
 both_ends(items, item_cols, "item", "Lowest bias: the worst, whoever watches", "Highest bias: liked by everyone")

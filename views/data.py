@@ -32,6 +32,24 @@ def reopen(upload_id: str) -> None:
         st.session_state["_reopen_error"] = str(exc)
 
 
+def attach(upload_id: str, items_file, valid_file) -> None:
+    """Check each extra file reads, keep it with the upload, and use the upload with it."""
+    kept = state.uploads().get(upload_id, state.who())
+    try:
+        if items_file is not None:
+            state.read_upload_items(items_file.getvalue(), items_file.name)
+        if valid_file is not None:
+            state.read_upload(valid_file.getvalue(), valid_file.name, kept.roles)
+    except DataError as exc:  # nothing is kept from a file that does not read
+        st.error(lit(exc), icon=":material/error:")
+        return
+    for kind, f in (("items", items_file), ("valid", valid_file)):
+        if f is not None:
+            state.uploads().attach(upload_id, kind, f.getvalue(), f.name, state.who())
+    reopen(upload_id)
+    st.rerun()
+
+
 def forget(upload_id: str) -> None:
     try:
         state.uploads().delete(upload_id, state.who())
@@ -46,6 +64,7 @@ elif source == "mine":
     by_id = {u.id: u for u in mine}
     picked = st.selectbox("Upload", list(by_id), key="my_upload", format_func=lambda i: (
         f"{by_id[i].name}" + (f" + {by_id[i].items_name}" if by_id[i].items_name else "")
+        + (f" + validation {by_id[i].valid_name}" if by_id[i].valid_name else "")
         + f" · {by_id[i].created_text} · {by_id[i].size / 1e6:,.1f} MB"))
     cols = st.columns(2)
     cols[0].button("Use this upload", key="reopen", type="primary", icon=":material/upload_file:", on_click=reopen,
@@ -54,6 +73,14 @@ elif source == "mine":
     if "_reopen_error" in st.session_state:
         st.error(lit(st.session_state.pop("_reopen_error")), icon=":material/error:")
     st.caption("Your uploads are kept on this server for you only, with the columns you chose.")
+    with st.expander("Add an items or validation file to this upload"):
+        st.caption("Titles and genres, or your own held-out ratings, for ratings you uploaded before: no need to "
+                   "upload the ratings again.")
+        extra = st.file_uploader("Items file (item id, title, year, genres)", key="add_items_file")
+        extra_valid = st.file_uploader("Validation file (held-out ratings in the same columns)", key="add_valid_file")
+        if st.button("Add to this upload", key="attach", icon=":material/attach_file:",
+                     disabled=extra is None and extra_valid is None):
+            attach(picked, extra, extra_valid)
 else:
     st.caption("CSV, TSV, `::` or `|` separated text, Parquet or Excel; a long table (user, item, rating"
                "[, timestamp]) or a user x item matrix. Columns are inferred from their names; correct them below.")
@@ -94,7 +121,7 @@ else:
                     state.set_dataset(state.Dataset(upload.name, ratings, items, valid,
                                                     valid_upload.name if valid_upload else None))
                     st.session_state["_upload_key"] = key
-                    state.keep_upload(upload, items_upload, roles)
+                    state.keep_upload(upload, items_upload, roles, valid_upload)
                     st.rerun()  # redraw from the top, so the sidebar shows the new dataset too
                 found = state.dataset().ratings.columns
                 st.success("Read as " + ", ".join(f"{role} = {lit(found[role])}" for role in state.ROLES if role in found),
@@ -132,20 +159,21 @@ if ratings.n_duplicates:
 
 left, right = st.columns(2)
 with left:
-    st.plotly_chart(charts.rating_histogram(summary["rating_histogram"]), key="rating_hist")
+    st.plotly_chart(charts.rating_histogram(summary["rating_histogram"]), config=charts.CONFIG, key="rating_hist")
 with right:
     st.dataframe(cells(ratings.df.head(100)), hide_index=True, height=380)
 
 left, right = st.columns(2)
 with left:
-    st.plotly_chart(charts.long_tail(described["per_user"], "user"), key="per_user")
+    st.plotly_chart(charts.long_tail(described["per_user"], "user"), config=charts.CONFIG, key="per_user")
 with right:
-    st.plotly_chart(charts.long_tail(described["per_item"], "item"), key="per_item")
+    st.plotly_chart(charts.long_tail(described["per_item"], "item"), config=charts.CONFIG, key="per_item")
 
 st.subheader("Cross-tab")
 st.caption("The lesson's view of the matrix to fill in: the most active users against the most rated items.")
 n = st.slider("Users and items", 5, 30, 15, key="crosstab_n")
-st.plotly_chart(charts.crosstab_heatmap(crosstab(ratings, n, n)), key="crosstab")
+titles = dict(zip(ds.items["item"], ds.items["title"])) if ds.items is not None else None
+st.plotly_chart(charts.crosstab_heatmap(crosstab(ratings, n, n), titles), config=charts.CONFIG, key="crosstab")
 
 if ds.items is not None:
     with st.expander(f"Items ({len(ds.items):,})"):

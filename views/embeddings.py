@@ -1,7 +1,7 @@
 """Embeddings: an interactive PCA map of the item embeddings, and the items at both ends of each component."""
 import streamlit as st
 
-from ui import shared_views, widgets
+from ui import charts, shared_views, widgets
 from ui.safe import cells, lit
 
 COLOR_LABELS = {"genre": "Genre (the first listed)", "year": "Year", "mean_rating": "Mean rating",
@@ -38,7 +38,8 @@ st.caption(f"{len(frame):,} items with at least {min_ratings} ratings. Each poin
            "learned traits: items close together are liked by the same people. "
            f"{x.upper()} explains {ratio[int(x[2:]) - 1]:.1%} of the variance, {y.upper()} "
            f"{ratio[int(y[2:]) - 1]:.1%}: that share of how the items differ lies along each axis.")
-st.plotly_chart(shared_views.pca_map(run_id, k, min_ratings, x, y, None if color == "none" else color), key="pca_map")
+st.plotly_chart(shared_views.pca_map(run_id, k, min_ratings, x, y, None if color == "none" else color),
+                config=charts.CONFIG, key="pca_map")
 
 st.subheader("The ends of each component")
 st.caption("What the items at one end share and the other end lacks is what the component means.")
@@ -51,4 +52,4 @@ for c in range(1, n_components + 1):
         left.dataframe(cells(low), hide_index=True, column_config=widgets.COLUMNS, key=f"low_{c}")
         right.caption("Highest")
         right.dataframe(cells(high), hide_index=True, column_config=widgets.COLUMNS, key=f"high_{c}")
-st.plotly_chart(shared_views.variance(run_id, k, min_ratings), key="variance")
+st.plotly_chart(shared_views.variance(run_id, k, min_ratings), config=charts.CONFIG, key="variance")

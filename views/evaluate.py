@@ -35,13 +35,13 @@ cols[3].metric("Cold (unseen user or item)", f"{ev['cold']:,}",
 
 st.subheader("Predictions vs actuals")
 bins = st.slider("Bins", 10, 120, 50, key="bins")
-st.plotly_chart(shared_views.joint(run_id, bins), key="joint")
+st.plotly_chart(shared_views.joint(run_id, bins), config=charts.CONFIG, key="joint")
 
 left, right = st.columns(2)
 for col, what in ((left, "rating"), (right, "activity")):
     with col:
         table, figure = shared_views.errors_by(run_id, what)
-        st.plotly_chart(figure, key=f"by_{what}")
+        st.plotly_chart(figure, config=charts.CONFIG, key=f"by_{what}")
         with st.expander("Table"):
             st.dataframe(cells(table), hide_index=True)
 
@@ -58,5 +58,5 @@ table = pd.DataFrame([{"label": f"{info.name} · {info.created_text}", "id": inf
                        "valid_mae": info.metrics.get("valid_mae"), "epochs": info.metrics.get("epochs")}
                       for info in runs[:20]][::-1])
 if len(table):
-    st.plotly_chart(charts.runs_metrics(table, run.info.id), key="runs_metrics")
+    st.plotly_chart(charts.runs_metrics(table, run.info.id), config=charts.CONFIG, key="runs_metrics")
     st.dataframe(cells(table.drop(columns="label"), exempt=("id",)), hide_index=True, key="runs_table")

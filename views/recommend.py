@@ -45,8 +45,13 @@ min_ratings = controls[1].slider("Only items with at least this many ratings", 0
 for_user, similar, new_user = st.tabs(["For a user", "Similar items", "For a new user"])
 
 with for_user:
-    top_user = rec.user_map.decode([int(np.argmax(rec.user_counts))])[0]
-    user = st.text_input("User id", str(top_user), key="rec_user", help=f"The most active user is {lit(top_user)}.")
+    busiest = np.argsort(-rec.user_counts, kind="stable")[:5]
+    top_user = rec.user_map.decode(busiest[:1])[0]
+    user = st.text_input("User id", str(top_user), key="rec_user",
+                         help="Any user id from the ratings the run was trained on: what the model recommends to "
+                              "them, beside what they rated highest.")
+    st.caption("Users with the most ratings: " + ", ".join(
+        f"{lit(u)} ({int(c):,} ratings)" for u, c in zip(rec.user_map.decode(busiest), rec.user_counts[busiest])))
     try:
         recs = analysis.recommend(rec, user, run.items, n, min_ratings)
     except UnknownIdError as exc:

@@ -116,18 +116,27 @@ table = pd.DataFrame([{
     "wd": info.config.get("wd"), "batch_size": info.config.get("batch_size"), "schedule": info.config.get("schedule"),
     "current": info.id == state.current_run_id(), "id": info.id} for info in runs])
 st.dataframe(cells(table, exempt=("id",)), hide_index=True, key="runs_table",
-             column_config={"valid_rmse": st.column_config.NumberColumn(format="%.4f"),
-                            "valid_mae": st.column_config.NumberColumn(format="%.4f"),
-                            "seconds": st.column_config.NumberColumn(format="%.1f")})
+             column_config={"valid_rmse": st.column_config.NumberColumn("validation RMSE", format="%.4f",
+                                                                       help="Typical error on held-out ratings"),
+                            "valid_mae": st.column_config.NumberColumn("validation MAE", format="%.4f",
+                                                                      help="Average error on held-out ratings"),
+                            "seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
+                            "n_factors": st.column_config.NumberColumn("factors", help="Embedding size"),
+                            "lr": st.column_config.NumberColumn("learning rate"),
+                            "wd": st.column_config.NumberColumn("weight decay"),
+                            "batch_size": st.column_config.NumberColumn("batch size")})
 
 st.subheader("Compare")
 left, right = st.columns([3, 1])
 whole = [r for r in by_id if r not in damaged]
 compare = left.multiselect("Runs", whole, default=whole[:3], format_func=label, key="compare")
-metric = right.selectbox("Metric", ["valid_rmse", "valid_mae", "train_rmse", "train_mae"], key="compare_metric")
+metric = right.selectbox("Metric", ["valid_rmse", "valid_mae", "train_rmse", "train_mae"], key="compare_metric",
+                         format_func=lambda m: charts.METRIC_NAMES[m][0].upper() + charts.METRIC_NAMES[m][1:],
+                         help="RMSE and MAE measure how far predictions are from the real ratings (lower is better); "
+                              "validation figures are on ratings the model never saw.")
 if compare:
     st.plotly_chart(charts.runs_overlay({label(r): store.history(r, who).get("epochs", []) for r in compare}, metric),
-                    key="compare_chart")
+                    config=charts.CONFIG, key="compare_chart")
 
 st.subheader("One run")
 current = state.current_run_id()

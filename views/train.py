@@ -295,12 +295,12 @@ with st.expander("Learning-rate finder", expanded="lr_result" in st.session_stat
             # Measured on MovieLens 100k (README): the sweep's 100 steps end before plain SGD leaves its start, so its
             # suggestions (0.015 to 0.05) trained worse than the automatic rate, and the dot product without biases
             # learned nothing at all at them. The curve is still worth seeing; the suggestion is not offered.
-            st.plotly_chart(charts.lr_finder(lrs, losses, None), key="lr_chart")
+            st.plotly_chart(charts.lr_finder(lrs, losses, None), config=charts.CONFIG, key="lr_chart")
             st.info(f"For {OPTIMIZER_LABELS[optimizer]} this short sweep cannot tell where training will settle: "
                     f"its suggestions trained worse than the automatic rate ({auto_lr:g}) in every test, so leave "
                     "the learning rate empty, or switch to Adam, whose suggestion is reliable.", icon=":material/info:")
         else:
-            st.plotly_chart(charts.lr_finder(lrs, losses, suggestion), key="lr_chart")
+            st.plotly_chart(charts.lr_finder(lrs, losses, suggestion), config=charts.CONFIG, key="lr_chart")
             st.button(f"Use the suggested learning rate ({suggestion:.3g})", key="use_suggestion",
                       on_click=use_suggestion, args=(suggestion,))
 
