@@ -65,8 +65,12 @@ def error_by_rating(pf: pd.DataFrame, max_groups: int = 20) -> pd.DataFrame:
     if rating.nunique() > max_groups:
         lo, hi = float(rating.min()), float(rating.max())
         edges = np.linspace(lo, hi, max(2, min(max_groups, 10)) + 1)
-        labels = [f"{a:.3g} to {b:.3g}" for a, b in zip(edges[:-1], edges[1:])]
-        rating = pd.cut(rating, edges, labels=labels, include_lowest=True)
+        for digits in (3, 4, 6, 10):  # as few digits as keep the ranges apart
+            labels = [f"{a:.{digits}g} to {b:.{digits}g}" for a, b in zip(edges[:-1], edges[1:])]
+            if len(set(labels)) == len(labels):
+                break
+        rating = pd.cut(rating, edges, labels=labels if len(set(labels)) == len(labels) else None,
+                        include_lowest=True)
     g = pd.DataFrame({"rating": rating, "se": err**2, "ae": err.abs(), "prediction": pf["prediction"]}).groupby(
         "rating", observed=True)
     out = g.agg(n=("se", "size"), rmse=("se", "mean"), mae=("ae", "mean"), mean_prediction=("prediction", "mean")).reset_index()

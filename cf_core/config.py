@@ -322,7 +322,10 @@ def available_bytes(device: str) -> int | None:
         import torch
 
         try:
-            return int(torch.cuda.mem_get_info(torch.device(device))[0])
+            dev = torch.device(device)
+            # What PyTorch caches but no tensor holds is free to this process too.
+            cached = torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)
+            return int(torch.cuda.mem_get_info(dev)[0] + cached)
         except Exception:  # no CUDA here: the worker that trains will check again
             return None
     try:
@@ -335,11 +338,15 @@ def available_bytes(device: str) -> int | None:
     return None
 
 
-def check_cost(cfg: TrainConfig, stats: DataStats, device: str) -> list[str]:
+def check_cost(cfg: TrainConfig, stats: DataStats, device: str, free: int | None | str = "here") -> list[str]:
     """Raise TooCostly for a resolved setting that cannot fit in memory or would spend hours on step overhead;
-    return warnings (a long fit) otherwise."""
+    return warnings (a long fit) otherwise.
+
+    free: the bytes free where it trains; "here" asks this process's machine (`available_bytes`), None skips the
+    memory check (a web server that does not train: the worker checks on its own machine).
+    """
     c = cost(cfg, stats, device)
-    free = available_bytes(device)
+    free = available_bytes(device) if free == "here" else free
     where = "the GPU" if device.startswith("cuda") else "this machine"
     if free is not None and c.bytes > 0.8 * free:
         what = (f"Gibbs sampling with {cfg.n_factors} factors holds a {cfg.n_factors + 1} x {cfg.n_factors + 1} "
@@ -351,8 +358,11 @@ def check_cost(cfg: TrainConfig, stats: DataStats, device: str) -> list[str]:
                          if cfg.optimizer == "gibbs" else ""))
     if c.step_seconds > MAX_STEP_HOURS * 3600:
         bs = cfg.batch_size
-        while cost(cfg.replace(batch_size=bs), stats, device).step_seconds > MAX_STEP_HOURS * 3600 / 4:
+        while bs < stats.n_ratings and cost(cfg.replace(batch_size=bs), stats, device).step_seconds > MAX_STEP_HOURS * 900:
             bs *= 2
+        if bs >= stats.n_ratings:  # one batch an epoch is still too slow: the epochs are the trouble
+            raise TooCostly(f"{cfg.epochs:,} epochs would take about {_duration(c.step_seconds)} in the steps' overhead "
+                            "alone: use fewer epochs (or leave them empty for the automatic number)")
         raise TooCostly(f"a batch size of {cfg.batch_size:,} makes {c.steps_per_epoch:,} steps an epoch: about "
                         f"{_duration(c.step_seconds / cfg.epochs)} an epoch and {_duration(c.step_seconds)} for "
                         f"{cfg.epochs} epochs in the steps' overhead alone. Use a batch size of at least {bs:,} (or "

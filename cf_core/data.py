@@ -222,23 +222,42 @@ _NOT_UTF8 = _NotUtf8()
 codecs.register_error("cf-latin1", _latin1_fallback)
 
 
-def _encoding_warning(display: str, data_head: Callable[[int], bytes], n_bad: int, first: int) -> str:
-    """The warning for bytes read as Latin-1: how many, and the line of the first with what it became."""
-    head = data_head(first + 1)
-    line_no = head.count(b"\n") + 1
-    start = head.rfind(b"\n") + 1
-    line = data_head(first + 200)[start:].split(b"\n")[0]
-    shown = line.decode("utf-8", errors="cf-latin1").strip()[:60]
-    return (f"{display} is not all UTF-8: {n_bad:,} {'bytes that are' if n_bad > 1 else 'byte that is'} not UTF-8 "
-            f"(the first on line {line_no}: {shown!r}) were read as Latin-1, the rest as UTF-8. If names look "
-            "wrong, save the file as UTF-8.")
+# More bytes that are not UTF-8 than this, and the text is Latin-1 throughout (read with the plain codec, which is
+# fast); fewer, and they are stray bytes in UTF-8 text (each read as Latin-1 by `_latin1_fallback`).
+_MANY_BAD = 1000
 
 
-def _mixed_decode(data: bytes, offset: int = 0) -> tuple[str, int, int | None]:
-    """Decode UTF-8, reading bytes that are not UTF-8 as Latin-1: (text, bytes read as Latin-1, first offset)."""
-    _NOT_UTF8.count, _NOT_UTF8.first, _NOT_UTF8.offset = 0, None, offset
-    text = data.decode("utf-8", errors="cf-latin1")
-    return text, _NOT_UTF8.count, _NOT_UTF8.first
+@dataclass
+class _Encoding:
+    """How a text input decodes: "utf-8", "mixed" (a few bytes read as Latin-1) or "latin-1"; for the warning, how
+    many bytes were not UTF-8, the line of the first and that line's bytes."""
+
+    mode: str = "utf-8"
+    n_bad: int = 0
+    line_no: int = 0
+    line: bytes = b""
+
+    def decode(self, data: bytes) -> bytes:
+        """`data` (whole lines) as UTF-8 bytes."""
+        if self.mode == "latin-1":
+            return data.decode("latin-1").encode("utf-8")
+        return data.decode("utf-8", errors="cf-latin1").encode("utf-8") if self.mode == "mixed" else data
+
+    def warning(self, display: str) -> str | None:
+        if self.mode == "latin-1":
+            return f"{display} is not valid UTF-8; read it as Latin-1."
+        if self.mode == "utf-8":
+            return None
+        shown = self.line.decode("utf-8", errors="cf-latin1").strip()
+        shown = shown if len(shown) <= 100 else shown[:97] + "..."
+        return (f"{display} is not all UTF-8: {self.n_bad:,} {'bytes that are' if self.n_bad > 1 else 'byte that is'} "
+                f"not UTF-8 (the first on line {self.line_no}: {shown!r}) were read as Latin-1, the rest as UTF-8. "
+                "If names look wrong, save the file as UTF-8.")
+
+
+def _where(data: bytes, first: int, line_no: int = 1, base: int = 0) -> tuple[int, int]:
+    """The line number of byte `first` of `data`, and where that line starts (counting from `line_no`, `base`)."""
+    return line_no + data.count(b"\n", 0, first), base + data.rfind(b"\n", 0, first) + 1
 
 
 def _decode_text(buf: Any, display: str, warnings: list[str]) -> Any:
@@ -248,10 +267,14 @@ def _decode_text(buf: Any, display: str, warnings: list[str]) -> Any:
     arr = np.frombuffer(buf, np.uint8)
     if len(arr) and arr.max() >= 128:
         data = bytes(buf)
-        text, n_bad, first = _mixed_decode(data)
-        if n_bad:
-            warnings.append(_encoding_warning(display, lambda n: data[:n], n_bad, first))
-            return text.encode("utf-8")
+        _NOT_UTF8.count, _NOT_UTF8.first, _NOT_UTF8.offset = 0, None, 0
+        text = data.decode("utf-8", errors="cf-latin1")
+        if _NOT_UTF8.count:
+            enc = _Encoding("latin-1" if _NOT_UTF8.count > _MANY_BAD else "mixed", _NOT_UTF8.count)
+            enc.line_no, start = _where(data, _NOT_UTF8.first)
+            enc.line = data[start:start + 300].split(b"\n")[0]
+            warnings.append(enc.warning(display))
+            return text.encode("utf-8") if enc.mode == "mixed" else data.decode("latin-1").encode("utf-8")
         return data
     return buf
 
@@ -353,11 +376,11 @@ class _Table:
     rows_hint: int = 0
 
 
-def _utf8_scan(opener: Callable[[], pa.NativeFile], skip: int) -> tuple[int, int | None]:
-    """How many bytes of the input (after its first `skip`) are not UTF-8, and the first one's offset; a block
-    at a time."""
+def _utf8_scan(opener: Callable[[], pa.NativeFile], skip: int) -> _Encoding:
+    """How the input (after its first `skip` bytes) decodes, a block at a time; it stops early once the text is
+    plainly Latin-1."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="cf-latin1")
-    n_bad, first, offset = 0, None, 0
+    enc, first, offset, lines, line_start = _Encoding(), None, 0, 1, 0
     with opener() as f:
         f.seek(skip)
         while (block := f.read_buffer(_BLOCK_BYTES)).size:
@@ -366,23 +389,35 @@ def _utf8_scan(opener: Callable[[], pa.NativeFile], skip: int) -> tuple[int, int
                 pending = len(decoder.getstate()[0])
                 _NOT_UTF8.count, _NOT_UTF8.first, _NOT_UTF8.offset = 0, None, offset - pending
                 decoder.decode(block)
-                n_bad += _NOT_UTF8.count
+                enc.n_bad += _NOT_UTF8.count
                 first = _NOT_UTF8.first if first is None else first
+            if first is None:  # count lines up to the first bad byte only: no copy of the text before it
+                data = bytes(block)
+                lines, line_start = _where(data, len(data), lines, offset) if b"\n" in data else (lines, line_start)
+            elif enc.n_bad > _MANY_BAD:
+                break
             offset += block.size
-    pending = len(decoder.getstate()[0])
-    if pending:  # the input ends inside a multi-byte character
-        n_bad += pending
-        first = offset - pending if first is None else first
-    return n_bad, first
+        pending = len(decoder.getstate()[0])
+        if pending and enc.n_bad <= _MANY_BAD:  # the input ends inside a multi-byte character
+            enc.n_bad += pending
+            first = offset - pending if first is None else first
+        if first is None:
+            return enc
+        enc.mode = "latin-1" if enc.n_bad > _MANY_BAD else "mixed"
+        f.seek(skip + line_start)
+        head = bytes(f.read(first - line_start + 300))
+    enc.line_no, start = _where(head, first - line_start, lines, 0)
+    enc.line = head[start:].split(b"\n")[0]
+    return enc
 
 
 class _Rewritten(io.RawIOBase):
     """A binary stream of the input as the parser needs it: bytes that are not UTF-8 read as Latin-1 and
     re-encoded, "::" as one byte."""
 
-    def __init__(self, raw: pa.NativeFile, latin1: bool, multi: bool) -> None:
+    def __init__(self, raw: pa.NativeFile, encoding: str, multi: bool) -> None:
         super().__init__()
-        self._raw, self._latin1, self._multi = raw, latin1, multi
+        self._raw, self._encoding, self._multi = raw, encoding, multi
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="cf-latin1")
         self._out = b""
         self._carry = b""  # a trailing ":" that may pair with the first byte of the next block
@@ -395,7 +430,9 @@ class _Rewritten(io.RawIOBase):
         while not self._eof and (size < 0 or len(self._out) < size):
             block = bytes(self._raw.read(_BLOCK_BYTES))
             self._eof = not block
-            if self._latin1:
+            if self._encoding == "latin-1":
+                block = block.decode("latin-1").encode("utf-8")
+            elif self._encoding == "mixed":
                 block = self._decoder.decode(block, final=self._eof).encode("utf-8")
             data = self._carry + block
             self._carry = b""
@@ -415,12 +452,12 @@ def _text_table(buf: Any, opener: Callable[[], pa.NativeFile], display: str, sep
     if _looks_binary(bytes(buf[:_SAMPLE_BYTES])):
         raise DataError("does not look like a ratings table (it is a binary file)", source=display)
     skip = len(_BOM) if bytes(buf[:3]) == _BOM else 0
-    n_bad, first = _utf8_scan(opener, skip)
-    latin1 = n_bad > 0
+    enc = _utf8_scan(opener, skip)
+    latin1 = enc.mode != "utf-8"
     if latin1:
-        warnings.append(_encoding_warning(display, lambda n: bytes(buf[skip:skip + n]), n_bad, first))
+        warnings.append(enc.warning(display))
     head = _head(buf, skip, display)
-    lines = _sample_lines(_mixed_decode(head)[0].encode("utf-8") if latin1 else head, len(buf) > skip + len(head))
+    lines = _sample_lines(enc.decode(head), len(buf) > skip + len(head))
     if not lines:
         raise DataError("the file is empty", source=display)
     sep = sep or _sniff_sep(lines, display)
@@ -454,7 +491,7 @@ def _text_table(buf: Any, opener: Callable[[], pa.NativeFile], display: str, sep
         """The whole text as the parser sees it, in memory (the all-text read and the error paths only)."""
         data = buf[skip:]
         if latin1:
-            data = _mixed_decode(bytes(data))[0].encode("utf-8")
+            data = enc.decode(bytes(data))
         return bytes(data).replace(b"::", _MULTI_SEP.encode()) if multi else data
 
     def stream(cols: list[str]) -> Iterator[pa.RecordBatch]:
@@ -462,7 +499,7 @@ def _text_table(buf: Any, opener: Callable[[], pa.NativeFile], display: str, sep
         f.seek(skip)
         options = pacsv.ReadOptions(column_names=names, skip_rows=1 if header else 0, block_size=_BLOCK_BYTES)
         # A ragged row or unparsable text raises pa.ArrowInvalid; the caller then falls back to `read`.
-        return pacsv.open_csv(_Rewritten(f, latin1, multi) if latin1 or multi else f, read_options=options,
+        return pacsv.open_csv(_Rewritten(f, enc.mode, multi) if latin1 or multi else f, read_options=options,
                               parse_options=pacsv.ParseOptions(delimiter=sep, quote_char=quote),
                               convert_options=convert_options(cols))
 
@@ -487,14 +524,15 @@ def _text_table(buf: Any, opener: Callable[[], pa.NativeFile], display: str, sep
                 if "straddl" not in str(exc):
                     raise
                 # A line longer than the parser's block: say which, or parse again with blocks that hold it.
-                _, starts, _ = _lines(text())
-                lengths = np.diff(np.r_[starts, len(text()) + 1]) - 1
+                data, starts, _ = _lines(text())
+                lengths = np.diff(np.r_[starts, len(data) + 1]) - 1
                 longest = int(np.argmax(lengths))
                 if lengths[longest] > _MAX_LINE_BYTES:
                     raise DataError(f"line {longest + 1} is {lengths[longest] / 2**20:,.0f} MB long; a ratings "
                                     "table has one rating per line", source=display, row=longest + 1) from None
                 options = pacsv.ReadOptions(column_names=names, skip_rows=1 if header else 0,
-                                            block_size=2 * int(lengths[longest]) + 1024)
+                                            block_size=max(1 << 20, 2 * int(lengths[longest]) + 1024))
+                ragged.clear()  # the first parse's findings would be counted twice
                 table = parse(options)
         except pa.ArrowInvalid as exc:
             if not ragged:
@@ -1079,9 +1117,10 @@ def _odd_rating_column(r: np.ndarray) -> str | None:
 
 def _far_ratings(r: np.ndarray) -> str | None:
     """A warning when a few ratings lie far outside where the rest are (a typo such as 40 for 4.0 or 1e30)."""
-    lo, hi = np.percentile(r[:1_000_000], [0.5, 99.5])
-    spread = max(hi - lo, 1e-9 * max(abs(lo), abs(hi), 1.0))
-    far = (r < lo - 100 * spread) | (r > hi + 100 * spread)
+    lo, hi = np.percentile(r[::max(1, len(r) // 1_000_000)], [0.5, 99.5])  # an even sample: files come sorted
+    if hi == lo:  # nearly every rating is one value: no spread to measure "far" by
+        return None
+    far = (r < lo - 100 * (hi - lo)) | (r > hi + 100 * (hi - lo))
     if not far.any():
         return None
     return (f"{int(far.sum()):,} ratings lie far outside the range of the rest ({lo:g} to {hi:g}), for example "
@@ -1092,7 +1131,11 @@ def _as_text(arr: pa.ChunkedArray) -> pa.ChunkedArray:
     """Cells as text as a person wrote them (a spreadsheet's 4.0 as "4"), blanks as nulls."""
     if pa.types.is_string(arr.type):
         return arr
-    if pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type):
+    if pa.types.is_large_string(arr.type):
+        return pc.cast(arr, pa.string())
+    if pa.types.is_floating(arr.type):  # NaN is a blank cell, as in pandas' matrices
+        return pc.cast(pc.if_else(pc.is_nan(arr), pa.scalar(None, arr.type), arr), pa.string())
+    if pa.types.is_integer(arr.type):
         return pc.cast(arr, pa.string())
     return _to_arrow(pd.Series(arr.to_pandas(), dtype=object).map(_cell_str).replace("", None))
 
@@ -1121,7 +1164,7 @@ def _wide_to_long(table: _Table, missing: float | None, display: str, warnings: 
     inf = np.isinf(values)
     if inf.any():
         i, j = np.argwhere(inf)[0]
-        raise DataError(f"not a finite number: {values[i, j]!r}", source=display, row=table.row_of(int(i)),
+        raise DataError(f"not a finite number: {values[i, j]:g}", source=display, row=table.row_of(int(i)),
                         column=item_cols[j])
     present = ~np.isnan(values)
     if missing is not None:
@@ -1175,7 +1218,7 @@ def _open_table(source: Any, name: str | None, sep: str | None, header: bool | N
             raise DataError(f"starts as UTF-16 text but is not ({exc.reason} at byte {exc.start:,})",
                             source=display) from None
         source = buf
-    start = bytes(buf[:_SAMPLE_BYTES]).lstrip(_BOM).lstrip()[:1]
+    start = bytes(buf[:_SAMPLE_BYTES]).removeprefix(_BOM).lstrip()[:1]
     if start == b"<":
         raise DataError("looks like a web page or XML (it starts with '<'), not a table of ratings: save the table "
                         "as CSV", source=display)
@@ -1186,7 +1229,7 @@ def _open_table(source: Any, name: str | None, sep: str | None, header: bool | N
 
 def _json_table(buf: Any, display: str) -> _Table:
     """JSON records: an array of objects, or one object per line (as review dumps are)."""
-    data = bytes(buf).lstrip(_BOM)
+    data = bytes(buf).removeprefix(_BOM)
     try:
         if data.lstrip()[:1] == b"[":
             frame = pd.DataFrame.from_records(json.loads(data))

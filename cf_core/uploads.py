@@ -96,10 +96,16 @@ class UploadStore:
         if kind not in ("items", "valid"):
             raise ValueError(f"an upload holds an items or a validation file, not {kind!r}")
         kept = self.get(upload_id, who)
-        self.store.write_bytes(f"{self.dir}/{upload_id}/{kind}", data)
+        path = f"{self.dir}/{upload_id}/{kind}"
+        replaced = self.fs.size(path) if self.fs.exists(path) else 0
+        if self.store.local:  # written aside and renamed: a reader sees the old file or the new one, whole
+            self.store.write_bytes(f"{path}.tmp", data)
+            os.replace(f"{path}.tmp", path)
+        else:
+            self.store.write_bytes(path, data)
         with self._connect() as con:
             con.execute(f"UPDATE uploads SET {kind}_name=?, size=? WHERE id=?",
-                        (name, kept.size + len(data), upload_id))
+                        (name, kept.size - replaced + len(data), upload_id))
         return self.get(upload_id, who)
 
     def list(self, who: Principal) -> list[Upload]:

@@ -351,3 +351,39 @@ def test_the_data_page_shows_each_hostile_file_as_a_message(app_env, name, conte
     assert not at.exception, at.exception[0].message
     assert at.error and name in at.error[0].value and says in at.error[0].value, [e.value for e in at.error]
     assert "dataset" not in at.session_state or at.session_state["dataset"] is None
+
+
+def test_a_latin1_file_is_read_whole_as_latin1_and_fast(tmp_path):
+    """Thousands of Latin-1 bytes mean a Latin-1 file: the plain codec, not one Python call per byte."""
+    rows = "".join(f"café{u},thé{u % 9},{u % 5 + 1}\n" for u in range(3000))
+    path = tmp_path / "latin.csv"
+    path.write_bytes(("user,item,rating\n" + rows).encode("latin-1"))
+    r = read_ratings(path)
+    assert r.df["user"].iloc[0] == "café0" and any("not valid UTF-8; read it as Latin-1" in w for w in r.warnings)
+
+
+def test_a_long_field_in_a_crlf_file_is_read_after_all(tmp_path):
+    """A line longer than the parser's block is parsed again with bigger blocks; with CRLF line ends the longest
+    line was measured wrong, and ragged rows were counted twice."""
+    note = "x" * (3 << 20)
+    lines = ["user,item,rating,note"] + [f"{u},{u % 7},{u % 5 + 1},ok" for u in range(2000)] + [f"1,99,4,{note}"]
+    path = tmp_path / "long_field.csv"
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    assert read_ratings(path).n_ratings == 2001
+    lines[5] = "4,4,4,ok,extra"
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    with pytest.raises(DataError) as err:
+        read_ratings(path)
+    assert err.value.row == 6 and "rows have the wrong number" not in str(err.value), str(err.value)
+
+
+def test_no_outlier_warning_when_nearly_every_rating_is_one_value():
+    data = ("user,item,rating\n" + "".join(f"{u},{u % 11},1\n" for u in range(3000))
+            + "".join(f"{u},{u % 13 + 20},0\n" for u in range(12))).encode()
+    assert not any("far outside" in w for w in read_ratings(data, name="likes.csv").warnings)
+
+
+def test_too_many_epochs_are_refused_as_epochs_not_as_a_batch_size():
+    stats = DataStats(943, 1682, 80_000, 1, 5, 3.5)
+    with pytest.raises(TooCostly, match="use fewer epochs"):
+        check_cost(resolve(TrainConfig(optimizer="adam", epochs=400_000), stats), stats, "cpu")

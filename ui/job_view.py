@@ -4,6 +4,7 @@ store's database (a worker process writes the progress), which shows a job only 
 from __future__ import annotations
 
 import math
+import socket
 
 import streamlit as st
 
@@ -165,11 +166,16 @@ def interrupted(job: Job, snap: dict) -> None:
         again(job, "restart")
 
 
-def training_device(config) -> str:
-    """Where a job with `config` will most likely train: its device, else a GPU while a GPU worker is alive."""
-    if config.device != "auto":
-        return config.device
+def training_place(config) -> tuple[str, int | None | str]:
+    """Where a job with `config` will most likely train (its device, else a GPU while a GPU worker is alive), and
+    the memory to check it against: this machine's when its CPU workers all run here, else none (the web server
+    never touches a GPU; the worker checks again on its own machine)."""
     try:
-        return "cuda" if any(w["kind"] == "cuda" for w in state.jobs().workers()) else "cpu"
+        workers = state.jobs().workers()
     except Exception:  # the store is away: the queue's own message shows elsewhere on the page
-        return "cpu"
+        workers = []
+    device = config.device if config.device != "auto" else (
+        "cuda" if any(w["kind"] == "cuda" for w in workers) else "cpu")
+    here = socket.gethostname()
+    local = device == "cpu" and all(w["host"] == here for w in workers if w["kind"] == "cpu")
+    return device, "here" if local else None

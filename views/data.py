@@ -142,7 +142,7 @@ described = state.describe(ds)
 st.page_link(widgets.TRAIN_PAGE, label="Next: train a model on this data", icon=":material/arrow_forward:")
 summary = described["summary"]
 st.subheader(lit(ds.name))
-for note in ratings.warnings:
+for note in ratings.warnings + (ds.valid.warnings if ds.valid is not None else []):
     st.warning(lit(note))
 cols = st.columns(5)
 cols[0].metric("Users", f"{summary['n_users']:,}")

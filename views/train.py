@@ -266,7 +266,7 @@ except ValueError as exc:
 stats = data_stats(train_df)
 resolved = resolve(config, stats)
 try:  # what the settings cost where they will train; the worker checks again on its own machine
-    for line in check_cost(resolved, stats, job_view.training_device(resolved)):
+    for line in check_cost(resolved, stats, *job_view.training_place(resolved)):
         st.warning(line, icon=":material/schedule:")
 except TooCostly as exc:
     st.error(f"These settings cannot train: {lit(exc)}.", icon=":material/error:")
