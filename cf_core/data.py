@@ -775,7 +775,9 @@ def _to_ids(arr: pa.ChunkedArray, role: str, col: str, row_of: Callable[[int], i
     return text.to_pandas().astype("str")
 
 
-def _to_ratings(arr: pa.ChunkedArray, col: str, row_of: Callable[[int], int], display: str) -> np.ndarray:
+def _to_ratings(arr: pa.ChunkedArray, col: str, row_of: Callable[[int], int], display: str,
+                warnings: list[str] | None = None) -> np.ndarray:
+    """Ratings as float64; with `warnings`, decimal commas are read too (and said so)."""
     missing = arr.is_null().to_numpy(zero_copy_only=False)
     if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
         text = pc.utf8_trim_whitespace(arr)
@@ -785,8 +787,17 @@ def _to_ratings(arr: pa.ChunkedArray, col: str, row_of: Callable[[int], int], di
         try:
             values = pc.cast(text, pa.float64()).to_numpy()
         except pa.ArrowInvalid:
+            values = None
+        if values is None and warnings is not None and bool(pc.all(pc.match_substring_regex(
+                text, r"^[+-]?\d*,\d+$|^[+-]?\d+$")).as_py()):
+            # Decimal commas ("4,5"), as a spreadsheet in much of Europe saves them beside ";" separators.
+            values = pc.cast(pc.replace_substring(text, ",", "."), pa.float64()).to_numpy()
+            warnings.append(f"Read the ratings in {col!r} with decimal commas (4,5 as 4.5).")
+        if values is None:
             raw = text.to_pandas()
-            bad = pd.to_numeric(raw, errors="coerce").isna().to_numpy()
+            commas = raw.str.fullmatch(r"[+-]?\d*,\d+").fillna(False).to_numpy(bool)
+            # With decimal commas in the column, the cells that are wrong are the ones that are no number either way.
+            bad = pd.to_numeric(raw.where(~commas, raw.str.replace(",", ".")), errors="coerce").isna().to_numpy()
             i, n = _first_bad(bad)
             raise DataError(f"not a number: {raw.iloc[i]!r}{_how_many(n, 'are not numbers')}",
                             source=display, row=row_of(i), column=col) from None
@@ -1298,7 +1309,7 @@ def read_ratings(source: Any, *, user: str | None = None, item: str | None = Non
     cols: dict[str, Any] = {
         "user": _to_ids(arrays[roles["user"]], "user", roles["user"], table.row_of, display),
         "item": _to_ids(arrays[roles["item"]], "item", roles["item"], table.row_of, display),
-        "rating": _to_ratings(arrays[roles["rating"]], roles["rating"], table.row_of, display),
+        "rating": _to_ratings(arrays[roles["rating"]], roles["rating"], table.row_of, display, warnings),
     }
     if "timestamp" in roles:
         try:

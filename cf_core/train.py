@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .bayes import WARMUP_SWEEPS, GibbsSampler
+from .bayes_fm import RelationSampler
 from .config import TrainConfig, burn_in
 from .fused import FusedDotStep, use_compile, use_fused
 
@@ -433,7 +434,8 @@ class Trainer:
         returned.
         """
         cfg, model = self.cfg, self.model
-        sampler = GibbsSampler(model, train.user, train.item, train.rating, cfg.seed)
+        sampler = (RelationSampler if cfg.implicit else GibbsSampler)(model, train.user, train.item, train.rating,
+                                                                       cfg.seed)
         burn = burn_in(cfg)
         t0, first = time.perf_counter(), 1
         self._loop = {"sampler": sampler}

@@ -170,6 +170,8 @@ def test_a_failed_upload_does_not_leave_the_previous_summary(app_env):
     assert not at.exception and at.error and "second.csv" in at.error[0].value
     assert "dataset" not in at.session_state and not at.metric
     assert "No dataset yet" in at.info[0].value
+    # and the sidebar (drawn before the page) does not still name the dataset that was dropped
+    assert "Dataset: none yet" in [c.value for c in at.sidebar.caption], [c.value for c in at.sidebar.caption]
 
 
 def test_a_validation_file_of_ones_own_is_used_for_validation(app_env):

@@ -78,7 +78,7 @@ FILES: list[tuple[str, bytes, str, int | None]] = [
     ("broken.json", b'[{"user": 1, "item": 2, "rating": 3},', "JSON", None),
     ("letters.csv", _with_line(5, "4,4,x").encode(), "not a number", 5),
     ("percent.csv", _with_line(3, "1,2,40%").encode(), "not a number", 3),
-    ("comma_decimal.csv", b"user;item;rating\n1;2;4,5\n2;3;3,5\n3;3;2\n", "not a number", 2),
+    ("comma_decimal_and_text.csv", b"user;item;rating\n1;2;4,5\n2;3;good\n3;3;2\n", "not a number", 3),
     ("blank_rating.csv", _with_line(4, "1,3,").encode(), "missing rating", 4),
     ("inf.csv", _with_line(6, "1,5,inf").encode(), "not a finite number", 6),
     ("minus_inf.csv", _with_line(6, "1,5,-inf").encode(), "not a finite number", 6),
@@ -195,6 +195,12 @@ def test_utf16_and_json_lines_are_read(tmp_path):
     lines = "".join(json.dumps({"reviewerID": f"A{k % 9}", "asin": f"B{k % 13}", "overall": k % 5 + 1}) + "\n"
                     for k in range(60))
     assert read_ratings(lines.encode(), name="reviews.json").n_ratings == 60
+
+
+def test_decimal_commas_are_read_and_said():
+    """A semicolon file with decimal commas (Excel in much of Europe) failed with "not a number: '4,0'"."""
+    r = read_ratings(b"user;item;rating\n1;2;4,5\n2;3;3,5\n3;3;2\n", name="european.csv")
+    assert r.df["rating"].tolist() == [4.5, 3.5, 2.0] and any("decimal commas" in w for w in r.warnings)
 
 
 def test_an_outlier_among_normal_ratings_is_warned_about():

@@ -207,7 +207,10 @@ def pca_scatter(frame: pd.DataFrame, x: str = "pc1", y: str = "pc2", color: str 
                      render_mode="svg" if len(frame) <= SVG_MAX_POINTS else "webgl",
                      color_continuous_scale="Plasma", color_discrete_sequence=CATEGORY_COLORS, opacity=0.8)
     fig.update_traces(marker=dict(size=7))
-    return _layout(fig, None, height=560, xaxis_title=x.upper(), yaxis_title=y.upper())
+    fig = _layout(fig, None, height=600, xaxis_title=x.upper(), yaxis_title=y.upper())
+    # Many categories make a wide legend: below the map, where the toolbar (top right) never covers an entry.
+    return fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.12, xanchor="left", x=0),
+                             margin=dict(t=8))
 
 
 def explained_variance(ratio: Sequence[float]) -> go.Figure:

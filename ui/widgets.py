@@ -79,11 +79,19 @@ def require_run() -> Run | None:
     if state.share_token() is None:
         st.query_params["run"] = run.info.id  # a reload comes back to the same run
     metrics = run.info.metrics
-    rmse = f" · valid RMSE {metrics['valid_rmse']:.4f}" if metrics.get("valid_rmse") is not None else ""
+    rmse = f" · validation RMSE {metrics['valid_rmse']:.4f}" if metrics.get("valid_rmse") is not None else ""
     shared = f" · shared by {lit(run.info.owner)}" if run.info.owner != state.who().name else ""
-    st.caption(f"Run {lit(run.info.name or run.info.id)} · {run.info.model} · {lit(run.info.dataset or 'data')} · "
+    st.caption(f"Run {lit(run.info.name or run.info.id)} · {model_label(run.info.model)} · "
+               f"{lit(run.info.dataset or 'data')} · "
                f"{run.info.created_text}{rmse}{shared}")
     return run
+
+
+MODEL_LABELS = {"dotbias": "Dot product with biases", "dot": "Dot product (no biases)", "nn": "Neural net"}
+
+
+def model_label(model: str) -> str:
+    return MODEL_LABELS.get(model, model)
 
 
 # Column names for people, for every table of items, users and predictions (the data keeps its own names).
@@ -139,7 +147,7 @@ def sidebar_status(who: Principal) -> None:
         if run_id:
             try:
                 info = state.run_info(run_id)
-                st.caption(f"Current run: {lit(info.name or info.id)} ({info.model})")
+                st.caption(f"Current run: {lit(info.name or info.id)} ({model_label(info.model)})")
             except (RunNotFound, PermissionDenied):
                 st.caption("Current run: not available")
         else:

@@ -24,6 +24,18 @@ source = st.radio("Ratings", [s for s in SOURCES if s != "mine" or mine], key="s
                   format_func=SOURCES.get)
 
 
+def forget_after_failure() -> None:
+    """Drop the dataset a failed file was meant to replace; the sidebar, drawn before this page, is redrawn once
+    (the file stays in its uploader, so the rerun reads it again, says why it fails, and finds nothing to drop)."""
+    if state.dataset() is not None:
+        state.forget_dataset()
+        st.rerun()
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB" if n >= 1e6 else f"{max(n / 1e3, 0.1):,.1f} kB"
+
+
 def reopen(upload_id: str) -> None:
     """Read one of this person's uploads again and make it the dataset."""
     try:
@@ -65,7 +77,7 @@ elif source == "mine":
     picked = st.selectbox("Upload", list(by_id), key="my_upload", format_func=lambda i: (
         f"{by_id[i].name}" + (f" + {by_id[i].items_name}" if by_id[i].items_name else "")
         + (f" + validation {by_id[i].valid_name}" if by_id[i].valid_name else "")
-        + f" · {by_id[i].created_text} · {by_id[i].size / 1e6:,.1f} MB"))
+        + f" · {by_id[i].created_text} · {_size(by_id[i].size)}"))
     cols = st.columns(2)
     cols[0].button("Use this upload", key="reopen", type="primary", icon=":material/upload_file:", on_click=reopen,
                    args=(picked,))
@@ -103,7 +115,7 @@ else:
         except DataError as exc:
             st.error(lit(exc), icon=":material/error:")
             columns = None
-            state.forget_dataset()  # what this file was meant to replace must not look as if it had loaded
+            forget_after_failure()  # what this file was meant to replace must not look as if it had loaded
         if columns is not None:
             picks = st.columns(4)
             roles = {}
@@ -128,7 +140,7 @@ else:
                            icon=":material/check_circle:")
             except DataError as exc:
                 st.session_state.pop("_upload_key", None)
-                state.forget_dataset()
+                forget_after_failure()
                 st.error(lit(exc), icon=":material/error:")
                 st.caption("Choose the right columns above, or fix the file and upload it again.")
 

@@ -29,8 +29,14 @@ except ValueError as exc:
     st.stop()
 n_components = len(ratio)  # fewer when only a few items pass the minimum
 options = [f"pc{i + 1}" for i in range(n_components)]
-x = controls[1].selectbox("Horizontal axis", options, 0, key="pc_x")
-y = controls[2].selectbox("Vertical axis", options, min(1, n_components - 1), key="pc_y")
+def component(pc: str) -> str:
+    return f"{pc.upper()} ({ratio[int(pc[2:]) - 1]:.0%} of how items differ)"
+
+
+x = controls[1].selectbox("Horizontal axis", options, 0, key="pc_x", format_func=component,
+                          help="Each component is a direction in the items' learned traits; the first ones explain "
+                               "the most of how the items differ.")
+y = controls[2].selectbox("Vertical axis", options, min(1, n_components - 1), key="pc_y", format_func=component)
 has = run.items is not None
 color = controls[3].selectbox("Colour by", [c for c in COLOR_LABELS if has or c not in ("genre", "year")],
                               format_func=COLOR_LABELS.get, key="emb_color")

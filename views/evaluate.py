@@ -5,6 +5,9 @@ import streamlit as st
 from ui import charts, shared_views, state, widgets
 from ui.safe import cells
 
+TABLE_NAMES = {"n": "ratings", "rmse": "RMSE", "mae": "MAE", "mean_prediction": "average prediction",
+               "user_ratings": "the user's training ratings", "rating": "true rating"}
+
 st.title("Evaluate")
 run = widgets.require_run()
 if run is None:
@@ -34,7 +37,10 @@ cols[3].metric("Cold (unseen user or item)", f"{ev['cold']:,}",
                help="Predicted by the fallback: global mean plus the known biases.")
 
 st.subheader("Predictions vs actuals")
-bins = st.slider("Bins", 10, 120, 50, key="bins")
+st.caption("Each column is one true rating; the darker a cell, the more ratings the model predicted at that height. "
+           "A perfect model would put everything on the dotted line. The bars show how the true ratings (top) and the "
+           "predictions (right) are spread.")
+bins = st.slider("Bins", 10, 120, 50, key="bins", help="How finely the predictions are grouped into cells.")
 st.plotly_chart(shared_views.joint(run_id, bins), config=charts.CONFIG, key="joint")
 
 left, right = st.columns(2)
@@ -43,7 +49,7 @@ for col, what in ((left, "rating"), (right, "activity")):
         table, figure = shared_views.errors_by(run_id, what)
         st.plotly_chart(figure, config=charts.CONFIG, key=f"by_{what}")
         with st.expander("Table"):
-            st.dataframe(cells(table), hide_index=True)
+            st.dataframe(cells(table.rename(columns=TABLE_NAMES)), hide_index=True)
 
 if len(state.runs_i_can_see()) < 2:  # nothing to compare with (a share link's visitor sees one run)
     st.stop()

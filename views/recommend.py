@@ -72,8 +72,8 @@ with similar:
     st.caption("Nearest by the cosine similarity of the item embeddings.")
 
 with new_user:
-    st.caption("Rate a handful of items: a new user vector is fitted to them against the frozen item embeddings "
-               "(no retraining), and you get recommendations at once.")
+    st.caption("Rate a handful of items as if you were a new user: the model works out your tastes from them "
+               "(without training again) and recommends at once.")
     chosen = st.multiselect("Items you have an opinion on", popular[:500], format_func=label, key="new_items",
                             max_selections=20, help="Up to 20 of the 500 most rated items; then rate each below.")
     ratings = {}

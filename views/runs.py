@@ -109,14 +109,16 @@ if damaged:
                "below to delete it.", icon=":material/warning:")
 table = pd.DataFrame([{
     "state": f"damaged: {damaged[info.id]}" if info.id in damaged else "ok",
-    "name": info.name, "owner": info.owner, "created": info.created_text, "model": info.model, "dataset": info.dataset,
+    "name": info.name, "owner": info.owner, "created": info.created_text, "model": widgets.model_label(info.model),
+    "dataset": info.dataset,
     "valid_rmse": info.metrics.get("valid_rmse"), "valid_mae": info.metrics.get("valid_mae"),
     "epochs": info.metrics.get("epochs"), "seconds": info.metrics.get("train_seconds"),
     "n_factors": info.config.get("n_factors"), "optimizer": info.config.get("optimizer"), "lr": info.config.get("lr"),
     "wd": info.config.get("wd"), "batch_size": info.config.get("batch_size"), "schedule": info.config.get("schedule"),
     "current": info.id == state.current_run_id(), "id": info.id} for info in runs])
 st.dataframe(cells(table, exempt=("id",)), hide_index=True, key="runs_table",
-             column_config={"valid_rmse": st.column_config.NumberColumn("validation RMSE", format="%.4f",
+             column_config={"state": st.column_config.TextColumn("files", help="ok, or what is damaged"),
+                            "valid_rmse": st.column_config.NumberColumn("validation RMSE", format="%.4f",
                                                                        help="Typical error on held-out ratings"),
                             "valid_mae": st.column_config.NumberColumn("validation MAE", format="%.4f",
                                                                       help="Average error on held-out ratings"),
@@ -176,6 +178,10 @@ with st.form("rename_form", border=False):
 st.subheader("Share links")
 st.caption("Whoever opens a link sees this run on the explore pages (Evaluate, Embeddings, Biases, Recommend) and "
            "nothing else: not your other runs, not your data, no delete, no training. Revoke a link to end it.")
+if auth.mode() == "local":
+    st.caption("This server runs in local mode: it answers this computer only, and whoever uses this computer is you "
+               "(with every right). To share with colleagues, run it for the team (`make serve`), where each person "
+               "signs in and a link opens only what it shares.")
 cols = st.columns([2, 1], vertical_alignment="bottom")
 if auth.mode() == "team":
     cols[0].checkbox("Open to anyone with the link, without signing in", key="share_public",

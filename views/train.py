@@ -24,7 +24,7 @@ from cf_core.splits import TRAIN_COLUMNS, cold_count, split_for_training
 from ui import charts, job_view, state, widgets
 from ui.safe import lit
 
-MODEL_LABELS = {"dotbias": "Dot product with biases", "dot": "Dot product (no biases)", "nn": "Neural net"}
+MODEL_LABELS = widgets.MODEL_LABELS
 OPTIMIZER_LABELS = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam", "adamw": "AdamW",
                     "gibbs": "Bayesian (Gibbs sampling)"}
 SPLIT_LABELS = {"random": "Random", "user": "Per user", "time": "Each user's latest ratings"}
