@@ -32,7 +32,7 @@ from torch import nn
 
 from .bayes import A0, B0, BETA0, GibbsSampler, _sparse
 
-CG_TOL, CG_MAX_ITER = 1e-6, 200
+CG_TOL, CG_MAX_ITER = 1e-4, 200
 IMPLICIT = ("implicit_item", "implicit_user")  # y (on the user side: items rated), z (on the item side: raters)
 
 

@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--split", choices=("random", "user", "time"), default="random")
     t.add_argument("--seed", type=int, default=42)
     t.add_argument("--items", help="item metadata (titles, genres)")
+    t.add_argument("--implicit", action=argparse.BooleanOptionalAction, default=False,
+                   help="the Bayesian fit also learns from what each user rated and who rated each item (Bayesian "
+                        "SVD++ both ways; the dot products with Gibbs sampling)")
     t.add_argument("--model", choices=MODEL_NAMES, default="dotbias")
     t.add_argument("--factors", type=int, help="embedding size (default: chosen from the data)")
     t.add_argument("--layers", type=_ints, help="nn hidden layers, e.g. 64,32")
@@ -154,7 +157,8 @@ def _load_ratings(source: str):
 def _config(a: argparse.Namespace) -> TrainConfig:
     fields = {"model": a.model, "n_factors": a.factors, "layers": a.layers, "dropout": a.dropout, "epochs": a.epochs,
               "lr": a.lr, "wd": a.wd, "wd_mode": a.wd_mode, "layer_wd": a.layer_wd, "pretrain": a.pretrain, "optimizer": a.optimizer, "betas": a.betas,
-              "schedule": a.schedule, "batch_size": a.batch_size, "y_range": a.y_range, "device": a.device}
+              "schedule": a.schedule, "batch_size": a.batch_size, "y_range": a.y_range, "device": a.device,
+              "implicit": a.implicit}
     cfg = TrainConfig().replace(**{k: v for k, v in fields.items() if v is not None})
     cfg.validate()
     return cfg

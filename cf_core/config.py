@@ -113,6 +113,9 @@ class TrainConfig:
             (self.optimizer != "gibbs" or self.y_range is None or not self.use_y_range,
              "Gibbs sampling fits the linear dot product and cannot use a sigmoid y_range: turn the y_range off"),
             (self.burn_in >= 0, "burn_in must be zero or positive"),
+            (not self.implicit or (self.model != "nn" and self.optimizer in (None, "gibbs")),
+             "what each user rated (implicit) is part of the Bayesian fit of the dot products: choose the dot product "
+             "and Gibbs sampling, or turn it off"),
             (not self.pretrain or self.model == "nn", "pretrain applies to the neural net only"),
             (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}"),
             (self.wd_mode in (None, *WD_MODES), f"wd_mode must be l2 or decoupled, not {self.wd_mode!r}"),
@@ -197,6 +200,9 @@ def resolve(cfg: TrainConfig, stats: DataStats) -> TrainConfig:
     changes: dict[str, Any] = {}
     optimizer = cfg.optimizer or default_optimizer(cfg.model, stats.n_ratings)
     changes["optimizer"] = optimizer
+    if cfg.implicit and optimizer != "gibbs":
+        raise ValueError(f"what each user rated (implicit) is part of the Bayesian fit, and this data trains with "
+                         f"{optimizer} ({stats.n_ratings:,} ratings): turn it off, or choose Gibbs sampling")
     if optimizer == "gibbs":  # a linear model: no sigmoid
         changes.update(use_y_range=False, y_range=None)
     elif cfg.y_range is None and cfg.use_y_range:
@@ -303,6 +309,8 @@ def cost(cfg: TrainConfig, stats: DataStats, device: str) -> Cost:
         # Floating-point work a sweep: the Gram matrices (a d x d outer product per rating and per row), a Cholesky
         # factorisation and solves per row; at about 10 GFLOP/s on a CPU and 1 TFLOP/s on a GPU in float64.
         flops = 2 * (stats.n_ratings + rows) * d * d + rows * d**3 / 3 + 4 * rows * d * d
+        if cfg.implicit:  # two conjugate-gradient solves, each about 40 products over the ratings (measured)
+            flops += 2 * 40 * 8 * stats.n_ratings * d
         sweep = flops / (1e10 if kind == "cpu" else 1e12) + SWEEP_SECONDS
         return Cost(int(need), 0, 0.0, cfg.epochs * sweep)
     width = (cfg.user_factors or cfg.n_factors) + (cfg.item_factors or cfg.n_factors) if cfg.model == "nn" \

@@ -342,3 +342,17 @@ def test_settings_too_costly_are_refused_on_the_page_with_the_figures(app_env, m
     at.number_input(key="n_factors").set_value(512).run()
     assert any("GB of memory" in e.value and "use fewer factors" in e.value for e in at.error)
     assert not any(b.key == "start" for b in at.button)
+
+
+def test_learning_from_what_each_person_rated_trains_from_the_page(app_env):
+    """The Bayesian SVD++ option: a checkbox for the Bayesian fit, in the settings that train, and a run at the end."""
+    at = train_page(epochs=6)
+    assert not at.checkbox(key="implicit").disabled and not at.checkbox(key="implicit").value
+    at.checkbox(key="implicit").check().run()
+    assert resolved_config(at)["implicit"] is True
+    table = dict(at.dataframe[0].value.values.tolist())
+    assert table["Learns from what each person chose to rate"] == "yes"
+    at = wait_for(at.button(key="start").click().run())
+    assert not at.exception and _snap(at)["status"] == "done", _snap(at)
+    at.selectbox(key="optimizer").set_value("adam").run()
+    assert at.checkbox(key="implicit").disabled and resolved_config(at)["implicit"] is False

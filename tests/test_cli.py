@@ -89,3 +89,14 @@ def test_a_diverged_fit_is_an_error_not_a_run(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.startswith("error: training diverged"), out.stderr
     assert "Traceback" not in out.stderr and not list((tmp_path / "runs").glob("*/meta.json"))
+
+
+def test_train_with_what_each_user_rated(files):
+    p = run("train", "--ratings", str(files / "ratings.csv"), "--implicit", "--epochs", "4", "--out", str(files / "runs3"),
+            "--quiet")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["optimizer"] == "gibbs" and out["valid_rmse"] < out["valid_baseline_rmse"]
+    p = run("train", "--ratings", str(files / "ratings.csv"), "--implicit", "--optimizer", "adam", "--out",
+            str(files / "runs3"))
+    assert p.returncode == 2 and "Bayesian fit" in p.stderr

@@ -105,7 +105,9 @@ def read_config() -> TrainConfig:
         momentum=st.session_state["momentum"], wd=st.session_state["wd"],
         wd_mode=None if st.session_state["wd_mode"] == "auto" else st.session_state["wd_mode"],
         schedule=st.session_state["schedule"], epochs=st.session_state["epochs"],
-        batch_size=st.session_state["batch_size"], seed=st.session_state["seed"], **kw)
+        batch_size=st.session_state["batch_size"], seed=st.session_state["seed"],
+        implicit=bool(st.session_state.get("implicit")) and fit_method(model, optimizer) == "gibbs" and model != "nn",
+        **kw)
 
 
 def n_train() -> int:
@@ -122,7 +124,7 @@ def fit_method(model: str, optimizer: str | None) -> str:
 
 SETTINGS = ("model", "n_factors", "layers", "dropout", "emb_dropout", "pretrain", "layer_wd", "use_y_range",
             "y_lo", "y_hi", "optimizer", "lr", "beta1", "beta2", "eps", "momentum", "wd", "wd_mode", "schedule",
-            "epochs", "batch_size", "split_how", "valid_frac", "seed", "run_name")
+            "epochs", "batch_size", "split_how", "valid_frac", "seed", "run_name", "implicit")
 
 
 def reset_settings() -> None:
@@ -145,7 +147,8 @@ def settings_table(cfg: TrainConfig) -> pd.DataFrame:
                  ("Weight decay on the hidden layers", f"{cfg.layer_wd:.3g}"),
                  ("Starts from a Bayesian fit", "yes" if cfg.pretrain else "no")]
     if gibbs:
-        rows += [("Sweeps", f"{cfg.epochs} (the first 20 are burn-in, not averaged)"),
+        rows += [("Learns from what each person chose to rate", "yes" if cfg.implicit else "no"),
+                 ("Sweeps", f"{cfg.epochs} (the first 20 are burn-in, not averaged)"),
                  ("Predictions", "clipped to the rating scale")]
     else:
         rows += [("Learning rate", f"{cfg.lr:.3g}"), ("Schedule", cfg.schedule), ("Epochs", cfg.epochs),
@@ -221,6 +224,12 @@ with model_col:
     factors_slot.number_input("Number of factors", 1, 1024, value=None, step=1, key="n_factors",
                               placeholder=f"auto ({GIBBS_FACTORS})" if gibbs else "auto (64; 50 for the net)", help=HELP["n_factors"])
     with y_slot:
+        st.checkbox("Learn from what each person chose to rate", False, key="implicit",
+                    disabled=not gibbs or model == "nn",
+                    help="Also learns from which films each person rated (and who rated each film), not only from "
+                         "the stars they gave: on MovieLens 100k it predicts better (0.887 against 0.903) and takes "
+                         "about eight times as long. For the Bayesian fit of the dot products only. Detail: Bayesian "
+                         "SVD++ both ways, from the training ratings only.")
         if gibbs:  # shown off, not the (kept) choice for the optimizers
             st.checkbox("Squash predictions into y_range (sigmoid)", False, disabled=True, key="use_y_range_gibbs",
                         help="Gibbs sampling fits the linear dot product; predictions are clipped to the rating scale.")
