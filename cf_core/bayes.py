@@ -237,7 +237,7 @@ class GibbsSampler:
             tensors.update({f"sum.{s}": v for s, v in self._sum.items()})
         tensors["gen"] = self.gen.get_state()
         return {"noise_precision": self.noise_precision, "n_averaged": self.n_averaged,
-                "averaging": self._sum is not None}, {k: v.detach().cpu() for k, v in tensors.items()}
+                "averaging": self._sum is not None}, {k: v.detach().cpu().clone() for k, v in tensors.items()}
 
     def load_state(self, scalars: dict, tensors: dict[str, torch.Tensor]) -> None:
         dev = self.device

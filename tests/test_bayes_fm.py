@@ -138,3 +138,25 @@ def test_what_each_user_rated_helps_where_the_data_has_that_structure():
     plain = Recommender(TrainConfig(epochs=80, seed=3)).fit(train, valid).evaluate(valid)["rmse"]
     implicit = Recommender(TrainConfig(epochs=80, seed=3, implicit=True)).fit(train, valid).evaluate(valid)["rmse"]
     assert plain < mean_rmse and implicit < 0.95 * plain, (implicit, plain, mean_rmse)
+
+
+@pytest.mark.parametrize("implicit", [False, True])
+def test_a_fit_resumed_from_a_checkpoint_ends_where_the_whole_fit_does(implicit):
+    """A worker that is cut off resumes from its last checkpoint: the implicit blocks and their averages travel.
+    (A checkpoint kept in memory held the running sums themselves, which the sweeps after it went on adding to.)"""
+    from cf_core.train import Callback
+
+    df = _planted_selection(n_users=150, n_items=40)
+    train, valid = random_split(df, 0.2, seed=1)
+    cfg = TrainConfig(epochs=8, burn_in=3, seed=4, implicit=implicit)
+
+    class Keep(Callback):
+        def on_epoch_end(self, trainer, info):
+            if info.epoch == 5:
+                self.saved = trainer.checkpoint()
+
+    keep = Keep()
+    whole = Recommender(cfg).fit(train, valid, [keep]).evaluate(valid)["rmse"]
+    assert any(k.startswith("sampler.W.implicit_item") for k in keep.saved.tensors) == implicit
+    resumed = Recommender(cfg).fit(train, valid, resume=keep.saved).evaluate(valid)["rmse"]
+    assert resumed == pytest.approx(whole, abs=1e-6)
