@@ -241,9 +241,11 @@ class GibbsSampler:
 
     def load_state(self, scalars: dict, tensors: dict[str, torch.Tensor]) -> None:
         dev = self.device
-        self.W = {s: tensors[f"W.{s}"].to(dev) for s in ("user", "item")}
-        self.hyper = {s: (tensors[f"hyper.{s}.mean"].to(dev), tensors[f"hyper.{s}.precision"].to(dev)) for s in self.W}
-        self._sum = {s: tensors[f"sum.{s}"].to(dev) for s in self.W} if scalars["averaging"] else None
+        # Copies: the sweeps add to the sums in place, and the checkpoint may be resumed from again.
+        self.W = {s: tensors[f"W.{s}"].to(dev, copy=True) for s in ("user", "item")}
+        self.hyper = {s: (tensors[f"hyper.{s}.mean"].to(dev, copy=True), tensors[f"hyper.{s}.precision"].to(dev, copy=True))
+                      for s in self.W}
+        self._sum = {s: tensors[f"sum.{s}"].to(dev, copy=True) for s in self.W} if scalars["averaging"] else None
         self.noise_precision, self.n_averaged = scalars["noise_precision"], scalars["n_averaged"]
         self.gen.set_state(tensors["gen"])
         self._sse = None

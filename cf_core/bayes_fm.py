@@ -20,6 +20,9 @@ Each sweep draws, exactly given everything else:
   item's own k x k block, to a relative residual of CG_TOL;
 - the hyperparameters: a Normal-Gamma prior per dimension for each block (grouped, as libFM's and myFM's).
 
+The fit keeps the average of the id rows' conditional means (Rao-Blackwellized, as Bayesian PMF's) and of the
+implicit blocks' draws (their conditional means would cost a second solve a sweep).
+
 Implicit information comes from the training ratings only: validation pairs never enter N(u) or N(i) (the
 stricter of the paper's two protocols). The fit ends as one ordinary `DotProductBias`: its user embedding is
 p_u + sum_j a_uj y_j and its item embedding q_i + sum_v b_iv z_v (the posterior means), so the explore pages, the
@@ -27,10 +30,12 @@ PCA of the item factors and a new user's fold-in work unchanged.
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
-from .bayes import A0, B0, BETA0, GibbsSampler, _sparse
+from .bayes import A0, B0, BETA0, WARMUP_L2, GibbsSampler, _sparse
 
 CG_TOL, CG_MAX_ITER = 1e-4, 200
 IMPLICIT = ("implicit_item", "implicit_user")  # y (on the user side: items rated), z (on the item side: raters)
@@ -66,6 +71,7 @@ class RelationSampler(GibbsSampler):
             self.hyper[name] = (torch.zeros(self.k, dtype=dt, device=self.device),
                                 torch.ones(self.k, dtype=dt, device=self.device))
         self.cg_iterations: list[int] = []  # per solve, for the benchmark and tests
+        self.cg_unconverged = 0  # solves that stopped at CG_MAX_ITER
 
     # ------------------------------------------------------------ the model's two sides
     def sums(self, weights: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -175,6 +181,9 @@ class RelationSampler(GibbsSampler):
         z = (Dinv * r[:, None, :]).sum(2)
         p, rz = z.clone(), float((r * z).sum())
         norm_b = float(b.norm()) or 1.0
+        if float(r.norm()) <= CG_TOL * norm_b:  # the start already solves it
+            self.cg_iterations.append(0)
+            return x
         for it in range(1, CG_MAX_ITER + 1):
             Ap = op(p)
             step = rz / float((p * Ap).sum())
@@ -185,6 +194,12 @@ class RelationSampler(GibbsSampler):
             z = (Dinv * r[:, None, :]).sum(2)
             rz, rz_old = float((r * z).sum()), rz
             p = z + (rz / rz_old) * p
+        else:  # not converged: the draw is approximate; say so once
+            if not self.cg_unconverged:
+                warnings.warn(f"conjugate gradients stopped after {CG_MAX_ITER} steps at a relative residual of "
+                              f"{float(r.norm()) / norm_b:.1e} (target {CG_TOL:.0e}): the draws of {name} are approximate",
+                              RuntimeWarning, stacklevel=2)
+            self.cg_unconverged += 1
         self.cg_iterations.append(it)
         return x
 
@@ -206,7 +221,7 @@ class RelationSampler(GibbsSampler):
     def sweep(self, warmup: bool = False) -> float:
         """One sweep: hyperparameters, users, what they rated (y), items, who rated them (z); see GibbsSampler."""
         if warmup:
-            self.als_step(0.1)
+            self.als_step(WARMUP_L2)
         else:
             self._sample_hyper()
             self._sample_side("user")
@@ -224,9 +239,11 @@ class RelationSampler(GibbsSampler):
     def load_state(self, scalars: dict, tensors: dict[str, torch.Tensor]) -> None:
         dev = self.device
         names = [n for n in self.W]
-        self.W = {s: tensors[f"W.{s}"].to(dev) for s in names}
-        self.hyper = {s: (tensors[f"hyper.{s}.mean"].to(dev), tensors[f"hyper.{s}.precision"].to(dev)) for s in names}
-        self._sum = {s: tensors[f"sum.{s}"].to(dev) for s in names} if scalars["averaging"] else None
+        # Copies: the sweeps add to the sums in place, and the checkpoint may be resumed from again.
+        self.W = {s: tensors[f"W.{s}"].to(dev, copy=True) for s in names}
+        self.hyper = {s: (tensors[f"hyper.{s}.mean"].to(dev, copy=True), tensors[f"hyper.{s}.precision"].to(dev, copy=True))
+                      for s in names}
+        self._sum = {s: tensors[f"sum.{s}"].to(dev, copy=True) for s in names} if scalars["averaging"] else None
         self.noise_precision, self.n_averaged = scalars["noise_precision"], scalars["n_averaged"]
         self.gen.set_state(tensors["gen"])
         self._sse = None

@@ -306,11 +306,13 @@ def cost(cfg: TrainConfig, stats: DataStats, device: str) -> Cost:
     if cfg.optimizer == "gibbs":
         d = cfg.n_factors + (1 if cfg.model == "dotbias" else 0)
         need = _gibbs_bytes(stats.n_users, stats.n_items, d)
+        if cfg.implicit:  # eight sparse views of the ratings, and per rating the other side's vector and noise
+            need += stats.n_ratings * (8 * 16 + 8 * (d + 2))
         # Floating-point work a sweep: the Gram matrices (a d x d outer product per rating and per row), a Cholesky
         # factorisation and solves per row; at about 10 GFLOP/s on a CPU and 1 TFLOP/s on a GPU in float64.
         flops = 2 * (stats.n_ratings + rows) * d * d + rows * d**3 / 3 + 4 * rows * d * d
-        if cfg.implicit:  # two conjugate-gradient solves, each about 40 products over the ratings (measured)
-            flops += 2 * 40 * 8 * stats.n_ratings * d
+        if cfg.implicit:  # two conjugate-gradient solves a sweep, 40 to 70 steps of two products over the ratings
+            flops += 2 * 70 * 16 * stats.n_ratings * d
         sweep = flops / (1e10 if kind == "cpu" else 1e12) + SWEEP_SECONDS
         return Cost(int(need), 0, 0.0, cfg.epochs * sweep)
     width = (cfg.user_factors or cfg.n_factors) + (cfg.item_factors or cfg.n_factors) if cfg.model == "nn" \

@@ -355,4 +355,4 @@ def test_learning_from_what_each_person_rated_trains_from_the_page(app_env):
     at = wait_for(at.button(key="start").click().run())
     assert not at.exception and _snap(at)["status"] == "done", _snap(at)
     at.selectbox(key="optimizer").set_value("adam").run()
-    assert at.checkbox(key="implicit").disabled and resolved_config(at)["implicit"] is False
+    assert at.checkbox(key="implicit_off").disabled and resolved_config(at)["implicit"] is False

@@ -224,12 +224,15 @@ with model_col:
     factors_slot.number_input("Number of factors", 1, 1024, value=None, step=1, key="n_factors",
                               placeholder=f"auto ({GIBBS_FACTORS})" if gibbs else "auto (64; 50 for the net)", help=HELP["n_factors"])
     with y_slot:
-        st.checkbox("Learn from what each person chose to rate", False, key="implicit",
-                    disabled=not gibbs or model == "nn",
-                    help="Also learns from which films each person rated (and who rated each film), not only from "
-                         "the stars they gave: on MovieLens 100k it predicts better (0.887 against 0.903) and takes "
-                         "about eight times as long. For the Bayesian fit of the dot products only. Detail: Bayesian "
+        implicit_help = ("Also learns from which items each person rated (and who rated each item), not only from "
+                         "the ratings they gave: on MovieLens 100k it predicts better (0.887 against 0.903) and takes "
+                         "about six times as long. For the Bayesian fit of the dot products only. Detail: Bayesian "
                          "SVD++ both ways, from the training ratings only.")
+        if gibbs:
+            st.checkbox("Learn from what each person chose to rate", False, key="implicit", help=implicit_help)
+        else:  # shown off, not the (kept) choice for the Bayesian fit
+            st.checkbox("Learn from what each person chose to rate", False, disabled=True, key="implicit_off",
+                        help=implicit_help)
         if gibbs:  # shown off, not the (kept) choice for the optimizers
             st.checkbox("Squash predictions into y_range (sigmoid)", False, disabled=True, key="use_y_range_gibbs",
                         help="Gibbs sampling fits the linear dot product; predictions are clipped to the rating scale.")
