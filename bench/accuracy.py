@@ -3,6 +3,7 @@ in the same process: random 80/20 split, seed 42, implicit information from the 
 
     .venv/bin/pip install myfm==0.4.0 "setuptools<81"      # the reference (it imports pkg_resources)
     .venv/bin/python bench/accuracy.py [--sweeps 120] [--myfm-iter 300] [--skip-myfm]
+    .venv/bin/python bench/accuracy.py --robustness     # ratings x2 and x0.2, another seed, per-user and time splits
 
 Prints one JSON line per fit (feature set, RMSE, seconds) and appends them to bench/results/accuracy.jsonl.
 """
@@ -19,7 +20,7 @@ from common import ROOT, emit, machine, ml100k
 
 from cf_core.config import TrainConfig
 from cf_core.recommender import Recommender
-from cf_core.splits import random_split
+from cf_core.splits import random_split, split
 
 
 def rmse(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -78,13 +79,39 @@ def reference(train: pd.DataFrame, valid: pd.DataFrame, n_iter: int, implicit: b
             "rmse": rmse(pred, valid["rating"].to_numpy(float)), "seconds": round(seconds, 1)}
 
 
+def robustness(ratings: pd.DataFrame) -> list[dict]:
+    """The default fit with and without the implicit blocks on other scales, seeds and splits (RMSE in the
+    original rating units)."""
+    rows = []
+    for label, mult, how, seed in [("ratings x2", 2.0, "random", 42), ("ratings x0.2", 0.2, "random", 42),
+                                   ("seed 1", 1.0, "random", 1), ("per-user split", 1.0, "user", 42),
+                                   ("each user's latest 20%", 1.0, "time", 42)]:
+        frame = ratings[["user", "item", "rating", "timestamp"]].copy()
+        frame["rating"] *= mult
+        train, valid = split(frame, how, 0.2, seed)
+        train, valid = train[["user", "item", "rating"]], valid[["user", "item", "rating"]]
+        for implicit in (False, True):
+            t = time.perf_counter()
+            rec = Recommender(TrainConfig(implicit=implicit, seed=seed)).fit(train, None)
+            rows.append({"check": label, "implicit": implicit, "rmse": rec.evaluate(valid)["rmse"] / mult,
+                         "seconds": round(time.perf_counter() - t, 1), "machine": machine()})
+            emit(**rows[-1])
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sweeps", type=int, nargs="+", default=[120])
     parser.add_argument("--myfm-iter", type=int, default=300)
     parser.add_argument("--skip-myfm", action="store_true")
+    parser.add_argument("--robustness", action="store_true")
     args = parser.parse_args()
     ratings, _ = ml100k()
+    if args.robustness:
+        rows = robustness(ratings)
+        with open(ROOT / "bench" / "results" / "accuracy-robustness.jsonl", "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+        return
     train, valid = random_split(ratings[["user", "item", "rating"]], 0.2, seed=42)
     rows = []
     for implicit in (False, True):
