@@ -93,6 +93,12 @@ class GibbsSampler:
         # Each side's ratings as a sparse rows x other-rows matrix (CSR): (row pointers, other row, rating order).
         self.csr = {side: self._csr(own, other, self.W[side].shape[0])
                     for side, own, other in (("user", self.user, self.item), ("item", self.item, self.user))}
+        # Per side, which ratings each row has (ones: rows x other rows) and each rating's row, in CSR order.
+        n_other = {"user": self.W["item"].shape[0], "item": self.W["user"].shape[0]}
+        self.ones = {side: _sparse(crow, col, torch.ones(len(col), dtype=torch.float64, device=self.device),
+                                   n_other[side]) for side, (crow, col, _) in self.csr.items()}
+        self.rows = {side: torch.repeat_interleave(torch.arange(len(crow) - 1, device=self.device), crow[1:] - crow[:-1])
+                     for side, (crow, _, _) in self.csr.items()}
         zeros = torch.zeros(self.d, dtype=torch.float64, device=self.device)
         self.hyper = {side: (zeros.clone(), torch.ones_like(zeros)) for side in self.W}  # prior mean, precision
         self._sum: dict[str, torch.Tensor] | None = None
@@ -142,35 +148,39 @@ class GibbsSampler:
         n = len(self.rating)
         shape = torch.tensor(A0 + n / 2, dtype=torch.float64, device=self.device)
         self.noise_precision = float(self._gamma(shape)) / (B0 + sse / 2)
-        for side, W in self.W.items():
+        for side, W in self.W.items():  # one prior per block, as wide as its rows
             m, _ = self.hyper[side]
-            rows = W.shape[0]
-            shape = torch.full((self.d,), A0 + (rows + 1) / 2, dtype=torch.float64, device=self.device)
+            rows, d = W.shape
+            shape = torch.full((d,), A0 + (rows + 1) / 2, dtype=torch.float64, device=self.device)
             precision = self._gamma(shape) / (B0 + ((W - m).pow(2).sum(0) + BETA0 * m.pow(2)) / 2)
             spread = (1 / (precision * (rows + BETA0))).sqrt()
-            m = W.sum(0) / (rows + BETA0) + spread * torch.randn(self.d, dtype=torch.float64, device=self.device,
+            m = W.sum(0) / (rows + BETA0) + spread * torch.randn(d, dtype=torch.float64, device=self.device,
                                                                  generator=self.gen)
             self.hyper[side] = (m, precision)
+
+    def _features(self, side: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """What `side`'s rows are regressed on: the other side's factor rows, and each rating's target (in the
+        side's CSR order) before the other side's bias is taken off."""
+        other = "item" if side == "user" else "user"
+        return self.W[other][:, :self.k], self.rating[self.csr[side][2]]
 
     def conditional(self, side: str, row_precision: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Every row of `side`'s Gaussian conditional given the other side: (mean, Cholesky factor of the precision).
 
         row_precision: (rows, d) prior precisions around 0, in place of the sampled prior.
         """
-        crow, col, order = self.csr[side]
+        crow, col, _ = self.csr[side]
         other = "item" if side == "user" else "user"
-        F = self.W[other]
         k, d, n_rows = self.k, self.d, self.W[side].shape[0]
         # The features of this side's rows are the other side's factors (and a 1, for this side's bias). A row's
         # Gram matrix sums its ratings' feature outer products: the ratings matrix (rows x other rows, sparse)
         # times the other side's outer products, one per other row, not one per rating.
-        X = F[:, :k]
-        y = self.rating[order]
+        X, y = self._features(side)
         if self.bias:
             X = torch.cat([X, torch.ones(len(X), 1, dtype=X.dtype, device=X.device)], 1)
-            y = y - F[col, k]
+            y = y - self.W[other][col, k]
         outer = (X[:, :, None] * X[:, None, :]).reshape(len(X), d * d)
-        gram = (_sparse(crow, col, torch.ones_like(y), len(X)) @ outer).reshape(n_rows, d, d)
+        gram = (self.ones[side] @ outer).reshape(n_rows, d, d)
         rhs = _sparse(crow, col, y, len(X)) @ X
         m, precision = self.hyper[side]
         if row_precision is not None:
@@ -187,6 +197,11 @@ class GibbsSampler:
         if self._sum is not None:  # Rao-Blackwellized: average the conditional means, not the noisier draws
             self._sum[side] += mean
 
+    def _sample_weights(self) -> None:
+        """A sweep's draws of the weights, each block given the others: users, then items."""
+        self._sample_side("user")
+        self._sample_side("item")
+
     def sweep(self, warmup: bool = False) -> float:
         """One Gibbs sweep (hyperparameters, users, items); returns the new sample's training MSE (rating units).
 
@@ -200,8 +215,7 @@ class GibbsSampler:
             self.als_step(WARMUP_L2)
         else:
             self._sample_hyper()
-            self._sample_side("user")
-            self._sample_side("item")
+            self._sample_weights()
         if self._sum is not None:
             self.n_averaged += 1
         self._sse = float(self.residuals().pow(2).sum())
@@ -242,7 +256,7 @@ class GibbsSampler:
     def load_state(self, scalars: dict, tensors: dict[str, torch.Tensor]) -> None:
         dev = self.device
         # Copies: the sweeps add to the sums in place, and the checkpoint may be resumed from again.
-        self.W = {s: tensors[f"W.{s}"].to(dev, copy=True) for s in ("user", "item")}
+        self.W = {s: tensors[f"W.{s}"].to(dev, copy=True) for s in self.W}  # every block this sampler has
         self.hyper = {s: (tensors[f"hyper.{s}.mean"].to(dev, copy=True), tensors[f"hyper.{s}.precision"].to(dev, copy=True))
                       for s in self.W}
         self._sum = {s: tensors[f"sum.{s}"].to(dev, copy=True) for s in self.W} if scalars["averaging"] else None

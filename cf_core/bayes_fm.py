@@ -35,7 +35,7 @@ import warnings
 import torch
 from torch import nn
 
-from .bayes import A0, B0, BETA0, WARMUP_L2, GibbsSampler, _sparse
+from .bayes import GibbsSampler, _sparse
 
 CG_TOL, CG_MAX_ITER = 1e-4, 200
 IMPLICIT = ("implicit_item", "implicit_user")  # y (on the user side: items rated), z (on the item side: raters)
@@ -54,8 +54,7 @@ class RelationSampler(GibbsSampler):
         counts = {side: (c[1:] - c[:-1]).to(dt) for side, (c, _, _) in self.csr.items()}
         weight = {side: 1 / counts[side].clamp(min=1).sqrt() for side in counts}
         (cu, colu, _), (ci, coli, _) = self.csr["user"], self.csr["item"]
-        rows_u = torch.repeat_interleave(torch.arange(nu, device=self.device), cu[1:] - cu[:-1])
-        rows_i = torch.repeat_interleave(torch.arange(ni, device=self.device), ci[1:] - ci[:-1])
+        rows_u, rows_i = self.rows["user"], self.rows["item"]
         # A: users x items (a_u in row u), and its transpose (items x users); B: items x users, and its transpose.
         self.M = {"implicit_item": (_sparse(cu, colu, weight["user"][rows_u], ni),
                                     _sparse(ci, coli, weight["user"][coli], nu),
@@ -63,8 +62,6 @@ class RelationSampler(GibbsSampler):
                   "implicit_user": (_sparse(ci, coli, weight["item"][rows_i], nu),
                                     _sparse(cu, colu, weight["item"][colu], ni),
                                     _sparse(cu, colu, weight["item"][colu] ** 2, ni))}
-        self.ones = {side: _sparse(c, col, torch.ones(len(col), dtype=dt, device=self.device), n)
-                     for side, (c, col, _), n in (("user", self.csr["user"], ni), ("item", self.csr["item"], nu))}
         for name in self.blocks:  # they start at zero: the fit begins as Bayesian PMF's
             rows = ni if name == "implicit_item" else nu
             self.W[name] = torch.zeros(rows, self.k, dtype=dt, device=self.device)
@@ -100,30 +97,15 @@ class RelationSampler(GibbsSampler):
         super().write(self.totals(weights))
 
     # ------------------------------------------------------------ the ids' rows: batched Cholesky
-    def conditional(self, side: str, row_precision: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each user's [p_u, b_u] (or item's [q_i, c_i]) conditional: the features are the other side's total
-        vector (and a 1 for the bias); this side's relation-block sum is an offset."""
-        crow, col, order = self.csr[side]
+    def _features(self, side: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each user's [p_u, b_u] (or item's [q_i, c_i]) is regressed on the other side's total vector; this side's
+        relation-block sum is an offset taken off the targets (the Cholesky solve is GibbsSampler.conditional)."""
+        _, col, order = self.csr[side]
         other = "item" if side == "user" else "user"
-        k, d, n_rows = self.k, self.d, self.W[side].shape[0]
         ybar, zbar = self.sums()
         mine, theirs = (ybar, zbar) if side == "user" else (zbar, ybar)
-        F = self.W[other][:, :k] + theirs  # the other side's total vector
-        y = self.rating[order] - (mine.index_select(0, torch.repeat_interleave(
-            torch.arange(n_rows, device=self.device), crow[1:] - crow[:-1])) * F.index_select(0, col)).sum(1)
-        X = F
-        if self.bias:
-            X = torch.cat([X, torch.ones(len(X), 1, dtype=X.dtype, device=X.device)], 1)
-            y = y - self.W[other][col, k]
-        outer = (X[:, :, None] * X[:, None, :]).reshape(len(X), d * d)
-        gram = (self.ones[side] @ outer).reshape(n_rows, d, d)
-        rhs = _sparse(crow, col, y, len(X)) @ X
-        m, precision = self.hyper[side]
-        if row_precision is not None:
-            m, precision = torch.zeros_like(m), row_precision
-        alpha = self.noise_precision
-        chol = torch.linalg.cholesky(alpha * gram + torch.diag_embed(precision.expand(n_rows, d)))
-        return torch.cholesky_solve((alpha * rhs + precision * m)[:, :, None], chol)[:, :, 0], chol
+        F = self.W[other][:, :self.k] + theirs  # the other side's total vector
+        return F, self.rating[order] - (mine.index_select(0, self.rows[side]) * F.index_select(0, col)).sum(1)
 
     # ------------------------------------------------------------ the relation blocks: perturb and solve
     def _block_system(self, name: str):
@@ -136,7 +118,7 @@ class RelationSampler(GibbsSampler):
         ybar, zbar = self.sums()
         # The other side's total vector multiplies this block's sum; this side's own factors stay as they are.
         F = self.W[other][:, :k] + (zbar if other == "item" else ybar)
-        rows = torch.repeat_interleave(torch.arange(n_rows, device=self.device), crow[1:] - crow[:-1])
+        rows = self.rows[side]
         own = self.W[side][:, :k]
         t = self.rating[order] - (own.index_select(0, rows) * F.index_select(0, col)).sum(1)
         if self.bias:
@@ -204,46 +186,11 @@ class RelationSampler(GibbsSampler):
         return x
 
     # ------------------------------------------------------------ a sweep
-    def _sample_hyper(self) -> None:
-        sse = self._sse if self._sse is not None else float(self.residuals().pow(2).sum())
-        shape = torch.tensor(A0 + len(self.rating) / 2, dtype=torch.float64, device=self.device)
-        self.noise_precision = float(self._gamma(shape)) / (B0 + sse / 2)
-        for name, W in self.W.items():
-            m, _ = self.hyper[name]
-            rows, d = W.shape
-            shape = torch.full((d,), A0 + (rows + 1) / 2, dtype=torch.float64, device=self.device)
-            precision = self._gamma(shape) / (B0 + ((W - m).pow(2).sum(0) + BETA0 * m.pow(2)) / 2)
-            spread = (1 / (precision * (rows + BETA0))).sqrt()
-            m = W.sum(0) / (rows + BETA0) + spread * torch.randn(d, dtype=torch.float64, device=self.device,
-                                                                 generator=self.gen)
-            self.hyper[name] = (m, precision)
-
-    def sweep(self, warmup: bool = False) -> float:
-        """One sweep: hyperparameters, users, what they rated (y), items, who rated them (z); see GibbsSampler."""
-        if warmup:
-            self.als_step(WARMUP_L2)
-        else:
-            self._sample_hyper()
-            self._sample_side("user")
-            if "implicit_item" in self.blocks:
-                self._sample_block("implicit_item")
-            self._sample_side("item")
-            if "implicit_user" in self.blocks:
-                self._sample_block("implicit_user")
-        if self._sum is not None:
-            self.n_averaged += 1
-        self._sse = float(self.residuals().pow(2).sum())
-        return self._sse * self.scale**2 / len(self.rating)
-
-    # ------------------------------------------------------------ checkpoints
-    def load_state(self, scalars: dict, tensors: dict[str, torch.Tensor]) -> None:
-        dev = self.device
-        names = [n for n in self.W]
-        # Copies: the sweeps add to the sums in place, and the checkpoint may be resumed from again.
-        self.W = {s: tensors[f"W.{s}"].to(dev, copy=True) for s in names}
-        self.hyper = {s: (tensors[f"hyper.{s}.mean"].to(dev, copy=True), tensors[f"hyper.{s}.precision"].to(dev, copy=True))
-                      for s in names}
-        self._sum = {s: tensors[f"sum.{s}"].to(dev, copy=True) for s in names} if scalars["averaging"] else None
-        self.noise_precision, self.n_averaged = scalars["noise_precision"], scalars["n_averaged"]
-        self.gen.set_state(tensors["gen"])
-        self._sse = None
+    def _sample_weights(self) -> None:
+        """Users, what they rated (y), items, who rated them (z): each given the rest."""
+        self._sample_side("user")
+        if "implicit_item" in self.blocks:
+            self._sample_block("implicit_item")
+        self._sample_side("item")
+        if "implicit_user" in self.blocks:
+            self._sample_block("implicit_user")
