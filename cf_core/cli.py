@@ -190,8 +190,9 @@ def cmd_train(a: argparse.Namespace) -> int:
         train, valid = split_for_training(df, a.split, a.valid_frac, a.seed)
     else:
         train, valid = df, None
-    resolved = resolve(cfg, data_stats(train))
-    _warn(check_cost(resolved, data_stats(train), str(pick_device(resolved.device))))  # TooCostly: exit 2
+    stats = data_stats(train)
+    resolved = resolve(cfg, stats)
+    _warn(check_cost(resolved, stats, str(pick_device(resolved.device))))  # TooCostly: exit 2
     callbacks = [] if a.quiet else [StderrProgress()]
     t0 = time.perf_counter()
     rec = Recommender(cfg).fit(train, valid, callbacks)

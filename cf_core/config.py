@@ -74,7 +74,7 @@ class TrainConfig:
     restart_epochs: float = 1.0            # cosine_restarts: length of the first cycle, in epochs
     restart_mult: float = 2.0              # cosine_restarts: each cycle is this many times longer
     burn_in: int = 20                      # gibbs: sweeps drawn before averaging starts (at most half of them)
-    implicit: bool | None = False          # gibbs, dotbias/dot: add what each user rated and who rated each item
+    implicit: bool = False                 # gibbs, dotbias/dot: add what each user rated and who rated each item
                                            # (Bayesian SVD++ both ways, cf_core/bayes_fm.py)
     # run
     ema_epochs: float = 2.5                # average the weights over about this many recent epochs, at most 1/8 of the run (0: off); the average is evaluated and kept

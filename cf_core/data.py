@@ -260,23 +260,14 @@ def _where(data: bytes, first: int, line_no: int = 1, base: int = 0) -> tuple[in
     return line_no + data.count(b"\n", 0, first), base + data.rfind(b"\n", 0, first) + 1
 
 
-def _decode_text(buf: Any, display: str, warnings: list[str]) -> Any:
-    """Strip a BOM and return UTF-8 bytes; bytes that are not UTF-8 are read as Latin-1 (with a warning)."""
-    if bytes(buf[:3]) == _BOM:
-        buf = buf[3:]
-    arr = np.frombuffer(buf, np.uint8)
-    if len(arr) and arr.max() >= 128:
-        data = bytes(buf)
-        _NOT_UTF8.count, _NOT_UTF8.first, _NOT_UTF8.offset = 0, None, 0
-        text = data.decode("utf-8", errors="cf-latin1")
-        if _NOT_UTF8.count:
-            enc = _Encoding("latin-1" if _NOT_UTF8.count > _MANY_BAD else "mixed", _NOT_UTF8.count)
-            enc.line_no, start = _where(data, _NOT_UTF8.first)
-            enc.line = data[start:start + 300].split(b"\n")[0]
-            warnings.append(enc.warning(display))
-            return text.encode("utf-8") if enc.mode == "mixed" else data.decode("latin-1").encode("utf-8")
-        return data
-    return buf
+def _decode_text(buf: Any, display: str, warnings: list[str]) -> bytes:
+    """Strip a BOM and return UTF-8 bytes; bytes that are not UTF-8 are read as Latin-1 (with a warning): the same
+    scan and decoding as a ratings file's (`_utf8_scan`), for text read whole (an items file)."""
+    data = bytes(buf[3:] if bytes(buf[:3]) == _BOM else buf)
+    enc = _utf8_scan(lambda: pa.BufferReader(data), 0)
+    if enc.mode != "utf-8":
+        warnings.append(enc.warning(display))
+    return enc.decode(data)
 
 
 def _head(buf: Any, skip: int, display: str) -> bytes:
