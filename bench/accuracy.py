@@ -1,7 +1,7 @@
 """Accuracy against the best published method on MovieLens 100k, with myFM (Bayesian FM, Gibbs) as the reference
 in the same process: random 80/20 split, seed 42, implicit information from the training part only.
 
-    .venv/bin/pip install myfm==0.4.0 "setuptools<81"      # the reference (it imports pkg_resources)
+    (myFM 0.4 is pip-installed on first use, with setuptools<81, whose pkg_resources it imports)
     .venv/bin/python bench/accuracy.py [--sweeps 120] [--myfm-iter 300] [--skip-myfm]
     .venv/bin/python bench/accuracy.py --robustness     # ratings x2 and x0.2, another seed, per-user and time splits
 
@@ -35,10 +35,23 @@ def ours(train: pd.DataFrame, valid: pd.DataFrame, sweeps: int, implicit: bool) 
             "sweeps": sweeps, "rmse": rec.evaluate(valid)["rmse"], "seconds": round(seconds, 1)}
 
 
+def _myfm():
+    """myFM, installed into this environment first if it is missing (a benchmark's reference, not a dependency)."""
+    try:
+        import myfm
+    except ImportError:
+        import subprocess
+        import sys
+
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "myfm==0.4.0", "setuptools<81"], check=True)
+        import myfm
+    return myfm
+
+
 def reference(train: pd.DataFrame, valid: pd.DataFrame, n_iter: int, implicit: bool, rank: int = 10) -> dict:
     """myFM with relation blocks: user ids (+ the items each user rated), item ids (+ the users who rated each),
     each implicit row weighted 1/sqrt(count), from the training part only."""
-    import myfm
+    myfm = _myfm()
     from scipy import sparse as sps
 
     users = np.unique(train["user"])
