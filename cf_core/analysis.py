@@ -6,7 +6,7 @@ and returns DataFrames or arrays; nothing here draws.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -210,13 +210,40 @@ def user_history(rec: Recommender, ratings: pd.DataFrame, user: Any, items: pd.D
     return out
 
 
-def fold_in(rec: Recommender, ratings: dict, steps: int = 300, lr: float = 0.05, wd: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fit a new user's vector (and bias) to a handful of ratings against the frozen item side: no retraining.
+class _Prior(NamedTuple):
+    mean: torch.Tensor       # per dimension of a user's vector
+    var: torch.Tensor
+    bias_mean: float
+    bias_var: float
+    noise: float             # the variance of a rating about its prediction
+
+
+def _user_prior(rec: Recommender) -> _Prior:
+    """What the fit learned about users in general, as a prior for a new one: the mean and variance, per dimension, of
+    the known users' vectors and biases, and the noise variance of a rating (the last epoch's training MSE)."""
+    model, floor = rec.model, 1e-6  # (a dimension every known user has at 0 stays near 0)
+    P = model.user_factors.weight.detach().float()
+    bias = model.user_bias.weight.detach().float()[:, 0] if getattr(model, "has_bias", False) else None
+    bias_mean, bias_var = (float(bias.mean()), max(float(bias.var()), floor)) if bias is not None and len(bias) > 1 \
+        else (0.0, 1.0)
+    last = rec.history.epochs[-1]["train_rmse"] if rec.history is not None and rec.history.epochs else None
+    noise = float(last) ** 2 if last else float(np.var(rec.user_sum / np.maximum(rec.user_counts, 1)))
+    var = P.var(0).clamp(min=floor) if len(P) > 1 else torch.ones_like(P[0])
+    return _Prior(P.mean(0), var, bias_mean, bias_var, max(noise, floor))
+
+
+def fold_in(rec: Recommender, ratings: dict, steps: int = 300, lr: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
+    """A new user's vector (and bias) from a handful of ratings against the frozen item side: no retraining.
+
+    The most probable vector and bias given those ratings, under a prior that is what the fit learned about
+    its users: each dimension's mean and spread over the known users, and the noise of a rating (`_user_prior`;
+    Bayesian PMF's conditional for a user, with the population's moments as its prior). One rating moves a new user
+    a little, many ratings as far as they say. (After a fit with what each user rated, adding SVD++'s term for the
+    items rated here, sum_j y_j / sqrt(n), made a new user's predictions worse at every count of ratings from 1 to
+    10: MovieLens 100k, 150 held-out users, 1.0307 against 0.9869 RMSE from one rating; it is left out.)
 
     Args:
         ratings: raw item id -> rating.
-        wd: per-rating L2 on the new vector; defaults to the run's wd (l2 mode), so a new user is regularised
-            like every other.
     Returns the user's vector and bias.
     """
     if not ratings:
@@ -224,11 +251,9 @@ def fold_in(rec: Recommender, ratings: dict, steps: int = 300, lr: float = 0.05,
     model = rec.model
     item = torch.from_numpy(rec.item_map.encode(list(ratings.keys()))).to(rec.device)
     target = torch.tensor(list(ratings.values()), dtype=torch.float32, device=rec.device)
-    dim = model.user_factors.weight.shape[1]
-    wd = (rec.config.wd if rec.config.wd_mode == "l2" else 0.1) if wd is None else wd
-    gen = torch.Generator().manual_seed(0)
-    vector = (torch.randn(dim, generator=gen) * rec.config.init_std).to(rec.device).requires_grad_()
-    bias = torch.zeros((), device=rec.device, requires_grad=True)
+    prior = _user_prior(rec)
+    vector = prior.mean.clone().requires_grad_()  # the average user, from where the ratings move them
+    bias = torch.tensor(prior.bias_mean, device=rec.device, requires_grad=True)
     was_training = model.training
     model.eval()
     for p in model.parameters():
@@ -237,7 +262,9 @@ def fold_in(rec: Recommender, ratings: dict, steps: int = 300, lr: float = 0.05,
     try:
         for _ in range(steps):
             pred = model.forward_user(vector, bias, item)
-            loss = (pred - target).pow(2).mean() + wd * vector.pow(2).sum()
+            # the negative log posterior, per rating (the same minimum; a step size that suits any number of ratings)
+            loss = ((pred - target).pow(2).sum() / prior.noise + ((vector - prior.mean).pow(2) / prior.var).sum()
+                    + (bias - prior.bias_mean) ** 2 / prior.bias_var) / len(item)
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -311,8 +311,8 @@ def cost(cfg: TrainConfig, stats: DataStats, device: str) -> Cost:
         # Floating-point work a sweep: the Gram matrices (a d x d outer product per rating and per row), a Cholesky
         # factorisation and solves per row; at about 10 GFLOP/s on a CPU and 1 TFLOP/s on a GPU in float64.
         flops = 2 * (stats.n_ratings + rows) * d * d + rows * d**3 / 3 + 4 * rows * d * d
-        if cfg.implicit:  # two conjugate-gradient solves a sweep, 40 to 70 steps of two products over the ratings
-            flops += 2 * 70 * 16 * stats.n_ratings * d
+        if cfg.implicit:  # two conjugate-gradient solves a sweep, about 20 steps (up to 40) of two products over the ratings
+            flops += 2 * 40 * 16 * stats.n_ratings * d
         sweep = flops / (1e10 if kind == "cpu" else 1e12) + SWEEP_SECONDS
         return Cost(int(need), 0, 0.0, cfg.epochs * sweep)
     width = (cfg.user_factors or cfg.n_factors) + (cfg.item_factors or cfg.n_factors) if cfg.model == "nn" \

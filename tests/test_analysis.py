@@ -1,4 +1,5 @@
 import numpy as np
+import torch
 import pytest
 
 from cf_core import analysis as A
@@ -92,3 +93,31 @@ def test_fold_in_learns_a_new_users_taste(trained, planted, items_meta):
     assert len(set(recs["item"]) & top_of_user) >= 4
     with pytest.raises(ValueError, match="at least one"):
         A.fold_in(trained, {})
+
+
+@pytest.mark.parametrize("optimizer", ["gibbs", "adam"])
+def test_a_new_user_with_one_or_three_ratings_is_predicted_better_than_by_the_mean(movielens_shaped, optimizer):
+    """Fold-in starts from the average known user and moves as far as the ratings say (the known users' spread and
+    the noise of a rating as the prior). Fitting a vector and a free bias to one rating instead predicted every item
+    near that rating: RMSE 1.39 on MovieLens 100k from one rating, worse than the mean rating for everyone (1.12)."""
+    from cf_core.recommender import Recommender
+
+    train, _ = movielens_shaped
+    rng = np.random.default_rng(0)
+    held = rng.choice(train["user"].unique(), 40, replace=False)
+    known = train[~train["user"].isin(held)]
+    rec = Recommender(optimizer=optimizer, epochs=30 if optimizer == "gibbs" else 4).fit(known)
+    mean = known["rating"].mean()
+    for n in (1, 3):
+        errors, baseline = [], []
+        for user in held:
+            mine = train[(train["user"] == user) & train["item"].isin(known["item"])].sample(frac=1, random_state=1)
+            given, rest = mine.iloc[:n], mine.iloc[n:]
+            vector, bias = A.fold_in(rec, dict(zip(given["item"], given["rating"])))
+            items = torch.from_numpy(rec.item_map.encode(rest["item"].to_numpy())).to(rec.device)
+            with torch.no_grad():
+                pred = rec.model.forward_user(vector, bias, items).clamp(1, 5).cpu().numpy()
+            errors.append((pred - rest["rating"].to_numpy()) ** 2)
+            baseline.append((mean - rest["rating"].to_numpy()) ** 2)
+        rmse, base = np.sqrt(np.concatenate(errors).mean()), np.sqrt(np.concatenate(baseline).mean())
+        assert rmse < base, (n, rmse, base)
