@@ -74,9 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--split", choices=("random", "user", "time"), default="random")
     t.add_argument("--seed", type=int, default=42)
     t.add_argument("--items", help="item metadata (titles, genres)")
-    t.add_argument("--implicit", action=argparse.BooleanOptionalAction, default=False,
+    t.add_argument("--implicit", action=argparse.BooleanOptionalAction, default=None,
                    help="the Bayesian fit also learns from what each user rated and who rated each item (Bayesian "
-                        "SVD++ both ways; the dot products with Gibbs sampling)")
+                        "SVD++ both ways; the dot products with Gibbs sampling). Default: on wherever the fit is "
+                        "Gibbs sampling")
     t.add_argument("--model", choices=MODEL_NAMES, default="dotbias")
     t.add_argument("--factors", type=int, help="embedding size (default: chosen from the data)")
     t.add_argument("--layers", type=_ints, help="nn hidden layers, e.g. 64,32")

@@ -135,7 +135,7 @@ class Recommender:
         k = min(GIBBS_FACTORS, cfg.user_factors - 1, cfg.item_factors - 1)
         dot = DotProductBias(self.n_users, self.n_items, k, None, cfg.init_std, self.global_mean).to(self.device)
         fit = cfg.replace(model="dotbias", optimizer="gibbs", n_factors=k, epochs=GIBBS_SWEEPS, y_range=None,
-                          use_y_range=False, keep_best=False, pretrain=False)
+                          use_y_range=False, keep_best=False, pretrain=False, implicit=False)
         history = Trainer(dot, fit, [_PretrainRelay(callbacks)], cancel).fit(self._train_tensors, evaluate)
         # In units of the ratings' spread, as the sampler works, so the net (whose sigmoid output stretches with the
         # scale) starts from the same embeddings on any rating scale.

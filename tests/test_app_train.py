@@ -345,9 +345,13 @@ def test_settings_too_costly_are_refused_on_the_page_with_the_figures(app_env, m
 
 
 def test_learning_from_what_each_person_rated_trains_from_the_page(app_env):
-    """The Bayesian SVD++ option: a checkbox for the Bayesian fit, in the settings that train, and a run at the end."""
+    """The Bayesian SVD++ option: a checkbox for the Bayesian fit, ticked by default, in the settings that train (off
+    when unticked), and a run at the end."""
     at = train_page(epochs=6)
-    assert not at.checkbox(key="implicit").disabled and not at.checkbox(key="implicit").value
+    assert not at.checkbox(key="implicit").disabled and at.checkbox(key="implicit").value
+    assert resolved_config(at)["implicit"] is True
+    at.checkbox(key="implicit").uncheck().run()
+    assert resolved_config(at)["implicit"] is False
     at.checkbox(key="implicit").check().run()
     assert resolved_config(at)["implicit"] is True
     table = dict(at.dataframe[0].value.values.tolist())
