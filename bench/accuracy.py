@@ -98,7 +98,7 @@ def reference(train: pd.DataFrame, valid: pd.DataFrame, n_iter: int, implicit: b
         return sps.csr_matrix((np.ones((d >= 0).sum()), (np.flatnonzero(d >= 0), d[d >= 0])),
                               shape=(len(frame), len(days)))
 
-    sizes = [len(days)] + [nu] + ([ni] if implicit else []) + [ni] + ([nu] if implicit else [])  # a prior per block
+    sizes = ([len(days)] if day else []) + [nu] + ([ni] if implicit else []) + [ni] + ([nu] if implicit else [])  # a prior per block
     groups = [g for g, size in enumerate(sizes) for _ in range(size)]
     t = time.perf_counter()
     if ordinal:

@@ -36,7 +36,7 @@ def test_train_prints_json_last_and_progress_on_stderr(trained_run):
                 "n_valid", "n_valid_cold", "run_id"):
         assert key in out
     assert out["epochs"] == 3 and out["n_train"] == 2400 and out["n_valid"] == 600 and out["device"] == "cpu"
-    assert 0 < out["valid_rmse"] < 1.2
+    assert 0 < out["valid_rmse"] < 0.9 * out["valid_baseline_rmse"]  # three sweeps, well below the mean's
     assert out["optimizer"] == "gibbs" and "sweep 3/3" in trained_run.stderr  # the default fit of the dot product
 
 

@@ -24,7 +24,7 @@ def test_fit_predict_evaluate_interface(trained, split_planted):
     m = trained.evaluate(valid)
     assert set(m) == {"rmse", "mae", "n", "n_cold", "baseline_rmse"} and m["n"] == len(valid)
     assert m["rmse"] < 0.6 * m["baseline_rmse"]
-    assert 0 < m["mae"] <= m["rmse"] < 1.0
+    assert 0 < m["mae"] <= m["rmse"]
     row = valid.iloc[0]
     pred = trained.predict(row["user"], row["item"])
     assert pred.shape == (1,)
@@ -54,6 +54,16 @@ def test_cold_users_and_items_use_fallback(trained, split_planted):
     assert pf["prediction"].iloc[1] == pytest.approx(np.clip(trained.global_mean + trained.item_offset[i], *trained.rating_scale), abs=1e-5)
     assert pf["prediction"].iloc[2] == pytest.approx(np.clip(trained.global_mean, *trained.rating_scale), abs=1e-5)
     assert trained.evaluate(cold)["n_cold"] == 3
+    # The offsets themselves, from the training ratings: an item's damped mean deviation, and a user's after it.
+    from cf_core.recommender import ITEM_DAMPING, USER_DAMPING
+
+    mean = train["rating"].mean()
+    mine = train[train["item"] == known_item]["rating"]
+    assert trained.item_offset[i] == pytest.approx((mine - mean).sum() / (len(mine) + ITEM_DAMPING), rel=1e-4)
+    theirs = train[train["user"] == known_user]
+    items = trained.item_offset[trained.item_map.encode(theirs["item"].to_numpy())]
+    expected = (theirs["rating"] - mean - items).sum() / (len(theirs) + USER_DAMPING)
+    assert trained.user_offset[u] == pytest.approx(expected, rel=1e-4) and abs(expected) > 0.01
     with pytest.raises(UnknownIdError, match="unknown user id"):
         trained.predict(10**6, known_item, unknown="error")
 
@@ -72,8 +82,12 @@ def test_string_ids_work_end_to_end():
 def test_every_model_trains(split_planted):
     train, valid = split_planted
     for model in ("dot", "dotbias", "nn"):
-        rec = Recommender(model=model, epochs=3).fit(train, valid)
-        assert rec.evaluate(valid)["rmse"] < 1.5, model
+        # Against the mean for everyone (1.053 here). Three epochs of the net leave it at 1.008, barely better than
+        # the mean: its embeddings start from a Bayesian fit that alone reaches 0.39, its layers from noise (at 20
+        # epochs it reaches 0.56).
+        rec = Recommender(model=model, epochs=3 if model == "nn" else 8).fit(train, valid)
+        m = rec.evaluate(valid)
+        assert m["rmse"] < (0.99 if model == "nn" else 0.5) * m["baseline_rmse"], (model, m)
         assert (rec.item_bias() is None) == (model != "dotbias")
 
 

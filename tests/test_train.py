@@ -136,6 +136,29 @@ def test_cancel_between_batches_keeps_best_model():
     assert hist.best_epoch == 3
 
 
+@pytest.mark.parametrize("ema_epochs", [0.0, 2.5])
+def test_the_model_ends_with_the_average_of_its_recent_weights(ema_epochs):
+    """Weight averaging (the default, ema_epochs=2.5): the model ends holding an average of the weights of the
+    last steps, not the last step's; with it off, the last step's exactly."""
+    data = _data()
+    cfg = _cfg(epochs=3, ema_epochs=ema_epochs, schedule="constant", lr=0.05, keep_best=False)
+    model = DotProductBias(30, 20, 4, cfg.y_range, mean_rating=3.0)
+    raw = []
+
+    class Raw(Callback):
+        def on_batch_end(self, trainer, info):
+            raw.append(trainer.model.item_factors.weight.detach().clone())
+
+    Trainer(model, cfg, [Raw()]).fit(data)
+    final = model.item_factors.weight.detach()
+    if not ema_epochs:
+        assert torch.equal(final, raw[-1])
+        return
+    recent = torch.stack(raw[-8:]).mean(0)  # the average sits among the recent weights, not at the last of them
+    assert not torch.allclose(final, raw[-1], atol=1e-4)
+    assert (final - recent).norm() < (raw[-1] - recent).norm()
+
+
 def test_keep_best_restores_best_epoch_weights():
     data = _data()
     cfg = _cfg(epochs=4)
