@@ -150,7 +150,7 @@ def test_training_progress_reaches_the_page(app_env):
     assert snap["optimizer"] == "gibbs" and any("Gibbs sampling: each epoch is one sweep" in c.value for c in at.caption)
     assert len(at.get("plotly_chart")) == 2  # loss curve and RMSE per epoch
     assert at.session_state["run_id"] == snap["run_id"]  # the new run is the session's current run
-    assert 0.3 < snap["metrics"]["valid_rmse"] < 2.0
+    assert 0.3 < snap["metrics"]["valid_rmse"] < 0.9 * snap["metrics"]["valid_baseline_rmse"]  # well below the mean
 
     # Leaving the page and coming back shows the job again.
     at.switch_page("views/evaluate.py").run()
