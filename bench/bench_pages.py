@@ -31,7 +31,7 @@ def fake_trained(n_users=162_541, n_items=59_047, n_factors=50) -> Recommender:
                        "item": np.concatenate([rng.integers(1, n_items + 1, n_users), items]),
                        "rating": rng.integers(1, 6, n_users + n_items).astype(np.float32)}).drop_duplicates(["user", "item"])
     rec = Recommender(TrainConfig(n_factors=n_factors, epochs=1, device="cpu"))
-    rec._build(df)
+    rec.build(df)
     return rec
 
 
@@ -65,7 +65,7 @@ def main() -> None:
 
     store = RunStore(tempfile.mkdtemp())
     small = Recommender(TrainConfig(epochs=1, device="cpu"))
-    small._build(pd.DataFrame({"user": [1, 2, 3], "item": [1, 2, 2], "rating": [1.0, 2.0, 3.0]}))
+    small.build(pd.DataFrame({"user": [1, 2, 3], "item": [1, 2, 2], "rating": [1.0, 2.0, 3.0]}))
     for k in range(50):
         store.save(small, owner="local", name=f"run {k}", metrics={"valid_rmse": 0.9})
     with Timer() as t:

@@ -48,7 +48,7 @@ def ensemble(train, valid, seeds: int) -> dict:
             u, i, warm = _indices(rec, valid)
             with torch.no_grad():
                 logits.append(rec.model.raw(u.clamp(min=0), i.clamp(min=0)).double())
-            fallback = torch.from_numpy(rec._fallback(u.numpy(), i.numpy()))
+            fallback = torch.from_numpy(rec.fallback(u.numpy(), i.numpy()))
             as_rating = lambda x: torch.where(warm, sigmoid_range(x, *rec.model.y_range), fallback)  # noqa: E731
             singles.append(round(_rmse(as_rating(logits[-1]), valid), 4))
     return {"what": f"ensemble of {seeds} Adam fits (pre-sigmoid outputs averaged)",
@@ -59,9 +59,9 @@ def ensemble(train, valid, seeds: int) -> dict:
 def map_als(train, valid, lams=(0.05, 0.07, 0.1, 0.15, 0.2), k: int = 64, sweeps: int = 10) -> dict:
     """ALS-WR through the sampler's exact conditionals (`GibbsSampler.als_step`, its warm-up step, at each lambda)."""
     rec = Recommender(optimizer="gibbs", n_factors=k, epochs=1)
-    rec._build(train)  # ids, fallbacks and a fresh model with the data's mean as its offset
+    rec.build(train)  # ids, fallbacks and a fresh model with the data's mean as its offset
     u, i, warm = _indices(rec, valid)
-    fallback = torch.from_numpy(rec._fallback(u.numpy(), i.numpy()))
+    fallback = torch.from_numpy(rec.fallback(u.numpy(), i.numpy()))
     data, scores = rec._train_tensors, {}
     with Timer() as t:
         for lam in lams:

@@ -195,7 +195,7 @@ def recommend(rec: Recommender, user: Any, items: pd.DataFrame | None = None, n:
     u = int(rec.user_map.encode([user])[0])
     # Rank on the unclipped model output: clipping to the rating scale would tie the best items.
     idx = torch.arange(rec.n_items, device=rec.device)
-    scores = rec._predict_tensor(rec.model, torch.full_like(idx, u), idx).float().cpu().numpy()
+    scores = rec.predict_tensor(rec.model, torch.full_like(idx, u), idx).float().cpu().numpy()
     return _top_n(rec, scores, rated_items(rec, user), items, n, min_ratings)
 
 

@@ -54,12 +54,23 @@ class Recommender:
         self.config.validate()
         self.model: torch.nn.Module | None = None
         self.history = History()
-        self.user_map = self.item_map = None
+        self.user_map: IdMap | None = None   # raw id <-> index, from the training data (`build`)
+        self.item_map: IdMap | None = None
         self.device = torch.device("cpu")
         self.warnings: list[str] = []  # what the fit's settings cost, when it is a lot (config.check_cost)
+        # From the training ratings (`build`), saved with the run (STATE_ARRAYS):
+        self.rating_scale: tuple[float, float] = (0.0, 0.0)  # the lowest and highest rating; predictions are clipped
+        self.global_mean = 0.0
+        self.user_counts = self.item_counts = np.zeros(0, dtype=np.int64)  # ratings per user, per item
+        self.user_sum = self.item_sum = np.zeros(0)                        # and their sums
+        self.user_offset = self.item_offset = np.zeros(0)  # damped biases: the cold-start fallback (`fallback`)
+        self.rated_indptr = np.zeros(1, dtype=np.int64)    # what each user rated, as CSR over item indices
+        self.rated_items = np.zeros(0, dtype=np.int32)
+        self._train_tensors: Tensors | None = None  # the encoded training ratings, on the device, while fitting
 
     # ------------------------------------------------------------ building
-    def _build(self, df: pd.DataFrame) -> None:
+    def build(self, df: pd.DataFrame) -> None:
+        """Resolve the settings from `df`, map its ids, compute the fallbacks and make a fresh model (no training)."""
         """Resolve the config against the data, map ids, compute fallbacks, create the model."""
         stats = data_stats(df)
         self.config = resolve(self.config, stats)
@@ -108,7 +119,7 @@ class Recommender:
         callback); the fit goes on from it (the net's pretraining, already in its weights, is not run again).
         """
         df = _frame(train)
-        self._build(df)
+        self.build(df)
         evaluate = self._validator(_frame(valid)) if valid is not None and len(_frame(valid)) else None
         if self.config.model == "nn" and self.config.pretrain and resume is None:
             dot, fit, history = self._pretrain_embeddings(callbacks, cancel, evaluate)
@@ -116,11 +127,11 @@ class Recommender:
                 # Stopped while the embeddings were being fitted: the best model so far is that Bayesian fit of the
                 # dot product with biases, not a net that never trained. Keep it as the run.
                 self.model, self.config, self.history = dot, fit.replace(keep_best=self.config.keep_best), history
-                del self._train_tensors
+                self._train_tensors = None
                 return self
         trainer = Trainer(self.model, self.config, callbacks, cancel)
         self.history = trainer.fit(self._train_tensors, evaluate, resume)
-        del self._train_tensors
+        self._train_tensors = None
         return self
 
     def _pretrain_embeddings(self, callbacks: Sequence[Callback], cancel: threading.Event | None, evaluate=None
@@ -149,9 +160,9 @@ class Recommender:
 
     def lr_find(self, train: Any, **kwargs: Any) -> LRFinderResult:
         """Run the learning-rate finder on a fresh model for `train` (the weights are thrown away)."""
-        self._build(_frame(train))
+        self.build(_frame(train))
         result = find_lr(self.model, self._train_tensors, self.config, **kwargs)
-        del self._train_tensors
+        self._train_tensors = None
         return result
 
     def _validator(self, valid: pd.DataFrame):
@@ -159,13 +170,13 @@ class Recommender:
         u, i = self.user_map.encode(valid["user"].to_numpy(), "ignore"), self.item_map.encode(valid["item"].to_numpy(), "ignore")
         truth = torch.tensor(valid["rating"].to_numpy(dtype=np.float32), device=self.device)
         warm = (u >= 0) & (i >= 0)
-        fallback = torch.from_numpy(self._fallback(u, i).astype(np.float32)).to(self.device)
+        fallback = torch.from_numpy(self.fallback(u, i).astype(np.float32)).to(self.device)
         warm_t = torch.from_numpy(warm).to(self.device)
         tu, ti = torch.from_numpy(np.where(warm, u, 0)).to(self.device), torch.from_numpy(np.where(warm, i, 0)).to(self.device)
         lo, hi = self.rating_scale
 
         def evaluate(model: torch.nn.Module) -> tuple[float, float]:
-            pred = torch.where(warm_t, self._predict_tensor(model, tu, ti).clamp(lo, hi), fallback)
+            pred = torch.where(warm_t, self.predict_tensor(model, tu, ti).clamp(lo, hi), fallback)
             err = pred - truth
             return float(err.pow(2).mean().sqrt()), float(err.abs().mean())
 
@@ -173,7 +184,8 @@ class Recommender:
 
     # ------------------------------------------------------------ predicting
     @torch.no_grad()
-    def _predict_tensor(self, model: torch.nn.Module, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
+    def predict_tensor(self, model: torch.nn.Module, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
+        """`model`'s raw output (unclipped) for index tensors of known users and items, in chunks, in eval mode."""
         was_training = model.training
         model.eval()
         out = torch.cat([model(user[s:s + PREDICT_CHUNK], item[s:s + PREDICT_CHUNK])
@@ -181,7 +193,7 @@ class Recommender:
         model.train(was_training)
         return out
 
-    def _fallback(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+    def fallback(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
         """Global mean plus the known user and item biases (0 for the unknown side)."""
         pred = self.global_mean + np.where(u >= 0, self.user_offset[np.maximum(u, 0)], 0.0) \
             + np.where(i >= 0, self.item_offset[np.maximum(i, 0)], 0.0)
@@ -196,9 +208,9 @@ class Recommender:
         self._check_fitted()
         u, i = np.asarray(u, dtype=np.int64), np.asarray(i, dtype=np.int64)
         warm = (u >= 0) & (i >= 0)
-        out = self._fallback(u, i)
+        out = self.fallback(u, i)
         if warm.any():
-            pred = self._predict_tensor(self.model, torch.from_numpy(u[warm]).to(self.device), torch.from_numpy(i[warm]).to(self.device))
+            pred = self.predict_tensor(self.model, torch.from_numpy(u[warm]).to(self.device), torch.from_numpy(i[warm]).to(self.device))
             out[warm] = np.clip(pred.float().cpu().numpy(), *self.rating_scale)
         return out
 
