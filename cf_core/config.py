@@ -180,6 +180,23 @@ def default_optimizer(model: str, n_ratings: int) -> str:
     return "gibbs" if model != "nn" and n_ratings < GIBBS_MAX_RATINGS else "adam"
 
 
+# From this many ratings an epoch's cost is memory traffic proportional to the factor width: 50 factors (the
+# lesson's size, and the ML-25M reference's) instead of 64, and 10 epochs instead of 20.
+LARGE_RATINGS = 2_000_000
+
+
+def default_n_factors(model: str, optimizer: str, n_ratings: int) -> int:
+    """The factor count an empty field trains with (the Train page shows it as its placeholder)."""
+    if optimizer == "gibbs":
+        return GIBBS_FACTORS
+    return 64 if model != "nn" and n_ratings < LARGE_RATINGS else 50
+
+
+def default_epochs(optimizer: str, n_ratings: int) -> int:
+    """The epochs (Gibbs: sweeps) an empty field trains for."""
+    return GIBBS_SWEEPS if optimizer == "gibbs" else 20 if n_ratings < LARGE_RATINGS else 10
+
+
 def burn_in(cfg: TrainConfig) -> int:
     """Gibbs sweeps before averaging starts: cfg.burn_in, but at most half of the sweeps."""
     return min(cfg.burn_in, cfg.epochs // 2)
@@ -211,12 +228,8 @@ def resolve(cfg: TrainConfig, stats: DataStats) -> TrainConfig:
         changes.update(use_y_range=False, y_range=None)
     elif cfg.y_range is None and cfg.use_y_range:
         changes["y_range"] = default_y_range(stats.rating_min, stats.rating_max)
-    if cfg.n_factors is None and optimizer == "gibbs":
-        changes["n_factors"] = GIBBS_FACTORS
-    elif cfg.n_factors is None:
-        # 64 factors where data is small; 50 (the lesson's size, and the ML-25M reference's) from 2M ratings, where
-        # an epoch's cost is memory traffic proportional to the factor width.
-        changes["n_factors"] = 64 if cfg.model != "nn" and stats.n_ratings < 2_000_000 else 50
+    if cfg.n_factors is None:
+        changes["n_factors"] = default_n_factors(cfg.model, optimizer, stats.n_ratings)
     n_factors = changes.get("n_factors", cfg.n_factors)
     # How the strengths below grow with the scale. A squared error grows with its square. Behind a sigmoid y_range
     # (which stretches with the ratings) the weights are logits, the same whatever the scale, so penalties and
@@ -256,7 +269,7 @@ def resolve(cfg: TrainConfig, stats: DataStats) -> TrainConfig:
     if cfg.eps is None:
         changes["eps"] = EPS_PER_RATING * strength / changes.get("batch_size", cfg.batch_size)
     if cfg.epochs is None:
-        changes["epochs"] = GIBBS_SWEEPS if optimizer == "gibbs" else 20 if stats.n_ratings < 2_000_000 else 10
+        changes["epochs"] = default_epochs(optimizer, stats.n_ratings)
     return cfg.replace(**changes)
 
 

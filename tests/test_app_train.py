@@ -67,6 +67,25 @@ def test_empty_state_offers_the_builtin_data(app_env):
     assert not at.exception and at.button(key="start")
 
 
+@pytest.mark.parametrize("model, optimizer", [("dotbias", "auto"), ("dotbias", "adam"), ("nn", "auto"), ("dot", "sgd")])
+def test_the_empty_fields_placeholders_are_what_trains(app_env, model, optimizer):
+    """Each "auto (...)" shows the value the engine then chooses (cf_core.config, not a copy on the page)."""
+    at = train_page(epochs=None)
+    at.selectbox(key="model").set_value(model).run()
+    at.selectbox(key="optimizer").set_value(optimizer).run()
+    resolved = resolved_config(at)
+    assert at.number_input(key="n_factors").placeholder == f"auto ({resolved['n_factors']})"
+    epochs = at.number_input(key="epochs").placeholder
+    assert epochs.startswith(f"auto ({resolved['epochs']}")
+    if resolved["optimizer"] == "gibbs":
+        assert f"the first {resolved['burn_in']} not averaged" in epochs
+    if model == "nn":  # the base strength (on MovieLens' spread; what trains is scaled to this data's)
+        from cf_core.config import DEFAULT_LAYER_WD
+
+        wd = at.number_input(key="layer_wd").placeholder
+        assert wd == f"auto ({DEFAULT_LAYER_WD[resolved['pretrain']]:g} on MovieLens' spread)"
+
+
 def test_settings_resolve_and_bad_settings_are_explained(app_env):
     at = train_page(epochs=None)
     at.selectbox(key="model").set_value("nn").run()
