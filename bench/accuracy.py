@@ -9,7 +9,7 @@ in the same process: random 80/20 split, seed 42, implicit information from the 
         # shaped as MovieLens 1M (6,040 users, 3,706 items) and 25M (162,541 x 59,047), 80% of them for training;
         # each fit in a fresh process
 
-Prints one JSON line per fit (feature set, RMSE, seconds) and appends them to bench/results/accuracy.jsonl; then
+Prints one JSON line per fit (feature set, RMSE, seconds) and writes them to bench/results/accuracy.jsonl (whole); then
 myFM with the day of the rating and with an ordered-probit output, and a last line comparing ours with myFM's best.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from common import ROOT, emit, machine, ml100k, peak_rss_mb, rss_mb
+from common import emit, machine, ml100k, peak_rss_mb, rss_mb, save_results
 
 from cf_core.config import TrainConfig
 from cf_core.recommender import Recommender
@@ -206,14 +206,12 @@ def main() -> None:
         return
     if args.scale:
         rows = scale(args.scale_sizes, args.scale_sweeps)
-        with open(ROOT / "bench" / "results" / "accuracy-scale.jsonl", "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in rows)
+        save_results("accuracy-scale", rows)
         return
     ratings, _ = ml100k()
     if args.robustness:
         rows = robustness(ratings)
-        with open(ROOT / "bench" / "results" / "accuracy-robustness.jsonl", "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in rows)
+        save_results("accuracy-robustness", rows)
         return
     train, valid = random_split(ratings[["user", "item", "rating", "timestamp"]], 0.2, seed=42)
     rows = []
@@ -235,8 +233,7 @@ def main() -> None:
          ours_seconds=mine["seconds"], myfm_best=round(best["rmse"], 4), myfm_best_features=best["features"],
          myfm_best_output=best.get("output"), myfm_best_seconds=best["seconds"],
          met=bool(mine["rmse"] <= 0.880 and mine["rmse"] < best["rmse"] and mine["seconds"] < best["seconds"]))
-    with open(ROOT / "bench" / "results" / "accuracy.jsonl", "a") as f:
-        f.writelines(json.dumps(r) + "\n" for r in rows)
+    save_results("accuracy", rows)
 
 
 if __name__ == "__main__":

@@ -62,9 +62,30 @@ def reset_peak() -> None:
         pass
 
 
+def commit() -> str:
+    """The checked-out commit a figure was measured at (with "+changes" when the tree differs from it)."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+changes" if dirty else "")
+
+
 def emit(**record) -> None:
-    """Print one JSON line."""
-    print(json.dumps(record), flush=True)
+    """Print one JSON line, stamped with the commit it was measured at."""
+    print(json.dumps({**record, "commit": record.get("commit", commit())}), flush=True)
+
+
+def save_results(name: str, rows: list[dict]) -> None:
+    """Write bench/results/<name>.jsonl whole (never appended to), each row stamped with the commit."""
+    stamp = commit()
+    with open(ROOT / "bench" / "results" / f"{name}.jsonl", "w") as f:
+        f.writelines(json.dumps({**row, "commit": row.get("commit", stamp)}) + "\n" for row in rows)
 
 
 class Timer:

@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--split", choices=("random", "user", "time"), default="random")
     t.add_argument("--seed", type=int, default=42)
     t.add_argument("--items", help="item metadata (titles, genres)")
+    for role, flag in (("user", "--user-col"), ("item", "--item-col"), ("rating", "--rating-col"),
+                       ("timestamp", "--time-col")):
+        t.add_argument(flag, metavar="NAME", help=f"the column of the {role} (default: by its name, else its values)")
     t.add_argument("--implicit", action=argparse.BooleanOptionalAction, default=None,
                    help="the Bayesian fit also learns from what each user rated and who rated each item (Bayesian "
                         "SVD++ both ways; the dot products with Gibbs sampling). Default: on wherever the fit is "
@@ -147,12 +150,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _load_ratings(source: str):
+def _columns(a: argparse.Namespace) -> dict:
+    """The columns named on the command line (--user-col and the rest), for read_ratings."""
+    return {"user": a.user_col, "item": a.item_col, "rating": a.rating_col, "timestamp": a.time_col}
+
+
+def _load_ratings(source: str, columns: dict | None = None):
     if source in ("ml-100k", "movielens-100k"):
         from .datasets import movielens_100k
         ratings, items = movielens_100k()
         return ratings, items
-    return read_ratings(source), None
+    return read_ratings(source, **(columns or {})), None
 
 
 def _config(a: argparse.Namespace) -> TrainConfig:
@@ -178,13 +186,13 @@ def cmd_train(a: argparse.Namespace) -> int:
     rank = _init_distributed(cfg)
     if rank:
         a.quiet = True  # rank 0 reports and saves
-    ratings, items = _load_ratings(a.ratings)
+    ratings, items = _load_ratings(a.ratings, _columns(a))
     _warn(ratings.warnings)
     if a.items:
         items = read_items(a.items)
     df = ratings.df
     if a.valid:
-        valid_ratings = read_ratings(a.valid)
+        valid_ratings = read_ratings(a.valid, **_columns(a))
         _warn(valid_ratings.warnings)
         train, valid = df, valid_ratings.df
     elif a.valid_frac > 0:

@@ -76,6 +76,7 @@ _MULTI_SEP = "\x1f"  # "::" is rewritten to this byte because pyarrow only takes
 _NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
 _YEAR_SUFFIX = re.compile(r"^(?P<title>.*?)\s*\((?P<year>\d{4})\)\s*$")
 _BOM = b"\xef\xbb\xbf"
+_DATE = re.compile(r"^(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})([ T]\d{1,2}:\d{2}(:\d{2})?.*)?$")
 
 
 def _norm(name: str) -> str:
@@ -686,6 +687,52 @@ def _infer_roles(table: _Table, explicit: dict[str, str | None], display: str) -
     return roles
 
 
+def _by_content(table: _Table, roles: dict[str, str]) -> dict[str, str]:
+    """Roles the names did not give, from the sample's values (a header in words the reader does not know: "a,b,c",
+    "usuario,pelicula,puntuacion"): a column of whole seconds since 1973 or of dates is the timestamp; the rating is
+    the one numeric column with fractions, else the numeric column with clearly the fewest distinct values, else the
+    rightmost numeric column if two columns come before it (user, item, rating is the usual order); the first two
+    columns left are the user and the item, in that order. Returns only what it inferred; nothing when the three required roles cannot all be had."""
+    if not table.header or all(r in roles for r in ("user", "item", "rating")):
+        return {}
+    free = [j for j, n in enumerate(table.names) if n not in roles.values()]
+    cells = {j: [row[j].strip() for row in table.sample if j < len(row) and row[j].strip()] for j in free}
+    numbers = {j: [float(c) for c in v] for j, v in cells.items() if v and all(map(_is_number, v))}
+    found: dict[str, str] = {}
+
+    def take(role: str, j: int) -> None:
+        found[role] = table.names[j]
+        free.remove(j)
+
+    if "timestamp" not in roles:
+        stamp = next((j for j in free if j in numbers and min(numbers[j]) >= 1e8 and all(x == int(x) for x in numbers[j])),
+                     None)
+        if stamp is None:
+            stamp = next((j for j in free if cells[j] and j not in numbers and all(map(_DATE.match, cells[j]))), None)
+        if stamp is not None:
+            take("timestamp", stamp)
+    if "rating" not in roles:
+        candidates = [j for j in free if j in numbers]
+        if not candidates:
+            return {}
+        fractions = [j for j in candidates if any(x != int(x) for x in numbers[j])]  # ids are whole numbers
+        levels = sorted(candidates, key=lambda j: len(set(numbers[j])))
+        if len(fractions) == 1:
+            take("rating", fractions[0])
+        elif len(levels) > 1 and 2 * len(set(numbers[levels[0]])) <= len(set(numbers[levels[1]])):
+            take("rating", levels[0])  # a few levels of stars among many ids
+        elif sum(j < candidates[-1] for j in free) >= 2:  # the usual order: two id columns, then the rating
+            take("rating", candidates[-1])
+        else:
+            return {}
+    for role in ("user", "item"):
+        if role not in roles:
+            if not free:
+                return {}
+            take(role, free[0])
+    return found
+
+
 def _require(roles: dict[str, str], table: _Table, display: str) -> None:
     for role in ("rating", "user", "item"):
         if role not in roles:
@@ -847,11 +894,24 @@ def _to_timestamps(arr: pa.ChunkedArray, col: str, row_of: Callable[[int], int],
             raise DataError(f"not a timestamp (seconds since 1970 or a date): {raw.iloc[i]!r}"
                             f"{_how_many(n, 'are not timestamps')}", source=display, row=row_of(i),
                             column=col)
+        _plausible_dates(stamps, raw, col, row_of, display)
         if len(dates) < len(raw):
             seconds = _whole_seconds(numbers.to_numpy(np.float64, na_value=0), col, row_of, display)
             seconds[numbers.isna().to_numpy()] = _seconds(stamps)
             return seconds
     return _seconds(stamps)
+
+
+def _plausible_dates(stamps: pd.Series, raw: pd.Series, col: str, row_of: Callable[[int], int], display: str) -> None:
+    """Text that parses as a date only by a stretch ("m1" reads as the year 1) is refused, with its row: a date a
+    rating was made on lies between 1900 and 2200 (beyond, it overflowed the conversion to seconds: a traceback)."""
+    years = stamps.dt.year
+    bad = (years < 1900) | (years > 2200)
+    if bad.any():
+        i, n = int(np.flatnonzero(raw.index.isin(bad.index[bad]))[0]), int(bad.sum())
+        raise DataError(f"not a timestamp (seconds since 1970 or a date): {raw.iloc[i]!r} reads as the year "
+                        f"{int(years[bad].iloc[0])}{_how_many(n, 'are not timestamps')}", source=display,
+                        row=row_of(i), column=col)
 
 
 def _whole_seconds(values: np.ndarray, col: str, row_of: Callable[[int], int], display: str) -> np.ndarray:
@@ -1281,6 +1341,13 @@ def read_ratings(source: Any, *, user: str | None = None, item: str | None = Non
     roles = _infer_roles(table, explicit, display)
     if wide or (wide is None and _looks_wide(table, roles, explicit)):
         return _wide_to_long(table, missing, display, warnings)
+    guessed = _by_content(table, roles)
+    if guessed:
+        roles.update(guessed)
+        said = ", ".join(f"{col!r} as the {role}" for role, col in guessed.items())
+        warnings.append(f"No column is named like a {' or '.join(r for r in ('user', 'item', 'rating') if r in guessed)}"
+                        f": read {said}, from their values. If that is wrong, choose the columns (on the Data page, "
+                        f"or --user-col, --item-col, --rating-col, --time-col in the CLI)")
     _require(roles, table, display)
     if table.stream is not None:
         # Delimited text is converted a block at a time, so the file is never in memory as text. Any problem

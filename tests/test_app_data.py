@@ -44,11 +44,17 @@ def test_good_upload_is_summarised(app_env):
     assert at.session_state["dataset"].name == "ratings.csv"
 
 
-def test_columns_can_be_corrected(app_env):
+def test_columns_named_in_unknown_words_are_read_by_their_values_and_can_be_corrected(app_env):
     at = upload(open_page(app(), "views/data.py"), ODD, "odd.csv")
-    assert not at.exception
-    assert "no rating column found" in at.error[0].value and "odd.csv" in at.error[0].value
+    assert not at.exception and not at.error
+    assert any("'points' as the rating" in w.value and "from their values" in w.value for w in at.warning)
+    assert "user = `who`" in at.success[0].value and "rating = `points`" in at.success[0].value
     assert at.selectbox(key="col_rating").options == ["(inferred)", "who", "what", "points"]
+    at.selectbox(key="col_user").set_value("what")
+    at.selectbox(key="col_item").set_value("who")
+    at.selectbox(key="col_rating").set_value("points").run()
+    assert not at.exception and not at.error
+    assert "user = `what`" in at.success[0].value and not any("from their values" in w.value for w in at.warning)
     at.selectbox(key="col_user").set_value("who")
     at.selectbox(key="col_item").set_value("what")
     at.selectbox(key="col_rating").set_value("points").run()

@@ -100,3 +100,23 @@ def test_train_with_what_each_user_rated(files):
     p = run("train", "--ratings", str(files / "ratings.csv"), "--implicit", "--optimizer", "adam", "--out",
             str(files / "runs3"))
     assert p.returncode == 2 and "Bayesian fit" in p.stderr
+
+
+def test_columns_can_be_named_on_the_command_line(tmp_path):
+    """--user-col and the rest choose the columns; without them, a header in unknown words is read by its values and
+    the CLI says what it took."""
+    data = synthetic(n_users=40, n_items=30, n_ratings=800, n_factors=2, seed=1).ratings
+    data = data.assign(rating=data["rating"].round().clip(1, 5))
+    data[["rating", "item", "user"]].rename(columns={"rating": "nota", "item": "cosa", "user": "quien"}) \
+        .to_csv(tmp_path / "r.csv", index=False)
+    named = run("train", "--ratings", str(tmp_path / "r.csv"), "--user-col", "quien", "--item-col", "cosa",
+                "--rating-col", "nota", "--epochs", "2", "--out", str(tmp_path / "runs"))
+    assert named.returncode == 0, named.stderr
+    assert "from their values" not in named.stderr
+    out = json.loads(named.stdout.strip().splitlines()[-1])
+    assert out["n_users"] == data["user"].nunique() and out["n_items"] == data["item"].nunique()
+    guessed = run("train", "--ratings", str(tmp_path / "r.csv"), "--epochs", "2", "--out", str(tmp_path / "runs"))
+    assert guessed.returncode == 0, guessed.stderr
+    assert "'nota' as the rating" in guessed.stderr and "--user-col" in guessed.stderr
+    wrong = run("train", "--ratings", str(tmp_path / "r.csv"), "--user-col", "nobody", "--out", str(tmp_path / "runs"))
+    assert wrong.returncode == 2 and "no column 'nobody' for the user" in wrong.stderr

@@ -530,8 +530,9 @@ def test_crosstab(tiny):
 def test_preview_shows_columns_even_when_roles_are_missing():
     """preview() names the columns of a file read_ratings rejects, so a user can pick the rating column."""
     data = b"who,what,points\n1,10,4\n2,20,3\n3,30,5\n"
-    with pytest.raises(DataError, match="no rating column"):
-        read_ratings(data, name="odd.csv")
+    with pytest.raises(DataError, match="no rating column"):  # no column of numbers to be the rating
+        read_ratings(b"who,what,points\n1,10,x\n2,20,y\n", name="odd.csv")
+    assert read_ratings(data, name="odd.csv").columns == {"user": "who", "item": "what", "rating": "points"}
     frame = preview(data, n=2, name="odd.csv")
     assert list(frame.columns) == ["who", "what", "points"]
     assert frame.values.tolist() == [["1", "10", "4"], ["2", "20", "3"]]
@@ -558,3 +559,29 @@ def test_a_rating_column_that_looks_like_times_or_ids_is_warned_about():
     assert "looks like ids" in " ".join(read_ratings(frame, rating="ref").warnings)
     continuous = frame.assign(score=rng.normal(0, 1, len(frame)))  # a real continuous scale is fine
     assert read_ratings(continuous, rating="score").warnings == []
+
+
+@pytest.mark.parametrize("text, expected", [
+    # a header of letters: positions and values (the rating is the rightmost number column when the counts are close)
+    ("a,b,c\n1,10,4\n1,11,3\n2,10,5\n2,12,1\n3,11,2\n", {"user": "a", "item": "b", "rating": "c"}),
+    # another language, text item ids, a fractional rating, seconds since 1970
+    ("usuario,pelicula,puntuacion,cuando\n7,a,4.5,881250949\n8,b,3,891717742\n7,b,1,878887116\n9,c,2,880606923\n",
+     {"user": "usuario", "item": "pelicula", "rating": "puntuacion", "timestamp": "cuando"}),
+    # dates as text, the rating first: few levels among many ids
+    ("n,p,q\n" + "".join(f"{s},{u},{i}\n" for s, u, i in zip([1, 5, 3, 4, 2, 5] * 4, range(100, 124), range(500, 548, 2))),
+     {"rating": "n", "user": "p", "item": "q"}),
+    ("x,y,z,w\nann,m1,5,2024-01-02\nbob,m2,3,2024-02-03\nann,m2,4,2024-03-01\n",
+     {"user": "x", "item": "y", "rating": "z", "timestamp": "w"}),
+])
+def test_columns_named_in_words_the_reader_does_not_know_are_told_apart_by_their_values(text, expected):
+    """(It failed with "no item column found" though the shape said which was which.) What was inferred is said."""
+    r = read_ratings(io.BytesIO(text.encode()), name="odd.csv")
+    assert r.columns == expected or {k: r.columns[k] for k in expected} == expected, r.columns
+    assert any("from their values" in w and "--user-col" in w for w in r.warnings), r.warnings
+
+
+def test_a_date_that_parses_only_by_a_stretch_is_refused_with_its_row():
+    """'m1' parsed as a date in the year 1, which overflowed the conversion to seconds: a traceback."""
+    with pytest.raises(DataError, match=r"row 2, column 'y'.*'m1' reads as the year 1"):
+        read_ratings(io.BytesIO(b"x,y,z,w\nann,m1,5,2024-01-02\nbob,m2,3,2024-02-03\n"), name="t.csv",
+                     user="x", item="w", rating="z", timestamp="y")
