@@ -209,68 +209,92 @@ def default_y_range(rating_min: float, rating_max: float) -> tuple[float, float]
 
 
 def resolve(cfg: TrainConfig, stats: DataStats) -> TrainConfig:
-    """Fill every None field of `cfg` from the data; the result is what actually trains (and is saved)."""
+    """Fill every None field of `cfg` from the data; the result is what actually trains (and is saved).
+
+    In three steps, each reading what the one before settled: what fits (`_fit`: the optimizer, the model's
+    shape, the pretraining), how strongly (`_strengths`: weight decay, learning rate), and in what steps (`_steps`:
+    batch size, eps, epochs)."""
     cfg.validate()
-    # Strengths tuned on MovieLens 100k (1..5, std 1.126) scale with the spread of the ratings: the std, not
-    # max - min, so a few outliers on a continuous scale do not over-regularise.
-    scale = max(stats.rating_std, 1e-6) / 1.126
-    changes: dict[str, Any] = {}
+    cfg = cfg.replace(**_fit(cfg, stats))
+    cfg = cfg.replace(**_strengths(cfg, stats))
+    return cfg.replace(**_steps(cfg, stats))
+
+
+def _fit(cfg: TrainConfig, stats: DataStats) -> dict[str, Any]:
+    """The optimizer, what each user rated, the sigmoid, the factor counts and the net's pretraining."""
     optimizer = cfg.optimizer or default_optimizer(cfg.model, stats.n_ratings)
-    changes["optimizer"] = optimizer
     if cfg.implicit and optimizer != "gibbs":
         raise ValueError(f"what each user rated (implicit) is part of the Bayesian fit, and this data trains with "
                          f"{optimizer} ({stats.n_ratings:,} ratings): turn it off, or choose Gibbs sampling")
     # What each user rated, and who rated each item: the Bayesian fit predicts better with it on every check made
     # (MovieLens 100k, ratings x2 and x0.2, other seeds, per-user and time splits: by 0.015 to 0.021; `bench/accuracy.py
     # --robustness`) and takes about three times as long (a sweep on 800,000 ratings: 1.0 s against 0.3 s).
-    changes["implicit"] = bool(cfg.implicit if cfg.implicit is not None else optimizer == "gibbs" and cfg.model != "nn")
+    implicit = cfg.implicit if cfg.implicit is not None else optimizer == "gibbs" and cfg.model != "nn"
+    changes: dict[str, Any] = {"optimizer": optimizer, "implicit": bool(implicit)}
     if optimizer == "gibbs":  # a linear model: no sigmoid
         changes.update(use_y_range=False, y_range=None)
     elif cfg.y_range is None and cfg.use_y_range:
         changes["y_range"] = default_y_range(stats.rating_min, stats.rating_max)
-    if cfg.n_factors is None:
-        changes["n_factors"] = default_n_factors(cfg.model, optimizer, stats.n_ratings)
-    n_factors = changes.get("n_factors", cfg.n_factors)
-    # How the strengths below grow with the scale. A squared error grows with its square. Behind a sigmoid y_range
-    # (which stretches with the ratings) the weights are logits, the same whatever the scale, so penalties and
-    # gradients grow with the square too. In a linear model the factors grow with the root of the scale, so
-    # the factors' squared norms grow linearly.
-    sigmoid = changes.get("use_y_range", cfg.use_y_range) and changes.get("y_range", cfg.y_range) is not None
-    strength = scale**2 if sigmoid else scale
+    n_factors = cfg.n_factors or default_n_factors(cfg.model, optimizer, stats.n_ratings)
+    changes["n_factors"] = n_factors
     if cfg.model == "nn":
         changes["user_factors"] = cfg.user_factors or n_factors
         changes["item_factors"] = cfg.item_factors or n_factors
-    wd_mode = cfg.wd_mode or ("decoupled" if optimizer == "adamw" else "l2")
-    changes["wd_mode"] = wd_mode
+    # The net's embeddings start from a Bayesian fit where that fit is the default (it needs one spare dimension, for
+    # the bias, beside at least one factor).
+    changes["pretrain"] = cfg.model == "nn" \
+        and (stats.n_ratings < GIBBS_MAX_RATINGS if cfg.pretrain is None else bool(cfg.pretrain)) \
+        and min(changes["user_factors"], changes["item_factors"]) >= 2
+    return changes
+
+
+def _strength(cfg: TrainConfig, stats: DataStats) -> float:
+    """How much stronger than on MovieLens 100k a penalty (or a gradient) is on these ratings.
+
+    Strengths tuned on MovieLens 100k (1..5, std 1.126) scale with the spread of the ratings: the std, not max - min,
+    so a few outliers on a continuous scale do not over-regularise. A squared error grows with the square of the
+    spread. Behind a sigmoid y_range (which stretches with the ratings) the weights are logits, the same whatever the
+    scale, so penalties and gradients grow with the square too. In a linear model the factors grow with the root of
+    the scale, so the factors' squared norms grow linearly."""
+    scale = max(stats.rating_std, 1e-6) / 1.126
+    return scale**2 if cfg.use_y_range and cfg.y_range is not None else scale
+
+
+def _strengths(cfg: TrainConfig, stats: DataStats) -> dict[str, Any]:
+    """Weight decay (and its mode), the hidden layers' L2 and the learning rate, scaled to the ratings' spread."""
+    strength = _strength(cfg, stats)
+    wd_mode = cfg.wd_mode or ("decoupled" if cfg.optimizer == "adamw" else "l2")
+    changes: dict[str, Any] = {"wd_mode": wd_mode}
     if cfg.wd is None:  # the penalty competes with the squared errors
         base = (DEFAULT_WD_DECOUPLED if wd_mode == "decoupled" else DEFAULT_WD)[cfg.model]
         changes["wd"] = base * (strength if wd_mode == "l2" else 1.0)  # decoupled decay is a rate, not a penalty
-    # The net's embeddings start from a Bayesian fit where that fit is the default (it needs one spare dimension, for
-    # the bias, beside at least one factor).
-    pretrain = cfg.model == "nn" and (stats.n_ratings < GIBBS_MAX_RATINGS if cfg.pretrain is None else cfg.pretrain) \
-        and min(changes.get("user_factors", 0), changes.get("item_factors", 0)) >= 2
-    changes["pretrain"] = bool(pretrain)
     if cfg.layer_wd is None:
-        changes["layer_wd"] = DEFAULT_LAYER_WD[pretrain] * strength if cfg.model == "nn" else 0.0
-    if cfg.lr is None and optimizer in DEFAULT_LR:  # gibbs has no learning rate
+        changes["layer_wd"] = DEFAULT_LAYER_WD[cfg.pretrain] * strength if cfg.model == "nn" else 0.0
+    if cfg.lr is None and cfg.optimizer in DEFAULT_LR:  # gibbs has no learning rate
         # Adam's steps do not depend on the gradient's size; SGD's grow with it, so its rate shrinks as it grows.
-        changes["lr"] = DEFAULT_LR[optimizer] / (strength if optimizer in ("sgd", "momentum") else 1.0) \
-            * (PRETRAINED_LR_FACTOR if pretrain else 1.0)
-    if cfg.batch_size is None:
+        changes["lr"] = DEFAULT_LR[cfg.optimizer] / (strength if cfg.optimizer in ("sgd", "momentum") else 1.0) \
+            * (PRETRAINED_LR_FACTOR if cfg.pretrain else 1.0)
+    return changes
+
+
+def _steps(cfg: TrainConfig, stats: DataStats) -> dict[str, Any]:
+    """The batch size, the embeddings' rate multiplier, Adam's eps and the epochs."""
+    changes: dict[str, Any] = {}
+    batch_size = cfg.batch_size
+    if batch_size is None:
         # At least 32 steps per epoch (64 for the net, which gains from more), a power of two, capped so huge data
         # still makes big, fast steps. Quality holds across batch sizes because the L2 penalty is per rating and
         # eps scales with 1/batch_size.
         steps = 64 if cfg.model == "nn" else 32
-        bs = 1 << max(8, min(18, int(stats.n_ratings / steps).bit_length() - 1))
-        changes["batch_size"] = bs
+        batch_size = changes["batch_size"] = 1 << max(8, min(18, int(stats.n_ratings / steps).bit_length() - 1))
     if cfg.emb_lr_scale is None:
-        changes["emb_lr_scale"] = max(1.0, changes.get("batch_size", cfg.batch_size) * EMB_LR_PER_RATING[optimizer]) \
-            if optimizer in EMB_LR_PER_RATING else 1.0
+        changes["emb_lr_scale"] = max(1.0, batch_size * EMB_LR_PER_RATING[cfg.optimizer]) \
+            if cfg.optimizer in EMB_LR_PER_RATING else 1.0
     if cfg.eps is None:
-        changes["eps"] = EPS_PER_RATING * strength / changes.get("batch_size", cfg.batch_size)
+        changes["eps"] = EPS_PER_RATING * _strength(cfg, stats) / batch_size
     if cfg.epochs is None:
-        changes["epochs"] = default_epochs(optimizer, stats.n_ratings)
-    return cfg.replace(**changes)
+        changes["epochs"] = default_epochs(cfg.optimizer, stats.n_ratings)
+    return changes
 
 
 # ------------------------------------------------------------------------------------------------------ cost
