@@ -368,7 +368,7 @@ def cost(cfg: TrainConfig, stats: DataStats, device: str) -> Cost:
     layers = sum(cfg.layers) if cfg.model == "nn" else 0
     need = 6 * 4 * rows * width / 2 + 16 * cfg.batch_size * (width + layers)
     if cfg.model == "nn" and cfg.pretrain:
-        need = max(need, _gibbs_bytes(stats.n_users, stats.n_items, GIBBS_FACTORS + 1))
+        need = max(need, _gibbs_bytes(stats.n_users, stats.n_items, GIBBS_FACTORS + 1) + stats.n_ratings * IMPLICIT_BYTES)
     steps = -(-stats.n_ratings // cfg.batch_size)
     step_seconds = cfg.epochs * steps * STEP_SECONDS[kind]
     return Cost(int(need), steps, step_seconds,
