@@ -58,9 +58,9 @@ def main() -> None:
     ratings, _ = ml100k()
     train, valid = random_split(ratings, 0.2, 42)
     where = {"data": "ml-100k random 80/20 seed 42", "n_train": len(train), "n_valid": len(valid), "machine": machine()}
-    emit(what="dotbias defaults (Bayesian PMF, Gibbs sampling)", **bench_ours(train, valid, args.repeat), **where)
+    emit(what="dotbias defaults (Bayesian SVD++ both ways, Gibbs sampling)", **bench_ours(train, valid, args.repeat), **where)
     emit(what="dotbias, Adam (the lesson's optimizer; otherwise defaults)", **bench_ours(train, valid, args.repeat, optimizer="adam"), **where)
-    emit(what="nn defaults (embeddings start from the Bayesian fit)", **bench_ours(train, valid, args.repeat, model="nn"), **where)
+    emit(what="nn defaults (embeddings start from the Bayesian SVD++ fit)", **bench_ours(train, valid, args.repeat, model="nn"), **where)
     emit(what="nn, embeddings from noise (pretrain off; otherwise defaults)",
          **bench_ours(train, valid, args.repeat, model="nn", pretrain=False), **where)
     emit(what="surprise SVD defaults", **bench_surprise(train, valid, args.repeat), **where)
