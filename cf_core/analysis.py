@@ -6,6 +6,7 @@ and returns DataFrames or arrays; nothing here draws.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -226,8 +227,10 @@ def _user_prior(rec: Recommender) -> _Prior:
     bias = model.user_bias.weight.detach().float()[:, 0] if getattr(model, "has_bias", False) else None
     bias_mean, bias_var = (float(bias.mean()), max(float(bias.var()), floor)) if bias is not None and len(bias) > 1 \
         else (0.0, 1.0)
-    last = rec.history.epochs[-1]["train_rmse"] if rec.history is not None and rec.history.epochs else None
-    noise = float(last) ** 2 if last else float(np.var(rec.user_sum / np.maximum(rec.user_counts, 1)))
+    last = rec.history.epochs[-1].get("train_rmse") if rec.history is not None and rec.history.epochs else None
+    lo, hi = rec.rating_scale
+    # without a finite training RMSE (a run saved without its history), a quarter of the scale: 1 star on 1..5
+    noise = float(last) ** 2 if last is not None and math.isfinite(last) else ((hi - lo) / 4) ** 2 or 1.0
     var = P.var(0).clamp(min=floor) if len(P) > 1 else torch.ones_like(P[0])
     return _Prior(P.mean(0), var, bias_mean, bias_var, max(noise, floor))
 

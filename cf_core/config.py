@@ -101,6 +101,9 @@ class TrainConfig:
             if k not in names:
                 continue
             kw[k] = tuple(v) if isinstance(v, list) else v
+        # Saved before `implicit` existed, a config meant the plain Bayesian fit; resolving None now turns it on,
+        # which would resume such a job's checkpoint with the wrong sampler.
+        kw.setdefault("implicit", False)
         return cls(**kw)
 
     def validate(self) -> None:
@@ -336,8 +339,22 @@ def _duration(seconds: float) -> str:
 
 # What the implicit blocks (bayes_fm.py) add per training rating, measured here with 10 factors (`bench/accuracy.py
 # --scale`): 430 bytes of peak memory (20M ratings: 10.6 GB against 2.0 GB without), and 0.85 us (800,000 ratings)
-# to 3.3 us (20M) a sweep on 2 CPU cores; the GPU figure is a guess at a hundredth, not yet measured.
-IMPLICIT_BYTES, IMPLICIT_SECONDS = 450, {"cpu": 3.5e-6, "cuda": 3.5e-8}
+# to 3.3 us (20M) a sweep on 2 CPU cores, rounded up below and from LARGE_RATINGS; the GPU figure is a guess at a
+# hundredth, not yet measured.
+IMPLICIT_BYTES = 450
+IMPLICIT_SECONDS = {"cpu": (1e-6, 3.5e-6), "cuda": (1e-8, 3.5e-8)}  # (below LARGE_RATINGS, from it)
+
+
+def _gibbs_sweep_seconds(stats: DataStats, d: int, implicit: bool, kind: str) -> float:
+    """One Gibbs sweep's time: the Gram matrices (a d x d outer product per rating and per row), a Cholesky
+    factorisation and solves per row, at about 10 GFLOP/s on a CPU and 1 TFLOP/s on a GPU in float64; with the
+    implicit blocks, two conjugate-gradient solves of about 20 steps of two sparse products each."""
+    rows = stats.n_users + stats.n_items
+    flops = 2 * (stats.n_ratings + rows) * d * d + rows * d**3 / 3 + 4 * rows * d * d
+    sweep = flops / (1e10 if kind == "cpu" else 1e12) + SWEEP_SECONDS
+    if implicit:
+        sweep += stats.n_ratings * IMPLICIT_SECONDS[kind][stats.n_ratings >= LARGE_RATINGS]
+    return sweep
 
 
 def _gibbs_bytes(n_users: int, n_items: int, d: int) -> int:
@@ -355,13 +372,7 @@ def cost(cfg: TrainConfig, stats: DataStats, device: str) -> Cost:
         need = _gibbs_bytes(stats.n_users, stats.n_items, d)
         if cfg.implicit:  # sparse views of the ratings, per-rating targets and noise, the solves' temporaries
             need += stats.n_ratings * IMPLICIT_BYTES
-        # Floating-point work a sweep: the Gram matrices (a d x d outer product per rating and per row), a Cholesky
-        # factorisation and solves per row; at about 10 GFLOP/s on a CPU and 1 TFLOP/s on a GPU in float64.
-        flops = 2 * (stats.n_ratings + rows) * d * d + rows * d**3 / 3 + 4 * rows * d * d
-        sweep = flops / (1e10 if kind == "cpu" else 1e12) + SWEEP_SECONDS
-        if cfg.implicit:  # two conjugate-gradient solves a sweep, about 20 steps of two sparse products each
-            sweep += stats.n_ratings * IMPLICIT_SECONDS[kind]
-        return Cost(int(need), 0, 0.0, cfg.epochs * sweep)
+        return Cost(int(need), 0, 0.0, cfg.epochs * _gibbs_sweep_seconds(stats, d, cfg.implicit, kind))
     width = (cfg.user_factors or cfg.n_factors) + (cfg.item_factors or cfg.n_factors) if cfg.model == "nn" \
         else 2 * (cfg.n_factors + 1)
     # Weights, gradients, two Adam moments, the weight average and the best epoch's copy; a batch's activations.
@@ -371,8 +382,10 @@ def cost(cfg: TrainConfig, stats: DataStats, device: str) -> Cost:
         need = max(need, _gibbs_bytes(stats.n_users, stats.n_items, GIBBS_FACTORS + 1) + stats.n_ratings * IMPLICIT_BYTES)
     steps = -(-stats.n_ratings // cfg.batch_size)
     step_seconds = cfg.epochs * steps * STEP_SECONDS[kind]
-    return Cost(int(need), steps, step_seconds,
-                step_seconds + cfg.epochs * stats.n_ratings * RATING_SECONDS[kind] * (4 if cfg.model == "nn" else 1))
+    pretraining = GIBBS_SWEEPS * _gibbs_sweep_seconds(stats, GIBBS_FACTORS + 1, True, kind) \
+        if cfg.model == "nn" and cfg.pretrain else 0.0  # the Bayesian SVD++ fit its embeddings start from
+    return Cost(int(need), steps, step_seconds, pretraining + step_seconds
+                + cfg.epochs * stats.n_ratings * RATING_SECONDS[kind] * (4 if cfg.model == "nn" else 1))
 
 
 def available_bytes(device: str) -> int | None:
@@ -408,12 +421,17 @@ def check_cost(cfg: TrainConfig, stats: DataStats, device: str, free: int | None
     free = available_bytes(device) if free == "here" else free
     where = "the GPU" if device.startswith("cuda") else "this machine"
     if free is not None and c.bytes > 0.8 * free:
+        blocks = _gibbs_bytes(stats.n_users, stats.n_items, GIBBS_FACTORS + 1)
+        if cfg.optimizer == "gibbs" and cfg.implicit and stats.n_ratings * IMPLICIT_BYTES > c.bytes / 2:
+            raise TooCostly(f"these settings need about {c.bytes / 2**30:,.1f} GB of memory, most of it for learning "
+                            f"from what each person rated ({stats.n_ratings * IMPLICIT_BYTES / 2**30:,.1f} GB for "
+                            f"{stats.n_ratings:,} ratings), and {where} has {free / 2**30:,.1f} GB free: turn that off "
+                            "(the Train page's checkbox, or --no-implicit), or choose Adam")
         what = (f"Gibbs sampling with {cfg.n_factors} factors holds a {cfg.n_factors + 1} x {cfg.n_factors + 1} "
                 "block per user and per item" if cfg.optimizer == "gibbs" else f"{cfg.model} with these sizes")
         raise TooCostly(f"these settings need about {c.bytes / 2**30:,.1f} GB of memory ({what}), and {where} has "
                         f"{free / 2**30:,.1f} GB free: use fewer factors" +
-                        (f" (the default, {GIBBS_FACTORS}, needs "
-                         f"{_gibbs_bytes(stats.n_users, stats.n_items, GIBBS_FACTORS + 1) / 2**20:,.0f} MB)"
+                        (f" (the default, {GIBBS_FACTORS}, needs {blocks / 2**20:,.0f} MB)"
                          if cfg.optimizer == "gibbs" else ""))
     if c.step_seconds > MAX_STEP_HOURS * 3600:
         bs = cfg.batch_size

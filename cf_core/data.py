@@ -704,11 +704,13 @@ def _by_content(table: _Table, roles: dict[str, str]) -> dict[str, str]:
         found[role] = table.names[j]
         free.remove(j)
 
-    if "timestamp" not in roles:
-        stamp = next((j for j in free if j in numbers and min(numbers[j]) >= 1e8 and all(x == int(x) for x in numbers[j])),
-                     None)
+    missing = sum(r not in roles for r in ("user", "item", "rating"))
+    if "timestamp" not in roles and len(free) > missing:  # a timestamp only beside the columns still needed
+        stamp = next((j for j in reversed(free) if j in numbers and min(numbers[j]) >= 1e8
+                      and all(x == int(x) for x in numbers[j])), None)  # the rightmost: ids may be big numbers too
         if stamp is None:
-            stamp = next((j for j in free if cells[j] and j not in numbers and all(map(_DATE.match, cells[j]))), None)
+            stamp = next((j for j in reversed(free) if cells[j] and j not in numbers
+                          and all(map(_DATE.match, cells[j]))), None)
         if stamp is not None:
             take("timestamp", stamp)
     if "rating" not in roles:
@@ -721,7 +723,7 @@ def _by_content(table: _Table, roles: dict[str, str]) -> dict[str, str]:
             take("rating", fractions[0])
         elif len(levels) > 1 and 2 * len(set(numbers[levels[0]])) <= len(set(numbers[levels[1]])):
             take("rating", levels[0])  # a few levels of stars among many ids
-        elif sum(j < candidates[-1] for j in free) >= 2:  # the usual order: two id columns, then the rating
+        elif candidates[-1] >= 2:  # the usual order: two id columns (named or not), then the rating
             take("rating", candidates[-1])
         else:
             return {}
@@ -756,6 +758,10 @@ def _looks_wide(table: _Table, roles: dict[str, str], explicit: dict[str, str | 
     if sum(any(k in _norm(n) for k in _FUZZY["item"]) for n in others) >= max(3, 0.5 * len(others)):
         return True
     cells = [c for row in table.sample for c in row[1:] if c.strip()]
+    for j in range(1, len(table.names)):  # a column of seconds since 1970 (or of ids that big) is not ratings:
+        column = [row[j].strip() for row in table.sample if j < len(row) and row[j].strip()]  # a long table
+        if column and all(_is_number(c) and float(c) >= 1e8 and float(c) == int(float(c)) for c in column):
+            return False
     return ("item" not in roles and len(others) >= 3 and bool(cells)
             and sum(map(_is_number, cells)) >= 0.9 * len(cells))
 
@@ -1345,7 +1351,8 @@ def read_ratings(source: Any, *, user: str | None = None, item: str | None = Non
     if guessed:
         roles.update(guessed)
         said = ", ".join(f"{col!r} as the {role}" for role, col in guessed.items())
-        warnings.append(f"No column is named like a {' or '.join(r for r in ('user', 'item', 'rating') if r in guessed)}"
+        unnamed = [r for r in ("user", "item", "rating") if r in guessed]
+        warnings.append(f"No column is named like {' or '.join(('an ' if r == 'item' else 'a ') + r for r in unnamed)}"
                         f": read {said}, from their values. If that is wrong, choose the columns (on the Data page, "
                         f"or --user-col, --item-col, --rating-col, --time-col in the CLI)")
     _require(roles, table, display)

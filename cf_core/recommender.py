@@ -70,8 +70,8 @@ class Recommender:
 
     # ------------------------------------------------------------ building
     def build(self, df: pd.DataFrame) -> None:
-        """Resolve the settings from `df`, map its ids, compute the fallbacks and make a fresh model (no training)."""
-        """Resolve the config against the data, map ids, compute fallbacks, create the model."""
+        """Resolve the settings from `df`, map its ids, compute the fallbacks and make a fresh, untrained model (for
+        `fit`, `lr_find` and the benchmarks; nothing is trained here)."""
         stats = data_stats(df)
         self.config = resolve(self.config, stats)
         self.device = pick_device(self.config.device)

@@ -121,3 +121,16 @@ def test_a_new_user_with_one_or_three_ratings_is_predicted_better_than_by_the_me
             baseline.append((mean - rest["rating"].to_numpy()) ** 2)
         rmse, base = np.sqrt(np.concatenate(errors).mean()), np.sqrt(np.concatenate(baseline).mean())
         assert rmse < base, (n, rmse, base)
+
+
+def test_fold_in_without_a_usable_training_rmse_still_gives_finite_numbers(trained):
+    """A run without its history, or with a NaN training RMSE: the noise falls back to a quarter of the scale."""
+    import copy
+
+    rec = copy.copy(trained)
+    item = trained.item_map.ids[0]
+    for epochs in ([], [{"train_rmse": float("nan")}]):
+        rec.history = copy.copy(trained.history)
+        rec.history.epochs = epochs
+        vector, bias = A.fold_in(rec, {item: 5.0})
+        assert torch.isfinite(vector).all() and torch.isfinite(bias)

@@ -162,3 +162,12 @@ def test_a_fit_resumed_from_a_checkpoint_ends_where_the_whole_fit_does(implicit)
     for _ in range(2):  # twice from the same checkpoint: resuming must not write into it either
         resumed = Recommender(cfg).fit(train, valid, resume=keep.saved).evaluate(valid)["rmse"]
         assert resumed == pytest.approx(whole, abs=1e-6)
+
+
+def test_a_config_saved_before_implicit_existed_resumes_with_the_plain_sampler():
+    """A queued or checkpointed job's stored settings without `implicit` meant the plain Bayesian fit; resolving it
+    as on would resume its checkpoint with the SVD++ sampler (KeyError 'W.implicit_item')."""
+    old = TrainConfig(epochs=4).to_dict()
+    del old["implicit"]
+    assert TrainConfig.from_dict(old).implicit is False
+    assert TrainConfig.from_dict(TrainConfig(epochs=4).to_dict()).implicit is None  # saved since: still "auto"

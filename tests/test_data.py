@@ -567,7 +567,7 @@ def test_a_rating_column_that_looks_like_times_or_ids_is_warned_about():
     # another language, text item ids, a fractional rating, seconds since 1970
     ("usuario,pelicula,puntuacion,cuando\n7,a,4.5,881250949\n8,b,3,891717742\n7,b,1,878887116\n9,c,2,880606923\n",
      {"user": "usuario", "item": "pelicula", "rating": "puntuacion", "timestamp": "cuando"}),
-    # dates as text, the rating first: few levels among many ids
+    # the rating first: a few levels among many ids
     ("n,p,q\n" + "".join(f"{s},{u},{i}\n" for s, u, i in zip([1, 5, 3, 4, 2, 5] * 4, range(100, 124), range(500, 548, 2))),
      {"rating": "n", "user": "p", "item": "q"}),
     ("x,y,z,w\nann,m1,5,2024-01-02\nbob,m2,3,2024-02-03\nann,m2,4,2024-03-01\n",
@@ -585,3 +585,26 @@ def test_a_date_that_parses_only_by_a_stretch_is_refused_with_its_row():
     with pytest.raises(DataError, match=r"row 2, column 'y'.*'m1' reads as the year 1"):
         read_ratings(io.BytesIO(b"x,y,z,w\nann,m1,5,2024-01-02\nbob,m2,3,2024-02-03\n"), name="t.csv",
                      user="x", item="w", rating="z", timestamp="y")
+
+
+def test_unknown_names_over_numbers_with_seconds_are_a_long_table_not_a_matrix():
+    """a,b,c,d = user, item, stars, seconds: it was read as a 300 x 3 matrix of "ratings" (item ids and seconds)."""
+    rng = np.random.default_rng(0)
+    rows = "".join(f"{u},{i},{r},{t}\n" for u, i, r, t in zip(rng.integers(1, 60, 300), rng.integers(1, 90, 300),
+                                                              rng.integers(1, 6, 300), 881250949 + np.arange(300)))
+    r = read_ratings(("a,b,c,d\n" + rows).encode(), name="abcd.csv")
+    assert r.columns == {"timestamp": "d", "rating": "c", "user": "a", "item": "b"}
+    assert r.df["rating"].between(1, 5).all()
+
+
+def test_big_whole_number_ids_are_not_taken_for_the_timestamp():
+    """9-digit ids: the timestamp took the user column and the rest failed with "no rating column found"."""
+    text = "a,b,c\n" + "".join(f"{100000000 + u},{200000000 + i},{(u + i) % 5 + 1}\n" for u in range(6) for i in range(4))
+    r = read_ratings(text.encode(), name="big.csv")
+    assert r.columns == {"user": "a", "item": "b", "rating": "c"}
+
+
+def test_a_named_user_column_counts_among_the_two_before_the_rating():
+    r = read_ratings(b"user,x,y\n1,10,4\n2,11,3\n3,10,5\n", name="u.csv")
+    assert r.columns == {"user": "user", "item": "x", "rating": "y"}
+    assert any("an item or a rating" in w for w in r.warnings), r.warnings

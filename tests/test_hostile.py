@@ -283,6 +283,15 @@ def test_a_setting_too_large_for_memory_is_refused_with_the_figure(monkeypatch):
     assert check_cost(resolve(TrainConfig(), stats), stats, "cpu") == []  # the default fits easily
 
 
+def test_too_little_memory_for_the_implicit_blocks_says_to_turn_them_off(monkeypatch):
+    """It said "use fewer factors" at the default 10, where nearly all the memory was the implicit blocks'."""
+    monkeypatch.setattr(cfg_module, "available_bytes", lambda device: 1 << 30)
+    stats = DataStats(60_000, 20_000, 1_900_000, 1, 5, 3.5)
+    with pytest.raises(TooCostly, match=r"most of it for learning from what each person rated .* --no-implicit"):
+        check_cost(resolve(TrainConfig(), stats), stats, "cpu")
+    assert check_cost(resolve(TrainConfig(implicit=False), stats), stats, "cpu") == []
+
+
 def test_a_batch_of_one_is_refused_with_the_time_it_would_take():
     """Batch size 1 held the only job slot for over 15 minutes an epoch."""
     stats = DataStats(943, 1682, 80_000, 1, 5, 3.5)
