@@ -95,7 +95,7 @@ elif source == "mine":
             attach(picked, extra, extra_valid)
 else:
     st.caption("CSV, TSV, `::` or `|` separated text, Parquet or Excel; a long table (user, item, rating"
-               "[, timestamp]) or a user x item matrix. Columns are inferred from their names; correct them below.")
+               "[, timestamp]) or a user x item matrix. Columns are inferred from their names (where those say nothing, from their values); correct them below.")
     limit = int(st.get_option("server.maxUploadSize"))
     st.caption(f"Files up to {limit:,} MB each (this server's limit). What you upload is yours: it is kept for you "
                "under Your uploads, and shown to nobody else (a run you share shows its ratings, not your files).")
