@@ -71,10 +71,14 @@ def reference(train: pd.DataFrame, valid: pd.DataFrame, n_iter: int, implicit: b
     ti = train["item"].map(i_index).to_numpy()
     rated = sps.csr_matrix((np.ones(len(train)), (tu, ti)), shape=(nu, ni))
 
+    def one_hot(cols: np.ndarray, n: int) -> sps.csr_matrix:
+        """A row per entry of `cols` with a 1 in that column (-1: none, a value training never saw)."""
+        seen = cols >= 0
+        return sps.csr_matrix((np.ones(seen.sum()), (np.flatnonzero(seen), cols[seen])), shape=(len(cols), n))
+
     def block(index: dict, keys: np.ndarray, n: int, implicit_rows: sps.csr_matrix | None) -> sps.csr_matrix:
         rows = np.array([index.get(k, -1) for k in keys])
-        ids = sps.csr_matrix((np.ones((rows >= 0).sum()), (np.flatnonzero(rows >= 0), rows[rows >= 0])),
-                             shape=(len(keys), n))
+        ids = one_hot(rows, n)
         if implicit_rows is None:
             return ids
         counts = np.asarray(implicit_rows.sum(1)).ravel()
@@ -94,23 +98,18 @@ def reference(train: pd.DataFrame, valid: pd.DataFrame, n_iter: int, implicit: b
     def day_matrix(frame: pd.DataFrame) -> sps.csr_matrix | None:
         if not day:
             return None
-        d = np.array([day_index.get(x, -1) for x in frame["timestamp"] // 86400])
-        return sps.csr_matrix((np.ones((d >= 0).sum()), (np.flatnonzero(d >= 0), d[d >= 0])),
-                              shape=(len(frame), len(days)))
+        return one_hot(np.array([day_index.get(x, -1) for x in frame["timestamp"] // 86400]), len(days))
 
     sizes = ([len(days)] if day else []) + [nu] + ([ni] if implicit else []) + [ni] + ([nu] if implicit else [])  # a prior per block
     groups = [g for g, size in enumerate(sizes) for _ in range(size)]
     t = time.perf_counter()
-    if ordinal:
-        fm = myfm.MyFMOrderedProbit(rank=rank, random_seed=42)
-        fm.fit(day_matrix(train), train["rating"].to_numpy(int) - 1, X_rel=relations(train), grouping=groups,
-               n_iter=n_iter, n_kept_samples=n_iter - 20)
-        pred = fm.predict_proba(day_matrix(valid), relations(valid)) @ np.arange(1, 6)
-    else:
-        fm = myfm.MyFMRegressor(rank=rank, random_seed=42)
-        fm.fit(day_matrix(train), train["rating"].to_numpy(float), X_rel=relations(train), grouping=groups,
-               n_iter=n_iter, n_kept_samples=n_iter - 20)
-        pred = fm.predict(day_matrix(valid), relations(valid))
+    # ordered probit: the star levels as classes 0..4, predicting the expected rating
+    fm = (myfm.MyFMOrderedProbit if ordinal else myfm.MyFMRegressor)(rank=rank, random_seed=42)
+    target = train["rating"].to_numpy(int) - 1 if ordinal else train["rating"].to_numpy(float)
+    fm.fit(day_matrix(train), target, X_rel=relations(train), grouping=groups, n_iter=n_iter,
+           n_kept_samples=n_iter - 20)
+    pred = fm.predict_proba(day_matrix(valid), relations(valid)) @ np.arange(1, 6) if ordinal \
+        else fm.predict(day_matrix(valid), relations(valid))
     seconds = time.perf_counter() - t
     features = ("ids + implicit both ways" if implicit else "ids") + (" + day" if day else "")
     return {"model": "myfm-0.4", "features": features, "output": "ordered probit" if ordinal else "gaussian",
@@ -143,9 +142,10 @@ SHAPES = {1_000_000: (6_040, 3_706), 25_000_000: (162_541, 59_047)}  # MovieLens
 
 def scale_one(n_ratings: int, implicit: bool, sweeps: int) -> dict:
     """One Gibbs fit of `sweeps` sweeps on a synthetic set of n_ratings (80% trained on), in this process."""
+    from bench_epoch import EpochTimes
+
     from cf_core.datasets import synthetic
-    from cf_core.splits import random_split
-    from cf_core.train import Callback
+    from cf_core.train import pick_device
 
     n_users, n_items = SHAPES.get(n_ratings, (n_ratings // 160, n_ratings // 420))
     data = synthetic(n_users=n_users, n_items=n_items, n_ratings=n_ratings, n_factors=16, noise=0.5, seed=0)
@@ -153,17 +153,9 @@ def scale_one(n_ratings: int, implicit: bool, sweeps: int) -> dict:
     del data
     base = rss_mb()
 
-    class Times(Callback):
-        def __init__(self):
-            self.ends = []
-
-        def on_epoch_end(self, trainer, info):
-            self.ends.append(time.perf_counter())
-
-    times = Times()
-    t = time.perf_counter()
+    times = EpochTimes(pick_device("auto"))
     rec = Recommender(TrainConfig(optimizer="gibbs", implicit=implicit, epochs=sweeps, burn_in=1)).fit(train, None, [times])
-    per_sweep = np.diff([t] + times.ends)
+    per_sweep = times.times
     return {"what": "gibbs sweep", "features": "ids + implicit both ways" if implicit else "ids",
             "n_train": len(train), "users": n_users, "items": n_items,
             # the first two sweeps are the ALS warm-up; the rest are sampling sweeps

@@ -1,6 +1,7 @@
 """Helpers shared by the benchmark scripts: where the data is, timing, and JSON-line output."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -62,6 +63,7 @@ def reset_peak() -> None:
         pass
 
 
+@functools.cache
 def commit() -> str:
     """The checked-out commit a figure was measured at (with "+changes" when the tree differs from it)."""
     import subprocess

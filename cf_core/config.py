@@ -341,7 +341,7 @@ def _duration(seconds: float) -> str:
 # --scale`): 430 bytes of peak memory (20M ratings: 10.6 GB against 2.0 GB without), and 0.85 us (800,000 ratings)
 # to 3.3 us (20M) a sweep on 2 CPU cores, rounded up below and from LARGE_RATINGS; the GPU figure is a guess at a
 # hundredth, not yet measured.
-IMPLICIT_BYTES = 450
+IMPLICIT_BYTES = 450  # sparse views of the ratings, per-rating targets and noise, the solves' temporaries
 IMPLICIT_SECONDS = {"cpu": (1e-6, 3.5e-6), "cuda": (1e-8, 3.5e-8)}  # (below LARGE_RATINGS, from it)
 
 
@@ -357,6 +357,11 @@ def _gibbs_sweep_seconds(stats: DataStats, d: int, implicit: bool, kind: str) ->
     return sweep
 
 
+def _gibbs_need(stats: DataStats, d: int, implicit: bool) -> int:
+    """The Gibbs fit's memory: its batched conditionals, and with the implicit blocks their per-rating arrays."""
+    return _gibbs_bytes(stats.n_users, stats.n_items, d) + (stats.n_ratings * IMPLICIT_BYTES if implicit else 0)
+
+
 def _gibbs_bytes(n_users: int, n_items: int, d: int) -> int:
     """The sampler's batched conditionals: a d x d block per row of one side (the Gram matrices and their Cholesky
     factors) and one per row of the other (its outer products), in float64."""
@@ -369,17 +374,14 @@ def cost(cfg: TrainConfig, stats: DataStats, device: str) -> Cost:
     rows = stats.n_users + stats.n_items
     if cfg.optimizer == "gibbs":
         d = cfg.n_factors + (1 if cfg.model == "dotbias" else 0)
-        need = _gibbs_bytes(stats.n_users, stats.n_items, d)
-        if cfg.implicit:  # sparse views of the ratings, per-rating targets and noise, the solves' temporaries
-            need += stats.n_ratings * IMPLICIT_BYTES
-        return Cost(int(need), 0, 0.0, cfg.epochs * _gibbs_sweep_seconds(stats, d, cfg.implicit, kind))
+        return Cost(_gibbs_need(stats, d, cfg.implicit), 0, 0.0, cfg.epochs * _gibbs_sweep_seconds(stats, d, cfg.implicit, kind))
     width = (cfg.user_factors or cfg.n_factors) + (cfg.item_factors or cfg.n_factors) if cfg.model == "nn" \
         else 2 * (cfg.n_factors + 1)
     # Weights, gradients, two Adam moments, the weight average and the best epoch's copy; a batch's activations.
     layers = sum(cfg.layers) if cfg.model == "nn" else 0
     need = 6 * 4 * rows * width / 2 + 16 * cfg.batch_size * (width + layers)
     if cfg.model == "nn" and cfg.pretrain:
-        need = max(need, _gibbs_bytes(stats.n_users, stats.n_items, GIBBS_FACTORS + 1) + stats.n_ratings * IMPLICIT_BYTES)
+        need = max(need, _gibbs_need(stats, GIBBS_FACTORS + 1, True))  # its pretraining fit has the implicit blocks
     steps = -(-stats.n_ratings // cfg.batch_size)
     step_seconds = cfg.epochs * steps * STEP_SECONDS[kind]
     pretraining = GIBBS_SWEEPS * _gibbs_sweep_seconds(stats, GIBBS_FACTORS + 1, True, kind) \
@@ -421,17 +423,18 @@ def check_cost(cfg: TrainConfig, stats: DataStats, device: str, free: int | None
     free = available_bytes(device) if free == "here" else free
     where = "the GPU" if device.startswith("cuda") else "this machine"
     if free is not None and c.bytes > 0.8 * free:
-        blocks = _gibbs_bytes(stats.n_users, stats.n_items, GIBBS_FACTORS + 1)
-        if cfg.optimizer == "gibbs" and cfg.implicit and stats.n_ratings * IMPLICIT_BYTES > c.bytes / 2:
+        implicit = stats.n_ratings * IMPLICIT_BYTES if cfg.optimizer == "gibbs" and cfg.implicit else 0
+        if implicit > c.bytes / 2:
             raise TooCostly(f"these settings need about {c.bytes / 2**30:,.1f} GB of memory, most of it for learning "
-                            f"from what each person rated ({stats.n_ratings * IMPLICIT_BYTES / 2**30:,.1f} GB for "
+                            f"from what each person rated ({implicit / 2**30:,.1f} GB for "
                             f"{stats.n_ratings:,} ratings), and {where} has {free / 2**30:,.1f} GB free: turn that off "
                             "(the Train page's checkbox, or --no-implicit), or choose Adam")
         what = (f"Gibbs sampling with {cfg.n_factors} factors holds a {cfg.n_factors + 1} x {cfg.n_factors + 1} "
                 "block per user and per item" if cfg.optimizer == "gibbs" else f"{cfg.model} with these sizes")
         raise TooCostly(f"these settings need about {c.bytes / 2**30:,.1f} GB of memory ({what}), and {where} has "
                         f"{free / 2**30:,.1f} GB free: use fewer factors" +
-                        (f" (the default, {GIBBS_FACTORS}, needs {blocks / 2**20:,.0f} MB)"
+                        (f" (the default, {GIBBS_FACTORS}, needs "
+                         f"{_gibbs_bytes(stats.n_users, stats.n_items, GIBBS_FACTORS + 1) / 2**20:,.0f} MB)"
                          if cfg.optimizer == "gibbs" else ""))
     if c.step_seconds > MAX_STEP_HOURS * 3600:
         bs = cfg.batch_size

@@ -687,6 +687,16 @@ def _infer_roles(table: _Table, explicit: dict[str, str | None], display: str) -
     return roles
 
 
+def _sample_cells(table: _Table, j: int) -> list[str]:
+    """Column j's non-blank cells in the sample rows, stripped."""
+    return [row[j].strip() for row in table.sample if j < len(row) and row[j].strip()]
+
+
+def _seconds_like(numbers: list[float]) -> bool:
+    """Whole numbers from 1e8 on (seconds since 1973): a timestamp column, or ids that big, never ratings."""
+    return bool(numbers) and all(x >= 1e8 and x == int(x) for x in numbers)
+
+
 def _by_content(table: _Table, roles: dict[str, str]) -> dict[str, str]:
     """Roles the names did not give, from the sample's values (a header in words the reader does not know: "a,b,c",
     "usuario,pelicula,puntuacion"): a column of whole seconds since 1973 or of dates is the timestamp; the rating is
@@ -696,7 +706,7 @@ def _by_content(table: _Table, roles: dict[str, str]) -> dict[str, str]:
     if not table.header or all(r in roles for r in ("user", "item", "rating")):
         return {}
     free = [j for j, n in enumerate(table.names) if n not in roles.values()]
-    cells = {j: [row[j].strip() for row in table.sample if j < len(row) and row[j].strip()] for j in free}
+    cells = {j: _sample_cells(table, j) for j in free}
     numbers = {j: [float(c) for c in v] for j, v in cells.items() if v and all(map(_is_number, v))}
     found: dict[str, str] = {}
 
@@ -706,8 +716,8 @@ def _by_content(table: _Table, roles: dict[str, str]) -> dict[str, str]:
 
     missing = sum(r not in roles for r in ("user", "item", "rating"))
     if "timestamp" not in roles and len(free) > missing:  # a timestamp only beside the columns still needed
-        stamp = next((j for j in reversed(free) if j in numbers and min(numbers[j]) >= 1e8
-                      and all(x == int(x) for x in numbers[j])), None)  # the rightmost: ids may be big numbers too
+        stamp = next((j for j in reversed(free) if j in numbers and _seconds_like(numbers[j])),
+                     None)  # the rightmost: ids may be big numbers too
         if stamp is None:
             stamp = next((j for j in reversed(free) if cells[j] and j not in numbers
                           and all(map(_DATE.match, cells[j]))), None)
@@ -758,9 +768,9 @@ def _looks_wide(table: _Table, roles: dict[str, str], explicit: dict[str, str | 
     if sum(any(k in _norm(n) for k in _FUZZY["item"]) for n in others) >= max(3, 0.5 * len(others)):
         return True
     cells = [c for row in table.sample for c in row[1:] if c.strip()]
-    for j in range(1, len(table.names)):  # a column of seconds since 1970 (or of ids that big) is not ratings:
-        column = [row[j].strip() for row in table.sample if j < len(row) and row[j].strip()]  # a long table
-        if column and all(_is_number(c) and float(c) >= 1e8 and float(c) == int(float(c)) for c in column):
+    for j in range(1, len(table.names)):  # a column of seconds (or of ids that big) is not ratings: a long table
+        column = _sample_cells(table, j)
+        if column and all(map(_is_number, column)) and _seconds_like([float(c) for c in column]):
             return False
     return ("item" not in roles and len(others) >= 3 and bool(cells)
             and sum(map(_is_number, cells)) >= 0.9 * len(cells))
@@ -896,7 +906,7 @@ def _to_timestamps(arr: pa.ChunkedArray, col: str, row_of: Callable[[int], int],
         bad = stamps.isna()
         if bad.any():
             # Name the first cell that is neither a number nor a date (not the first number among dates).
-            i, n = int(np.flatnonzero(raw.index.isin(bad.index[bad]))[0]), int(bad.sum())
+            i, n = _first_flagged(raw, bad)
             raise DataError(f"not a timestamp (seconds since 1970 or a date): {raw.iloc[i]!r}"
                             f"{_how_many(n, 'are not timestamps')}", source=display, row=row_of(i),
                             column=col)
@@ -908,13 +918,18 @@ def _to_timestamps(arr: pa.ChunkedArray, col: str, row_of: Callable[[int], int],
     return _seconds(stamps)
 
 
+def _first_flagged(raw: pd.Series, bad: pd.Series) -> tuple[int, int]:
+    """(position in `raw` of the first cell `bad` flags, how many it flags): `bad` is indexed by a subset of raw's."""
+    return int(np.flatnonzero(raw.index.isin(bad.index[bad]))[0]), int(bad.sum())
+
+
 def _plausible_dates(stamps: pd.Series, raw: pd.Series, col: str, row_of: Callable[[int], int], display: str) -> None:
     """Text that parses as a date only by a stretch ("m1" reads as the year 1) is refused, with its row: a date a
     rating was made on lies between 1900 and 2200 (beyond, it overflowed the conversion to seconds: a traceback)."""
     years = stamps.dt.year
     bad = (years < 1900) | (years > 2200)
     if bad.any():
-        i, n = int(np.flatnonzero(raw.index.isin(bad.index[bad]))[0]), int(bad.sum())
+        i, n = _first_flagged(raw, bad)
         raise DataError(f"not a timestamp (seconds since 1970 or a date): {raw.iloc[i]!r} reads as the year "
                         f"{int(years[bad].iloc[0])}{_how_many(n, 'are not timestamps')}", source=display,
                         row=row_of(i), column=col)
