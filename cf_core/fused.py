@@ -150,6 +150,25 @@ class FusedDotStep:
         model.global_bias.data.sub_(step_size * self.g_m / ((self.g_v / v_correction).sqrt() + self.eps))
         return err.pow(2).mean(), err
 
+    def state(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        """The Adam moments and step count, for a checkpoint: (JSON-able scalars, CPU tensors)."""
+        tensors = {}
+        for s, (_, m, v) in enumerate(self.sides):
+            tensors[f"fused.{s}.m"], tensors[f"fused.{s}.v"] = m.detach().cpu().clone(), v.detach().cpu().clone()
+        tensors["fused.global"] = torch.tensor([float(self.g_m), float(self.g_v)], dtype=torch.float64)
+        return {"fused_t": self.t}, tensors
+
+    def load_state(self, meta: dict, tensors: dict[str, torch.Tensor]) -> None:
+        """Put back what `state` returned."""
+        with torch.no_grad():
+            for s, (_, m, v) in enumerate(self.sides):
+                m.copy_(tensors[f"fused.{s}.m"])
+                v.copy_(tensors[f"fused.{s}.v"])
+        g_m, g_v = tensors["fused.global"].tolist()
+        device = self.model.global_bias.device
+        self.g_m, self.g_v = torch.tensor(g_m, device=device), torch.tensor(g_v, device=device)
+        self.t = meta["fused_t"]
+
 
 def can_fuse(model: torch.nn.Module, cfg) -> bool:
     """The fused step covers dot-product models trained by Adam with the per-rating L2 penalty."""

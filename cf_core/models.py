@@ -60,7 +60,7 @@ class DotProduct(nn.Module):
             x = x + bias + self.item_bias(item).squeeze(1)
         return sigmoid_range(x, *self.y_range) if self.y_range is not None else x
 
-    def penalty(self, user: torch.Tensor, item: torch.Tensor, bias_weight: float = 0.0) -> torch.Tensor:
+    def penalty(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
         """Mean over the batch of the squared norms of the embeddings each rating used."""
         return (self.user_factors(user).pow(2).sum(1) + self.item_factors(item).pow(2).sum(1)).mean()
 
@@ -80,11 +80,9 @@ class DotProductBias(DotProduct):
         dot = (self.user_factors(user) * self.item_factors(item)).sum(1)
         return dot + self.user_bias(user).squeeze(1) + self.item_bias(item).squeeze(1) + self.global_bias
 
-    def penalty(self, user: torch.Tensor, item: torch.Tensor, bias_weight: float = 0.0) -> torch.Tensor:
-        p = super().penalty(user, item)
-        if bias_weight:
-            p = p + bias_weight * (self.user_bias(user).pow(2) + self.item_bias(item).pow(2)).mean()
-        return p
+    def bias_penalty(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
+        """Mean over the batch of the squared biases each rating used."""
+        return (self.user_bias(user).pow(2) + self.item_bias(item).pow(2)).mean()
 
 
 class EmbeddingNN(nn.Module):
@@ -125,7 +123,7 @@ class EmbeddingNN(nn.Module):
         x = self.head(self.layers(x)).squeeze(1)
         return sigmoid_range(x, *self.y_range) if self.y_range is not None else x
 
-    def penalty(self, user: torch.Tensor, item: torch.Tensor, bias_weight: float = 0.0) -> torch.Tensor:
+    def penalty(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
         """Mean over the batch of the squared norms of the embeddings each rating used."""
         return (self.user_factors(user).pow(2).sum(1) + self.item_factors(item).pow(2).sum(1)).mean()
 

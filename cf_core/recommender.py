@@ -14,12 +14,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .bayes import rating_spread
-from .config import GIBBS_FACTORS, GIBBS_SWEEPS, TrainConfig, check_cost, data_stats, resolve
+from .config import TrainConfig, check_cost, data_stats, resolve
 from .ids import IdMap
 from .metrics import mae, rmse
-from .models import MODELS, DotProductBias, EmbeddingNN
-from .train import Callback, Checkpoint, History, LRFinderResult, Tensors, Trainer, find_lr, pick_device
+from .lr_find import LRFinderResult, find_lr
+from .models import MODELS, EmbeddingNN
+from .pretrain import pretrain_embeddings
+from .recording import Callback, History
+from .train import Checkpoint, Tensors, Trainer, pick_device
 
 # Shrinkage of the fallback biases toward zero, in ratings (the classic damped baseline).
 ITEM_DAMPING, USER_DAMPING = 25.0, 10.0
@@ -33,17 +35,6 @@ def _frame(data: Any) -> pd.DataFrame:
     if missing:
         raise ValueError(f"ratings need columns user, item, rating; missing {', '.join(sorted(missing))}")
     return df
-
-
-class _PretrainRelay(Callback):
-    """Tells the fit's callbacks about each sweep of the pretraining fit (their other hooks are for the net's own)."""
-
-    def __init__(self, callbacks: Sequence[Callback]):
-        self.callbacks = callbacks
-
-    def on_epoch_end(self, trainer: Trainer, info) -> None:
-        for cb in self.callbacks:
-            cb.on_pretrain(trainer, info.epoch, trainer.cfg.epochs)
 
 
 class Recommender:
@@ -122,7 +113,8 @@ class Recommender:
         self.build(df)
         evaluate = self._validator(_frame(valid)) if valid is not None and len(_frame(valid)) else None
         if self.config.model == "nn" and self.config.pretrain and resume is None:
-            dot, fit, history = self._pretrain_embeddings(callbacks, cancel, evaluate)
+            dot, fit, history = pretrain_embeddings(self.model, self.config, self._train_tensors, self.global_mean,
+                                                     callbacks, cancel, evaluate)
             if cancel is not None and cancel.is_set():
                 # Stopped while the embeddings were being fitted: the best model so far is that Bayesian fit of the
                 # dot product with biases, not a net that never trained. Keep it as the run.
@@ -133,33 +125,6 @@ class Recommender:
         self.history = trainer.fit(self._train_tensors, evaluate, resume)
         self._train_tensors = None
         return self
-
-    def _pretrain_embeddings(self, callbacks: Sequence[Callback], cancel: threading.Event | None, evaluate=None
-                             ) -> tuple[DotProductBias, TrainConfig, History]:
-        """Start the net's embeddings from a Bayesian dot-product fit: each row is [factors, bias, its random rest].
-
-        The net then begins from what the data already says about every user and item (as NeuMF starts from
-        pretrained factors), and the concatenation still lets it learn anything else. Callbacks hear each sweep
-        through `on_pretrain`. Returns the fit, its settings and its history (validated each sweep with `evaluate`).
-        The fit includes what each user rated (Bayesian SVD++, `bayes_fm.py`), so each embedding starts from the user's
-        vector plus the sum over what they rated: on MovieLens 100k the net then reaches 0.8949 and 0.8975 (seeds 42
-        and 1) where it reached 0.9060 and 0.9076 from the plain Bayesian fit, in about 25 s instead of 14.
-        """
-        cfg, model = self.config, self.model
-        k = min(GIBBS_FACTORS, cfg.user_factors - 1, cfg.item_factors - 1)
-        dot = DotProductBias(self.n_users, self.n_items, k, None, cfg.init_std, self.global_mean).to(self.device)
-        fit = cfg.replace(model="dotbias", optimizer="gibbs", n_factors=k, epochs=GIBBS_SWEEPS, y_range=None,
-                          use_y_range=False, keep_best=False, pretrain=False, implicit=True)
-        history = Trainer(dot, fit, [_PretrainRelay(callbacks)], cancel).fit(self._train_tensors, evaluate)
-        # In units of the ratings' spread, as the sampler works, so the net (whose sigmoid output stretches with the
-        # scale) starts from the same embeddings on any rating scale.
-        spread = rating_spread(self._train_tensors.rating)
-        with torch.no_grad():
-            for side in ("user", "item"):
-                start = torch.cat([getattr(dot, f"{side}_factors").weight / spread**0.5,
-                                   getattr(dot, f"{side}_bias").weight / spread], 1)
-                getattr(model, f"{side}_factors").weight[:, :k + 1] = start
-        return dot, fit, history
 
     def lr_find(self, train: Any, **kwargs: Any) -> LRFinderResult:
         """Run the learning-rate finder on a fresh model for `train` (the weights are thrown away)."""

@@ -7,7 +7,8 @@ import torch
 
 from cf_core.config import DataStats, TrainConfig, resolve
 from cf_core.models import DotProductBias
-from cf_core.train import Callback, Tensors, Trainer, find_lr, lr_at, pick_device, smooth, suggest_lr
+from cf_core.recording import SmoothedLoss
+from cf_core.train import Callback, Tensors, Trainer, find_lr, lr_at, pick_device, suggest_lr
 
 
 def _data(n=600, n_users=30, n_items=20, seed=0):
@@ -41,10 +42,12 @@ class Recorder(Callback):
         self.events.append("end")
 
 
-def test_smooth_is_debiased_ewma():
-    assert smooth([2.0, 2.0, 2.0]) == pytest.approx([2.0, 2.0, 2.0])
-    s = smooth([1.0, 0.0])
-    assert s[1] == pytest.approx(0.98 * 0.02 / (1 - 0.98**2))
+def test_smoothed_loss_is_debiased_ewma():
+    smooth = SmoothedLoss()
+    assert [smooth(2.0) for _ in range(3)] == pytest.approx([2.0, 2.0, 2.0])
+    smooth = SmoothedLoss()
+    assert smooth(1.0) == pytest.approx(1.0)
+    assert smooth(0.0) == pytest.approx(0.98 * 0.02 / (1 - 0.98**2))
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam", "adamw"])
@@ -172,6 +175,50 @@ def test_keep_best_restores_best_epoch_weights():
     hist = Trainer(model, cfg).fit(data, evaluate)
     assert hist.best_epoch == 2
     assert torch.equal(model.item_factors.weight, snapshots[1])
+
+
+@pytest.mark.parametrize("model_name,optimizer", [("dotbias", "adam"), ("dotbias", "adamw"), ("nn", "momentum")])
+def test_a_fit_resumed_from_a_checkpoint_ends_where_the_whole_fit_does(model_name, optimizer):
+    """The fused step (adam), autograd with decoupled decay (adamw) and the net with dropout (momentum): stopped after
+    epoch 2 and resumed from that epoch's checkpoint, the fit ends with the same weights and the same history
+    (losses, smoothed losses, rates, epochs, the kept best) as the fit that never stopped."""
+    from cf_core.models import EmbeddingNN
+
+    data, valid = _data(), _data(n=200, seed=1)
+    cfg = _cfg(epochs=4, optimizer=optimizer, model=model_name, user_factors=5, item_factors=5, layers=[8],
+               dropout=[0.2], ema_epochs=1.0, keep_best=True)
+
+    def model():
+        torch.manual_seed(0)
+        if model_name == "nn":
+            return EmbeddingNN(30, 20, 5, 5, (8,), (0.2,), 0.1, cfg.y_range, mean_rating=3.0)
+        return DotProductBias(30, 20, 4, cfg.y_range, mean_rating=3.0)
+
+    @torch.no_grad()
+    def evaluate(m):
+        err = m(valid.user, valid.item) - valid.rating
+        return float(err.pow(2).mean().sqrt()), float(err.abs().mean())
+
+    whole = model()
+    expected = Trainer(whole, cfg, [Recorder()]).fit(data, evaluate)
+    cancel, saved = threading.Event(), {}
+
+    class StopAfterTwo(Callback):
+        def on_epoch_end(self, trainer, info):
+            if info.epoch == 2:
+                saved["ckpt"] = trainer.checkpoint()
+                cancel.set()
+
+    Trainer(model(), cfg, [StopAfterTwo()], cancel).fit(data, evaluate)
+    resumed_model = model()
+    resumed = Trainer(resumed_model, cfg, [Recorder()]).fit(data, evaluate, resume=saved["ckpt"])
+    for a, b in zip(whole.state_dict().values(), resumed_model.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert resumed.loss == pytest.approx(expected.loss, rel=1e-5)
+    assert resumed.smooth_loss == pytest.approx(expected.smooth_loss, rel=1e-5)
+    assert resumed.lr == pytest.approx(expected.lr)
+    assert [e["valid_rmse"] for e in resumed.epochs] == pytest.approx([e["valid_rmse"] for e in expected.epochs])
+    assert resumed.best_epoch == expected.best_epoch
 
 
 def test_lr_finder_returns_curve_and_leaves_weights():

@@ -6,7 +6,7 @@
     .venv/bin/python tools/plant_bugs.py --only ema # one bug
 
 A bug is a file, a piece of its text and what to put instead. Each is planted in a fresh copy of the tracked files
-(`git ls-files`, so the working tree is never touched) and pytest runs there with this checkout's interpreter. A bug
+(tracked and new files not ignored by git, so the working tree is never touched) and pytest runs there with this checkout's interpreter. A bug
 is caught when at least one test fails; the script exits 1 if any bug is missed, or if a bug's text is no longer
 in its file (the code moved on: update the bug, do not drop it).
 """
@@ -35,8 +35,19 @@ class Bug:
 
 BUGS = (
     Bug("ema", "weight averaging switched off (the averaged weights are a documented default)",
-        "cf_core/train.py", "averaged = [p.detach().clone() for p in params] if ema_decay else []",
-        "averaged = []", ("tests/test_train.py",)),
+        "cf_core/optim.py", "self.averaged = [p.detach().clone() for p in self.params] if self.decay else []",
+        "self.averaged = []", ("tests/test_train.py",)),
+    Bug("ema-not-kept", "the model ends holding its last weights, not the average",
+        "cf_core/train.py", "        run.average.apply()  # the model ends holding the average\n", "",
+        ("tests/test_train.py",)),
+    Bug("keep-best-off", "keep_best forgets to put the best epoch's weights back",
+        "cf_core/recording.py", "            model.load_state_dict(self.weights)", "            pass",
+        ("tests/test_train.py", "tests/test_recommender.py")),
+    Bug("smoothed-not-resumed", "a resumed fit starts its smoothed loss from zero",
+        "cf_core/train.py", "        run.steps, run.loss.avg = meta[\"step\"], meta[\"ewma\"]",
+        "        run.steps = meta[\"step\"]", ("tests/test_train.py", "tests/test_jobs.py")),
+    Bug("moments-not-resumed", "a resumed fit starts its optimizer's moments from zero",
+        "cf_core/train.py", "        run.step.load_state(meta, tensors)\n", "", ("tests/test_train.py",)),
     Bug("cold-offsets", "the cold-start fallback's damped user and item offsets set to zero",
         "cf_core/recommender.py",
         "        self.item_offset = (self.item_sum - n_mean_i) / (self.item_counts + ITEM_DAMPING)",
@@ -71,7 +82,7 @@ BUGS = (
 def plant(bug: Bug, every_test: bool) -> tuple[bool, str]:
     """(caught, the last lines of pytest's output) for `bug` planted in a fresh copy of the tree."""
     with tempfile.TemporaryDirectory(prefix=f"planted-{bug.name}-") as tmp:
-        files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
         for name in files.splitlines():
             src, dst = ROOT / name, Path(tmp) / name
             if src.is_file():
