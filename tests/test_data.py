@@ -8,7 +8,7 @@ import pandas as pd
 import pyarrow.csv
 import pytest
 
-import cf_core.data
+import cf_core.data.encoding
 from cf_core.data import (
     DUPLICATE_RULE,
     DataError,
@@ -368,7 +368,7 @@ def test_missing_file():
 
 @pytest.fixture
 def small_blocks(monkeypatch):
-    monkeypatch.setattr(cf_core.data, "_BLOCK_BYTES", 64)
+    monkeypatch.setattr(cf_core.data.encoding, "_BLOCK_BYTES", 64)
 
 
 def many_rows(n: int = 300, sep: str = ",") -> str:
@@ -394,7 +394,7 @@ def test_clean_file_is_never_read_whole(tmp_path, monkeypatch, small_blocks):
 def test_blocks_give_the_same_table(tmp_path, monkeypatch, sep):
     path = write(tmp_path, "r.dat", many_rows(sep=sep))
     whole = read_ratings(path)
-    monkeypatch.setattr(cf_core.data, "_BLOCK_BYTES", 64)
+    monkeypatch.setattr(cf_core.data.encoding, "_BLOCK_BYTES", 64)
     pd.testing.assert_frame_equal(read_ratings(path).df, whole.df)
     assert whole.n_ratings == 300
 

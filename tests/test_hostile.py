@@ -178,7 +178,7 @@ def test_a_stray_latin1_byte_keeps_the_utf8_ids_and_names_its_line(tmp_path):
 
 
 def test_a_stray_latin1_byte_in_a_later_block(tmp_path, monkeypatch):
-    import cf_core.data as data_module
+    import cf_core.data.encoding as data_module
 
     monkeypatch.setattr(data_module, "_BLOCK_BYTES", 256)
     lines = ["user,item,rating"] + [f"Zoë{u},{u % 7},{u % 5 + 1}" for u in range(300)]
