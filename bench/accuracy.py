@@ -20,7 +20,6 @@ import time
 
 import numpy as np
 import pandas as pd
-
 from common import emit, machine, ml100k, peak_rss_mb, rss_mb, save_results
 
 from cf_core.config import TrainConfig
@@ -100,7 +99,8 @@ def reference(train: pd.DataFrame, valid: pd.DataFrame, n_iter: int, implicit: b
             return None
         return one_hot(np.array([day_index.get(x, -1) for x in frame["timestamp"] // 86400]), len(days))
 
-    sizes = ([len(days)] if day else []) + [nu] + ([ni] if implicit else []) + [ni] + ([nu] if implicit else [])  # a prior per block
+    # a prior per block
+    sizes = ([len(days)] if day else []) + [nu] + ([ni] if implicit else []) + [ni] + ([nu] if implicit else [])
     groups = [g for g, size in enumerate(sizes) for _ in range(size)]
     t = time.perf_counter()
     # ordered probit: the star levels as classes 0..4, predicting the expected rating
@@ -154,7 +154,8 @@ def scale_one(n_ratings: int, implicit: bool, sweeps: int) -> dict:
     base = rss_mb()
 
     times = EpochTimes(pick_device("auto"))
-    rec = Recommender(TrainConfig(optimizer="gibbs", implicit=implicit, epochs=sweeps, burn_in=1)).fit(train, None, [times])
+    cfg = TrainConfig(optimizer="gibbs", implicit=implicit, epochs=sweeps, burn_in=1)
+    rec = Recommender(cfg).fit(train, None, [times])
     per_sweep = times.times
     return {"what": "gibbs sweep", "features": "ids + implicit both ways" if implicit else "ids",
             "n_train": len(train), "users": n_users, "items": n_items,

@@ -6,18 +6,18 @@ set (20M training ratings), the dot product with biases and Adam.
 Runs the single process twice (our default fused step, and the autograd step DDP uses), then itself under
 `torchrun --nproc-per-node 2`. Every way trains the same data with the same seed and reports the median seconds
 per epoch and the validation RMSE. On a machine of 2 cores, 2 ranks share the cores that one process had: DDP is for
-a job too big or too slow for one GPU, on several GPUs, not for a small CPU box (see README).
+a job too big or too slow for one GPU, on several GPUs, not for a small CPU box (see README). Prints JSON lines
+and writes them to bench/results/ddp-cpu.jsonl (whole).
 """
 from __future__ import annotations
 
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 
 import torch
-from common import ROOT, emit, machine
+from common import ROOT, child_rows, emit, machine, save_results
 
 from cf_core.config import TrainConfig
 from cf_core.recommender import Recommender
@@ -33,7 +33,8 @@ class EpochTimes(Callback):
         self.last = info.seconds
 
 
-def run(args, fused: bool | None) -> None:
+def run(args, fused: bool | None) -> dict | None:
+    """Train once (this process, or this rank under torchrun); returns the figures on rank 0."""
     from bench_epoch import load
 
     train, valid = load("ml25m", args.n_ratings)
@@ -41,11 +42,12 @@ def run(args, fused: bool | None) -> None:
     cfg = TrainConfig(model="dotbias", optimizer="adam", epochs=args.epochs, seed=1, device="cpu", fused=fused)
     rec = Recommender(cfg).fit(train, valid, [times])
     rank, world = distributed()
-    if rank == 0:
-        emit(bench="ddp", ranks=world, step="fused" if rec.config.fused is not False and world == 1 else "autograd",
-             sec_per_epoch=round(statistics.median(times.seconds), 2), epochs=args.epochs,
-             valid_rmse=round(rec.history.epochs[-1]["valid_rmse"], 4), n_train=len(train),
-             threads_per_rank=torch.get_num_threads(), machine=machine())
+    if rank != 0:
+        return None
+    return emit(bench="ddp", ranks=world, step="fused" if rec.config.fused is not False and world == 1 else "autograd",
+                sec_per_epoch=round(statistics.median(times.seconds), 2), epochs=args.epochs,
+                valid_rmse=round(rec.history.epochs[-1]["valid_rmse"], 4), n_train=len(train),
+                threads_per_rank=torch.get_num_threads(), machine=machine())
 
 
 def main() -> None:
@@ -59,11 +61,11 @@ def main() -> None:
         run(args, False)
         torch.distributed.destroy_process_group()
         return
-    run(args, None)
-    run(args, False)
+    rows = [run(args, None), run(args, False)]
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'bench'}"}
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", __file__, "--rank",
-                    "--epochs", str(args.epochs), "--n-ratings", str(args.n_ratings)], env=env, check=True)
+    rows += child_rows([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", __file__, "--rank",
+                        "--epochs", str(args.epochs), "--n-ratings", str(args.n_ratings)], env=env)
+    save_results("ddp-cpu", rows)
 
 
 if __name__ == "__main__":

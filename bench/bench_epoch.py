@@ -11,6 +11,7 @@ machine. The ways:
 - fastai-style: a torch DataLoader over the tensors, batch 64, Adam; timed on --dl-batches batches and
   extrapolated to the epoch (running it whole would take hours).
 ml25m is synthetic with MovieLens 25M's shape: 162,541 users, 59,047 items, 25M ratings, 80% for training.
+Prints JSON lines and writes them to bench/results/epoch-<data>[-nn]-{cpu,gpu}.jsonl (whole).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import time
 
 import numpy as np
 import torch
-from common import Timer, emit, machine, ml100k, peak_rss_mb
+from common import Timer, device_kind, emit, machine, ml100k, peak_rss_mb, save_results
 
 from cf_core.config import TrainConfig
 from cf_core.datasets import synthetic
@@ -63,7 +64,8 @@ def load(name: str, n_ratings: int):
 
 def ours(train, device, epochs, model):
     # Time the loop alone: validation runs once at the end (the callback sees no eval cost).
-    cfg = TrainConfig(model=model, optimizer="adam", epochs=epochs, device=str(device))  # the optimizer loop, not the Bayesian fit
+    # The optimizer loop, not the Bayesian fit.
+    cfg = TrainConfig(model=model, optimizer="adam", epochs=epochs, device=str(device))
     timer = EpochTimes(device)
     rec = Recommender(cfg).fit(train, None, [timer])
     return rec, timer.times
@@ -79,7 +81,8 @@ def dense_reference(train, valid, rec, device, epochs, batch_size=65_536):
     r = torch.tensor(train["rating"].to_numpy(np.float32), device=device)
     torch.manual_seed(0)
     m = DotProductBias(rec.n_users, rec.n_items, cfg.n_factors, cfg.y_range, cfg.init_std, rec.global_mean).to(device)
-    opt = torch.optim.AdamW(m.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=0.0, fused=device.type == "cuda" or None)
+    opt = torch.optim.AdamW(m.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=0.0,
+                            fused=device.type == "cuda" or None)
     n, times = len(r), []
     total = epochs * math.ceil(n / batch_size)
     step = 0
@@ -154,22 +157,26 @@ def main() -> None:
     with Timer() as t_load:
         train, valid = load(args.data, args.n_ratings)
     where = {"data": args.data, "n_train": len(train), "device": str(device), "machine": machine()}
-    emit(what="load data", seconds=round(t_load.seconds, 2), **where)
+    rows = [emit(what="load data", seconds=round(t_load.seconds, 2), **where)]
     rec, times = ours(train, device, args.epochs, args.model)
     valid_rmse = rec.evaluate(valid)["rmse"]
     from cf_core.fused import use_fused
-    emit(what=f"ours {args.model}", sec_per_epoch=round(statistics.median(times), 4), epochs=len(times),
-         valid_rmse=round(valid_rmse, 4), batch_size=rec.config.batch_size, n_factors=rec.config.n_factors,
-         fused=use_fused(rec.model, rec.config), peak_rss_mb=round(peak_rss_mb()),
-         peak_gpu_mb=round(torch.cuda.max_memory_allocated() / 2**20) if device.type == "cuda" else None, **where)
-    if args.skip_reference or args.model != "dotbias":
-        return
-    times_ref, rmse_ref = dense_reference(train, valid, rec, device, args.epochs)
-    emit(what="reference: on-device dense Adam, batch 65536", sec_per_epoch=round(statistics.median(times_ref), 4),
-         epochs=len(times_ref), valid_rmse=round(rmse_ref, 4), **where)
-    seconds, timed = fastai_style(train, rec, device, args.dl_batches)
-    emit(what="reference: fastai-style DataLoader, batch 64 (extrapolated)",
-         sec_per_epoch=round(seconds, 2), timed_batches=timed, **where)
+    rows.append(emit(what=f"ours {args.model}", sec_per_epoch=round(statistics.median(times), 4), epochs=len(times),
+                     valid_rmse=round(valid_rmse, 4), batch_size=rec.config.batch_size,
+                     n_factors=rec.config.n_factors, fused=use_fused(rec.model, rec.config),
+                     peak_rss_mb=round(peak_rss_mb()),
+                     peak_gpu_mb=round(torch.cuda.max_memory_allocated() / 2**20) if device.type == "cuda" else None,
+                     **where))
+    if not args.skip_reference and args.model == "dotbias":
+        times_ref, rmse_ref = dense_reference(train, valid, rec, device, args.epochs)
+        rows.append(emit(what="reference: on-device dense Adam, batch 65536",
+                         sec_per_epoch=round(statistics.median(times_ref), 4), epochs=len(times_ref),
+                         valid_rmse=round(rmse_ref, 4), **where))
+        seconds, timed = fastai_style(train, rec, device, args.dl_batches)
+        rows.append(emit(what="reference: fastai-style DataLoader, batch 64 (extrapolated)",
+                         sec_per_epoch=round(seconds, 2), timed_batches=timed, **where))
+    model = "" if args.model == "dotbias" else f"-{args.model}"
+    save_results(f"epoch-{args.data}{model}-{device_kind(device)}", rows)
 
 
 if __name__ == "__main__":

@@ -3,19 +3,18 @@ path as the app runs it: read the CSV, split 80/20, train one epoch with validat
 
     .venv/bin/python bench/bench_memory.py [--n-ratings 25000000]
 
-The reference beside each is the memory pandas needs to hold the ratings themselves.
+The reference beside each is the memory pandas needs to hold the ratings themselves. Prints JSON lines and writes
+them to bench/results/memory-cpu.jsonl (whole).
 """
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from bench_read_csv import make_file
-from common import Timer, emit, machine, peak_rss_mb, rss_mb
-
+from common import Timer, child_rows, emit, machine, peak_rss_mb, rss_mb, save_results
 
 from cf_core.config import TrainConfig
 from cf_core.data import read_ratings
@@ -51,16 +50,18 @@ def main() -> None:
     ap.add_argument("--stage", choices=("read", "train"))
     args = ap.parse_args()
     folder = Path(tempfile.gettempdir()) / "cf-bench"
-    csv = folder / f"ratings-{args.n_ratings}.csv"
+    csv = folder / f"ratings-{args.n_ratings}-dup0.csv"  # bench_read_csv's file without repeated pairs
     if args.stage == "read":
         return stage_read(csv)
     if args.stage == "train":
         return stage_train(csv)
     folder.mkdir(exist_ok=True)
     if not csv.exists():
-        make_file(csv, args.n_ratings)
+        make_file(csv, args.n_ratings, 0)
+    rows = []
     for stage in ("read", "train"):  # fresh processes: peak memory is per process
-        subprocess.run([sys.executable, __file__, "--stage", stage, "--n-ratings", str(args.n_ratings)], check=True)
+        rows += child_rows([sys.executable, __file__, "--stage", stage, "--n-ratings", str(args.n_ratings)])
+    save_results("memory-cpu", rows)
 
 
 if __name__ == "__main__":

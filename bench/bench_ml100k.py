@@ -3,7 +3,8 @@
     .venv/bin/python bench/bench_ml100k.py [--repeat 3]
 
 Prints one JSON line per model: valid RMSE/MAE and training seconds (median of --repeat runs), on the exact
-split the README quotes (rows permuted by numpy.random.default_rng(42).permutation, the first 80% train).
+split the README quotes (rows permuted by numpy.random.default_rng(42).permutation, the first 80% train), and writes
+them to bench/results/ml100k-{cpu,gpu}.jsonl (whole).
 
 With defaults, training keeps the epoch with the best validation RMSE; here the validation set is also the test set,
 so the line also gives `valid_rmse_last_epoch`, the RMSE of the last epoch, which no choice on the test set touched.
@@ -14,7 +15,7 @@ import argparse
 import statistics
 
 import numpy as np
-from common import Timer, emit, machine, ml100k
+from common import Timer, device_kind, emit, machine, ml100k, save_results
 
 from cf_core.recommender import Recommender
 from cf_core.splits import random_split
@@ -30,7 +31,8 @@ def bench_ours(train, valid, repeat: int, **config) -> dict:
     return {"valid_rmse": round(scores[-1]["rmse"], 4), "valid_mae": round(scores[-1]["mae"], 4),
             "valid_rmse_last_epoch": round(rec.history.epochs[-1]["valid_rmse"], 4),
             "train_seconds": round(statistics.median(times), 3), "epochs": len(rec.history.epochs),
-            "best_epoch": rec.history.best_epoch, "optimizer": rec.config.optimizer, "pretrain": rec.config.pretrain, "n_factors": rec.config.n_factors,
+            "best_epoch": rec.history.best_epoch, "optimizer": rec.config.optimizer, "pretrain": rec.config.pretrain,
+            "n_factors": rec.config.n_factors,
             "train_seconds_each": [round(x, 2) for x in times]}
 
 
@@ -45,7 +47,7 @@ def bench_surprise(train, valid, repeat: int) -> dict:
         with Timer() as t:
             algo.fit(trainset)
         times.append(t.seconds)
-    pred = np.array([algo.predict(u, i).est for u, i in zip(valid["user"], valid["item"])])
+    pred = np.array([algo.predict(u, i).est for u, i in zip(valid["user"], valid["item"], strict=True)])
     err = pred - valid["rating"].to_numpy()
     return {"valid_rmse": round(float(np.sqrt((err**2).mean())), 4), "valid_mae": round(float(np.abs(err).mean()), 4),
             "train_seconds": round(statistics.median(times), 3)}
@@ -58,12 +60,14 @@ def main() -> None:
     ratings, _ = ml100k()
     train, valid = random_split(ratings, 0.2, 42)
     where = {"data": "ml-100k random 80/20 seed 42", "n_train": len(train), "n_valid": len(valid), "machine": machine()}
-    emit(what="dotbias defaults (Bayesian SVD++ both ways, Gibbs sampling)", **bench_ours(train, valid, args.repeat), **where)
-    emit(what="dotbias, Adam (the lesson's optimizer; otherwise defaults)", **bench_ours(train, valid, args.repeat, optimizer="adam"), **where)
-    emit(what="nn defaults (embeddings start from the Bayesian SVD++ fit)", **bench_ours(train, valid, args.repeat, model="nn"), **where)
-    emit(what="nn, embeddings from noise (pretrain off; otherwise defaults)",
-         **bench_ours(train, valid, args.repeat, model="nn", pretrain=False), **where)
-    emit(what="surprise SVD defaults", **bench_surprise(train, valid, args.repeat), **where)
+    ours = {"dotbias defaults (Bayesian SVD++ both ways, Gibbs sampling)": {},
+            "dotbias, Adam (the lesson's optimizer; otherwise defaults)": {"optimizer": "adam"},
+            "nn defaults (embeddings start from the Bayesian SVD++ fit)": {"model": "nn"},
+            "nn, embeddings from noise (pretrain off; otherwise defaults)": {"model": "nn", "pretrain": False}}
+    rows = [emit(what=what, **bench_ours(train, valid, args.repeat, **config), **where)
+            for what, config in ours.items()]
+    rows.append(emit(what="surprise SVD defaults", **bench_surprise(train, valid, args.repeat), **where))
+    save_results(f"ml100k-{device_kind()}", rows)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
 Trains the default fit on MovieLens 100k (the product's cache), makes a share link, starts `streamlit run server.py`
 (local mode, its own runs folder), then opens the link in N browser contexts at the same moment (each a session of
 its own, as N colleagues would) and walks Evaluate -> Embeddings -> Biases -> Recommend through the sidebar. A page
-counts as seen when its figures and tables are drawn. Prints, per page, the median and slowest seconds, as JSON lines.
+counts as seen when its figures and tables are drawn. Prints, per page, the median and slowest seconds, as JSON lines,
+and writes them to bench/results/viewers-cpu.jsonl (whole; --server-side: viewers-server-side-cpu.jsonl).
 """
 from __future__ import annotations
 
@@ -21,14 +22,15 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import ROOT, emit, machine
+from common import ROOT, emit, machine, save_results
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
         "--disable-component-update", "--no-first-run", "--disable-sync"]
 # What must be on screen before a page counts as seen.
 READY = {
-    "Evaluate": ['[data-testid="stMetricValue"]', ".js-plotly-plot .heatmaplayer, .js-plotly-plot .hm, .js-plotly-plot image",
+    "Evaluate": ['[data-testid="stMetricValue"]',
+                 ".js-plotly-plot .heatmaplayer, .js-plotly-plot .hm, .js-plotly-plot image",
                  ".js-plotly-plot .barlayer"],
     "Embeddings": [".js-plotly-plot .scatterlayer .point", '[data-testid="stDataFrame"]'],
     "Biases": ['[data-testid="stDataFrame"]', ".js-plotly-plot .barlayer"],
@@ -134,20 +136,24 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="viewers-"))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-m", "cf_core", "train", "--ratings", "ml-100k", "--out", str(tmp / "runs"),
-                          "--quiet", "--name", "ml-100k"], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+                          "--quiet", "--name", "ml-100k"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     run_id = json.loads(out.stdout.strip().splitlines()[-1])["run_id"]
     sys.path.insert(0, str(ROOT))
     from cf_core.access import LOCAL
     from cf_core.store import RunStore
 
     token = RunStore(tmp / "runs").share(run_id, LOCAL, public=True).token
+    rows = []
     if args.server_side:
         for n in ([1] if args.also_one else []) + [args.viewers]:
             results = server_side(tmp / "runs", token, n)
             for name in READY:
                 times = [r[name] for r in results]
-                emit(bench="viewers-server-side", viewers=n, page=name, first_s=round(times[0], 3),
-                     median_s=round(statistics.median(times), 3), total_s=round(sum(times), 2), machine=machine())
+                rows.append(emit(bench="viewers-server-side", viewers=n, page=name, first_s=round(times[0], 3),
+                                 median_s=round(statistics.median(times), 3), total_s=round(sum(times), 2),
+                                 machine=machine()))
+        save_results("viewers-server-side-cpu", rows)
         return
     port = _free_port()
     server = start_server(tmp / "runs", port)
@@ -159,14 +165,15 @@ def main() -> None:
             wall, server_cpu = time.perf_counter() - t0, cpu_seconds(server.pid) - cpu0
             for name in READY:
                 times = [r[name] for r in results]
-                emit(bench="viewers", viewers=n, page=name, median_s=round(statistics.median(times), 2),
-                     max_s=round(max(times), 2), machine=machine())
+                rows.append(emit(bench="viewers", viewers=n, page=name, median_s=round(statistics.median(times), 2),
+                                 max_s=round(max(times), 2), machine=machine()))
             # The rest of the 2 cores went to the N Chromium renderers, which a real team runs on its own machines.
-            emit(bench="viewers", viewers=n, wall_s=round(wall, 1), server_cpu_s=round(server_cpu, 1),
-                 server_share_of_machine=round(server_cpu / (wall * (os.cpu_count() or 1)), 2))
+            rows.append(emit(bench="viewers", viewers=n, wall_s=round(wall, 1), server_cpu_s=round(server_cpu, 1),
+                             server_share_of_machine=round(server_cpu / (wall * (os.cpu_count() or 1)), 2)))
     finally:
         server.terminate()
         server.wait(10)
+    save_results("viewers-cpu", rows)
 
 
 if __name__ == "__main__":

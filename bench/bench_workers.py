@@ -9,12 +9,11 @@ built-in data, press Start training, and measure
 - the page response while the training runs: another tab switches between Data and Runs, seconds until each page
   is drawn (median and slowest of --probes switches),
 - the training's own seconds (as the run records them).
-Prints JSON lines.
+Prints JSON lines and writes them to bench/results/workers-cpu.jsonl (whole).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -24,7 +23,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import ROOT, emit, machine
+from common import ROOT, emit, machine, save_results
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
@@ -50,9 +49,8 @@ def start(way: str, runs: Path) -> tuple[list[subprocess.Popen], str]:
         from cf_core.launch import worker_threads
 
         threads = str(worker_threads())  # as `python -m cf_core up` starts it
-        procs.append(subprocess.Popen([sys.executable, "-m", "cf_core", "worker", "--device", "cpu", "--threads", threads],
-                                      cwd=ROOT, env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        command = [sys.executable, "-m", "cf_core", "worker", "--device", "cpu", "--threads", threads]
+        procs.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     procs.append(subprocess.Popen([sys.executable, "-m", "streamlit", "run", "server.py", "--server.port", str(port),
                                    "--server.address", "127.0.0.1", "--server.headless", "true",
                                    "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
@@ -103,8 +101,10 @@ def measure(browser, url: str, model: str, probes: int) -> dict:
     total = time.perf_counter() - t0
     other.close()
     page.close()
-    return {"first_epoch_s": round(first_epoch, 2), "page_median_s": round(statistics.median(times), 2) if times else None,
-            "page_max_s": round(max(times), 2) if times else None, "probes": len(times), "click_to_done_s": round(total, 1)}
+    return {"first_epoch_s": round(first_epoch, 2),
+            "page_median_s": round(statistics.median(times), 2) if times else None,
+            "page_max_s": round(max(times), 2) if times else None, "probes": len(times),
+            "click_to_done_s": round(total, 1)}
 
 
 def main() -> None:
@@ -114,6 +114,7 @@ def main() -> None:
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
+    rows = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         for way in ("inline", "worker"):
@@ -130,9 +131,11 @@ def main() -> None:
             from cf_core.store import RunStore
 
             (info,) = RunStore(runs).list_all(LOCAL)
-            emit(bench="workers", way=way, model=args.model, **result, train_seconds=round(info.metrics["train_seconds"], 1),
-                 valid_rmse=round(info.metrics["valid_rmse"], 4), machine=machine())
+            rows.append(emit(bench="workers", way=way, model=args.model, **result,
+                             train_seconds=round(info.metrics["train_seconds"], 1),
+                             valid_rmse=round(info.metrics["valid_rmse"], 4), machine=machine()))
         browser.close()
+    save_results("workers-cpu", rows)
 
 
 if __name__ == "__main__":

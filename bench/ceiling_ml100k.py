@@ -14,20 +14,22 @@ The issue asks the default dot-product-with-biases model for a valid RMSE of at 
 3. `bayes`: the product's default, Bayesian PMF by Gibbs sampling (`cf_core/bayes.py`), with more or fewer sweeps
    and factors: the average over the posterior instead of one optimum.
 
-Prints one JSON line per reference.
+Prints one JSON line per reference and writes them to bench/results/ceiling-ml100k-{cpu,gpu}.jsonl (whole; with
+--only, to ceiling-ml100k-<those>-{cpu,gpu}.jsonl, so that a partial run leaves the full one alone).
 """
 from __future__ import annotations
 
 import argparse
 
 import torch
-from common import Timer, emit, machine, ml100k
+from common import Timer, device_kind, emit, machine, ml100k, save_results
 
 from cf_core.bayes import GibbsSampler
 from cf_core.models import DotProductBias, sigmoid_range
 from cf_core.recommender import Recommender
 from cf_core.splits import random_split
 
+ALL = "ensemble,map,bayes"
 
 def _indices(rec: Recommender, valid) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     u = torch.from_numpy(rec.user_map.encode(valid["user"].to_numpy(), "ignore"))
@@ -49,7 +51,9 @@ def ensemble(train, valid, seeds: int) -> dict:
             with torch.no_grad():
                 logits.append(rec.model.raw(u.clamp(min=0), i.clamp(min=0)).double())
             fallback = torch.from_numpy(rec.fallback(u.numpy(), i.numpy()))
-            as_rating = lambda x: torch.where(warm, sigmoid_range(x, *rec.model.y_range), fallback)  # noqa: E731
+
+            def as_rating(x, warm=warm, rec=rec, fallback=fallback):
+                return torch.where(warm, sigmoid_range(x, *rec.model.y_range), fallback)
             singles.append(round(_rmse(as_rating(logits[-1]), valid), 4))
     return {"what": f"ensemble of {seeds} Adam fits (pre-sigmoid outputs averaged)",
             "valid_rmse": round(_rmse(as_rating(torch.stack(logits).mean(0)), valid), 4),
@@ -93,19 +97,20 @@ def bayes(train, valid) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=6)
-    ap.add_argument("--only", default="ensemble,map,bayes", help="which references, comma separated")
+    ap.add_argument("--only", default=ALL, help="which references, comma separated")
     args = ap.parse_args()
     ratings, _ = ml100k()
     train, valid = random_split(ratings, 0.2, 42)
     where = {"data": "ml-100k random 80/20 seed 42", "machine": machine()}
-    only = args.only.split(",")
+    only, rows = args.only.split(","), []
     if "ensemble" in only:
-        emit(**ensemble(train, valid, args.seeds), **where)
+        rows.append(emit(**ensemble(train, valid, args.seeds), **where))
     if "map" in only:
-        emit(**map_als(train, valid), **where)
+        rows.append(emit(**map_als(train, valid), **where))
     if "bayes" in only:
-        for line in bayes(train, valid):
-            emit(**line, **where)
+        rows += [emit(**line, **where) for line in bayes(train, valid)]
+    part = "" if args.only == ALL else "-" + "-".join(only)
+    save_results(f"ceiling-ml100k{part}-{device_kind()}", rows)
 
 
 if __name__ == "__main__":

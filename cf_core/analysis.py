@@ -74,14 +74,16 @@ def error_by_rating(pf: pd.DataFrame, max_groups: int = 20) -> pd.DataFrame:
                         include_lowest=True)
     g = pd.DataFrame({"rating": rating, "se": err**2, "ae": err.abs(), "prediction": pf["prediction"]}).groupby(
         "rating", observed=True)
-    out = g.agg(n=("se", "size"), rmse=("se", "mean"), mae=("ae", "mean"), mean_prediction=("prediction", "mean")).reset_index()
+    out = g.agg(n=("se", "size"), rmse=("se", "mean"), mae=("ae", "mean"),
+                mean_prediction=("prediction", "mean")).reset_index()
     out["rmse"] = np.sqrt(out["rmse"])
     if isinstance(out["rating"].dtype, pd.CategoricalDtype):
         out["rating"] = out["rating"].astype(str)
     return out
 
 
-def error_by_activity(rec: Recommender, pf: pd.DataFrame, bins: tuple[int, ...] = (0, 1, 10, 25, 50, 100, 250, 10**9)) -> pd.DataFrame:
+def error_by_activity(rec: Recommender, pf: pd.DataFrame,
+                      bins: tuple[int, ...] = (0, 1, 10, 25, 50, 100, 250, 10**9)) -> pd.DataFrame:
     """RMSE and count of predictions grouped by how many training ratings their user had."""
     u = rec.user_map.encode(pf["user"].to_numpy(), "ignore")
     activity = np.where(u >= 0, rec.user_counts[np.maximum(u, 0)], 0)
@@ -89,14 +91,16 @@ def error_by_activity(rec: Recommender, pf: pd.DataFrame, bins: tuple[int, ...] 
     labels[0] = "0 (cold)"
     group = pd.cut(activity, bins=list(bins), labels=labels, right=False)
     se = (pf["prediction"].to_numpy() - pf["rating"].to_numpy()) ** 2
-    out = pd.DataFrame({"user_ratings": group, "se": se}).groupby("user_ratings", observed=True)["se"].agg(["size", "mean"]).reset_index()
+    out = pd.DataFrame({"user_ratings": group, "se": se}).groupby("user_ratings", observed=True)["se"].agg(
+        ["size", "mean"]).reset_index()
     out.columns = ["user_ratings", "n", "rmse"]
     out["rmse"] = np.sqrt(out["rmse"])
     return out
 
 
 # ---------------------------------------------------------------- embeddings
-def item_pca(rec: Recommender, items: pd.DataFrame | None = None, n_components: int = 3, min_ratings: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+def item_pca(rec: Recommender, items: pd.DataFrame | None = None, n_components: int = 3,
+             min_ratings: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
     """PCA of the item embeddings of items with at least `min_ratings` training ratings.
 
     Returns one row per item (item, title, [year, genres], n_ratings, mean_rating, pc1..pcK) and the explained
@@ -136,7 +140,8 @@ def item_bias_table(rec: Recommender, items: pd.DataFrame | None = None, min_rat
     keep = np.flatnonzero(rec.item_counts >= min_ratings)
     out = _titles(rec, items, keep)
     out["bias"] = (bias if learned else rec.item_offset)[keep]
-    out = pd.concat([out, item_stats(rec).iloc[keep].reset_index(drop=True)], axis=1).sort_values("bias", kind="stable").reset_index(drop=True)
+    out = pd.concat([out, item_stats(rec).iloc[keep].reset_index(drop=True)], axis=1)
+    out = out.sort_values("bias", kind="stable").reset_index(drop=True)
     out.attrs["learned"] = learned
     return out
 
@@ -146,7 +151,8 @@ def user_bias_table(rec: Recommender, min_ratings: int = 0) -> pd.DataFrame:
     bias = rec.user_bias()
     keep = np.flatnonzero(rec.user_counts >= min_ratings)
     n = rec.user_counts[keep]
-    out = pd.DataFrame({"user": rec.user_map.decode(keep), "bias": (bias if bias is not None else rec.user_offset)[keep],
+    out = pd.DataFrame({"user": rec.user_map.decode(keep),
+                        "bias": (bias if bias is not None else rec.user_offset)[keep],
                         "n_ratings": n, "mean_rating": rec.user_sum[keep] / np.maximum(n, 1)})
     out = out.sort_values("bias", kind="stable").reset_index(drop=True)
     out.attrs["learned"] = bias is not None
@@ -154,7 +160,8 @@ def user_bias_table(rec: Recommender, min_ratings: int = 0) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- neighbours and recommendations
-def similar_items(rec: Recommender, item: Any, items: pd.DataFrame | None = None, n: int = 10, min_ratings: int = 0) -> pd.DataFrame:
+def similar_items(rec: Recommender, item: Any, items: pd.DataFrame | None = None, n: int = 10,
+                  min_ratings: int = 0) -> pd.DataFrame:
     """Items nearest to `item` (raw id) by cosine similarity of their embeddings."""
     i = int(rec.item_map.encode([item])[0])
     f = rec.item_factors()
@@ -177,7 +184,8 @@ def _best(rec: Recommender, scores: np.ndarray, exclude: np.ndarray, n: int, min
     return top[np.argsort(-scores[top], kind="stable")]
 
 
-def _top_n(rec: Recommender, scores: np.ndarray, exclude: np.ndarray, items: pd.DataFrame | None, n: int, min_ratings: int) -> pd.DataFrame:
+def _top_n(rec: Recommender, scores: np.ndarray, exclude: np.ndarray, items: pd.DataFrame | None, n: int,
+           min_ratings: int) -> pd.DataFrame:
     top = _best(rec, scores, exclude, n, min_ratings)
     out = _titles(rec, items, top)
     out["predicted_rating"] = np.clip(scores[top], *rec.rating_scale)
@@ -191,7 +199,8 @@ def rated_items(rec: Recommender, user: Any) -> np.ndarray:
     return rec.rated_items[rec.rated_indptr[u]:rec.rated_indptr[u + 1]]
 
 
-def recommend(rec: Recommender, user: Any, items: pd.DataFrame | None = None, n: int = 10, min_ratings: int = 0) -> pd.DataFrame:
+def recommend(rec: Recommender, user: Any, items: pd.DataFrame | None = None, n: int = 10,
+              min_ratings: int = 0) -> pd.DataFrame:
     """Top-n items for a known user by predicted rating, excluding what they rated in training."""
     u = int(rec.user_map.encode([user])[0])
     # Rank on the unclipped model output: clipping to the rating scale would tie the best items.
@@ -200,7 +209,8 @@ def recommend(rec: Recommender, user: Any, items: pd.DataFrame | None = None, n:
     return _top_n(rec, scores, rated_items(rec, user), items, n, min_ratings)
 
 
-def user_history(rec: Recommender, ratings: pd.DataFrame, user: Any, items: pd.DataFrame | None = None, n: int = 10) -> pd.DataFrame:
+def user_history(rec: Recommender, ratings: pd.DataFrame, user: Any, items: pd.DataFrame | None = None,
+                 n: int = 10) -> pd.DataFrame:
     """What the user rated highest (for context beside their recommendations)."""
     mine = ratings[ratings["user"] == rec.user_map.decode(rec.user_map.encode([user]))[0]]
     mine = mine.sort_values("rating", ascending=False, kind="stable").head(n)
@@ -278,9 +288,11 @@ def fold_in(rec: Recommender, ratings: dict, steps: int = 300, lr: float = 0.05)
     return vector.detach(), bias.detach()
 
 
-def recommend_new_user(rec: Recommender, ratings: dict, items: pd.DataFrame | None = None, n: int = 10, min_ratings: int = 0) -> pd.DataFrame:
+def recommend_new_user(rec: Recommender, ratings: dict, items: pd.DataFrame | None = None, n: int = 10,
+                       min_ratings: int = 0) -> pd.DataFrame:
     """Top-n for someone who rated a few items on the page (fold-in), excluding those items."""
     vector, bias = fold_in(rec, ratings)
     with torch.no_grad():
-        scores = rec.model.forward_user(vector, bias, torch.arange(rec.n_items, device=rec.device)).float().cpu().numpy()
+        scores = rec.model.forward_user(vector, bias,
+                                        torch.arange(rec.n_items, device=rec.device)).float().cpu().numpy()
     return _top_n(rec, scores, rec.item_map.encode(list(ratings.keys())), items, n, min_ratings)

@@ -97,7 +97,8 @@ class GibbsSampler:
         n_other = {"user": self.W["item"].shape[0], "item": self.W["user"].shape[0]}
         self.ones = {side: _sparse(crow, col, torch.ones(len(col), dtype=torch.float64, device=self.device),
                                    n_other[side]) for side, (crow, col, _) in self.csr.items()}
-        self.rows = {side: torch.repeat_interleave(torch.arange(len(crow) - 1, device=self.device), crow[1:] - crow[:-1])
+        self.rows = {side: torch.repeat_interleave(torch.arange(len(crow) - 1, device=self.device),
+                                                   crow[1:] - crow[:-1])
                      for side, (crow, _, _) in self.csr.items()}
         zeros = torch.zeros(self.d, dtype=torch.float64, device=self.device)
         self.hyper = {side: (zeros.clone(), torch.ones_like(zeros)) for side in self.W}  # prior mean, precision
@@ -222,8 +223,8 @@ class GibbsSampler:
         return self._sse * self.scale**2 / len(self.rating)
 
     def als_step(self, l2: float) -> None:
-        """Set every user's, then every item's, weights to their conditional mean under a per-rating L2 of `l2` (ALS-WR),
-        with the noise precision of the standardized ratings."""
+        """Set every user's, then every item's, weights to their conditional mean under a per-rating L2 of `l2`
+        (ALS-WR), with the noise precision of the standardized ratings."""
         self.noise_precision = 1 / max(float(self.rating.var()), 1e-6)  # standardized: about 1, unless constant
         for side in ("user", "item"):
             crow = self.csr[side][0]
@@ -257,7 +258,8 @@ class GibbsSampler:
         dev = self.device
         # Copies: the sweeps add to the sums in place, and the checkpoint may be resumed from again.
         self.W = {s: tensors[f"W.{s}"].to(dev, copy=True) for s in self.W}  # every block this sampler has
-        self.hyper = {s: (tensors[f"hyper.{s}.mean"].to(dev, copy=True), tensors[f"hyper.{s}.precision"].to(dev, copy=True))
+        self.hyper = {s: (tensors[f"hyper.{s}.mean"].to(dev, copy=True),
+                          tensors[f"hyper.{s}.precision"].to(dev, copy=True))
                       for s in self.W}
         self._sum = {s: tensors[f"sum.{s}"].to(dev, copy=True) for s in self.W} if scalars["averaging"] else None
         self.noise_precision, self.n_averaged = scalars["noise_precision"], scalars["n_averaged"]

@@ -168,7 +168,7 @@ class RelationSampler(GibbsSampler):
         if float(r.norm()) <= CG_TOL * norm_b:  # the start already solves it
             self.cg_iterations.append(0)
             return x
-        for it in range(1, CG_MAX_ITER + 1):
+        for it in range(1, CG_MAX_ITER + 1):  # noqa: B007 -- read after the loop: the number of steps taken
             Ap = op(p)
             step = rz / float((p * Ap).sum())
             x += step * p
@@ -181,7 +181,8 @@ class RelationSampler(GibbsSampler):
         else:  # not converged: the draw is approximate; say so once
             if not self.cg_unconverged:
                 warnings.warn(f"conjugate gradients stopped after {CG_MAX_ITER} steps at a relative residual of "
-                              f"{float(r.norm()) / norm_b:.1e} (target {CG_TOL:.0e}): the draws of {name} are approximate",
+                              f"{float(r.norm()) / norm_b:.1e} (target {CG_TOL:.0e}): the draws of {name} are "
+                              "approximate",
                               RuntimeWarning, stacklevel=2)
             self.cg_unconverged += 1
         self.cg_iterations.append(it)

@@ -17,7 +17,8 @@ import pandas as pd
 import torch
 
 from .access import LOCAL, LOCAL_NAME, PermissionDenied
-from .config import MODEL_NAMES, OPTIMIZERS, SCHEDULES, TrainConfig, check_cost, data_stats, resolve
+from .config import MODEL_NAMES, OPTIMIZERS, SCHEDULES, TrainConfig, data_stats, resolve
+from .cost import check_cost
 from .data import DataError, read_items, read_ratings
 from .ids import UnknownIdError
 from .store import RunNotFound, RunStore, StoreDamaged
@@ -28,11 +29,12 @@ class StderrProgress(Callback):
     """One line per epoch on stderr (and a dot per tenth of an epoch when it is a tty)."""
 
     def on_epoch_end(self, trainer, info: EpochInfo) -> None:
-        valid = f" valid_rmse {info.valid_rmse:.4f} valid_mae {info.valid_mae:.4f}" if info.valid_rmse is not None else ""
+        valid = ("" if info.valid_rmse is None
+                 else f" valid_rmse {info.valid_rmse:.4f} valid_mae {info.valid_mae:.4f}")
         gibbs = trainer.cfg.optimizer == "gibbs"
         lr = "" if gibbs else f" lr {info.lr:.2e}"
-        print(f"{'sweep' if gibbs else 'epoch'} {info.epoch}/{trainer.cfg.epochs} train_rmse {info.train_rmse:.4f}{valid}"
-              f"{lr} {info.seconds:.1f}s", file=sys.stderr, flush=True)
+        print(f"{'sweep' if gibbs else 'epoch'} {info.epoch}/{trainer.cfg.epochs} "
+              f"train_rmse {info.train_rmse:.4f}{valid}{lr} {info.seconds:.1f}s", file=sys.stderr, flush=True)
 
     def on_pretrain(self, trainer, sweep: int, sweeps: int) -> None:
         if sweep % 20 == 0 or sweep == sweeps:
@@ -64,19 +66,38 @@ def _ints(text: str) -> tuple[int, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m cf_core", description="Collab Studio engine: train and query collaborative-filtering models.")
+    """The command line: one subcommand per entry of COMMANDS."""
+    p = argparse.ArgumentParser(prog="python -m cf_core",
+                                description="Collab Studio engine: train and query collaborative-filtering models.")
     sub = p.add_subparsers(dest="command", required=True)
-
     t = sub.add_parser("train", help="train a model and save it as a run")
+    _train_data_arguments(t)
+    _train_model_arguments(t)
+    _train_run_arguments(t)
+    _query_parsers(sub)
+    f = sub.add_parser("fetch", help="download MovieLens 100k into the cache (checksum verified)")
+    f.add_argument("--force", action="store_true")
+    _users_parser(sub)
+    _serving_parsers(sub)
+    return p
+
+
+def _train_data_arguments(t: argparse.ArgumentParser) -> None:
+    """train: the ratings, the validation set, the item metadata and the columns' roles."""
     t.add_argument("--ratings", required=True, help="ratings file (csv, tsv, ::, parquet, xlsx) or 'ml-100k'")
     t.add_argument("--valid", help="a separate validation ratings file")
-    t.add_argument("--valid-frac", type=_share, default=0.2, help="validation fraction when --valid is not given (0 for none)")
+    t.add_argument("--valid-frac", type=_share, default=0.2,
+                   help="validation fraction when --valid is not given (0 for none)")
     t.add_argument("--split", choices=("random", "user", "time"), default="random")
     t.add_argument("--seed", type=int, default=42)
     t.add_argument("--items", help="item metadata (titles, genres)")
     for role, flag in (("user", "--user-col"), ("item", "--item-col"), ("rating", "--rating-col"),
                        ("timestamp", "--time-col")):
         t.add_argument(flag, metavar="NAME", help=f"the column of the {role} (default: by its name, else its values)")
+
+
+def _train_model_arguments(t: argparse.ArgumentParser) -> None:
+    """train: the model and its fit (every one left out is chosen by `resolve` from the data)."""
     t.add_argument("--implicit", action=argparse.BooleanOptionalAction, default=None,
                    help="the Bayesian fit also learns from what each user rated and who rated each item (Bayesian "
                         "SVD++ both ways; the dot products with Gibbs sampling). Default: on wherever the fit is "
@@ -98,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--schedule", choices=SCHEDULES)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--y-range", type=_floats, help="low,high of the sigmoid output")
+
+
+def _train_run_arguments(t: argparse.ArgumentParser) -> None:
+    """train: where it trains, where the run goes and under whose name, and what it prints."""
     t.add_argument("--device", default="auto", help="auto, cpu or cuda")
     t.add_argument("--out", help="runs folder (default ./runs or $COLLAB_STUDIO_RUNS)")
     t.add_argument("--name", default="")
@@ -106,7 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the fused Adam step of the dot models (default: where it applies; never under torchrun)")
     t.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
-    for name, helptext in (("recommend", "top-N items for a user of a saved run"), ("similar", "items most similar to an item")):
+
+def _query_parsers(sub) -> None:
+    """recommend and similar: questions to a saved run."""
+    for name, helptext in (("recommend", "top-N items for a user of a saved run"),
+                           ("similar", "items most similar to an item")):
         s = sub.add_parser(name, help=helptext)
         s.add_argument("--run", required=True, help="run id (see the runs folder or the dashboard)")
         s.add_argument("--user" if name == "recommend" else "--item", required=True)
@@ -115,13 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--out", help="runs folder")
         s.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
 
-    f = sub.add_parser("fetch", help="download MovieLens 100k into the cache (checksum verified)")
-    f.add_argument("--force", action="store_true")
 
+def _users_parser(sub) -> None:
+    """users add | remove | list: the team mode's user list."""
     u = sub.add_parser("users", help="the team mode's user list ($COLLAB_STUDIO_USERS, else runs/users.sqlite)")
     u.add_argument("--file", help="the user list (default: $COLLAB_STUDIO_USERS, else users.sqlite in the runs folder)")
     usub = u.add_subparsers(dest="action", required=True)
-    add = usub.add_parser("add", help="add a user (asks for the password twice, or reads one line with --password-stdin)")
+    add = usub.add_parser("add", help="add a user (asks for the password twice, or reads one line with "
+                                      "--password-stdin)")
     add.add_argument("name")
     add.add_argument("--admin", action="store_true", help="may see, delete and stop everyone's runs and jobs")
     add.add_argument("--reset", action="store_true", help="the user exists: set a new password (signs them out)")
@@ -130,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("name")
     usub.add_parser("list", help="list the users")
 
+
+def _serving_parsers(sub) -> None:
+    """worker, up and store: running the service and looking after its runs."""
     w = sub.add_parser("worker", help="take queued training jobs and train them, until stopped (SIGTERM, Ctrl-C)")
     w.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (a GPU when there is one)")
     w.add_argument("--out", help="runs folder or fsspec URL (default ./runs or $COLLAB_STUDIO_RUNS)")
@@ -139,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="start the workers (one per GPU, else one CPU worker) and the web server; restart "
                                    "whichever dies; stop them all together")
-    up.add_argument("--workers", default="auto", help="auto (one per GPU, else one on the CPU), 0, or a number of CPU workers")
+    up.add_argument("--workers", default="auto",
+                    help="auto (one per GPU, else one on the CPU), 0, or a number of CPU workers")
     up.add_argument("web", nargs=argparse.REMAINDER, help="the web server's command line, after --")
 
     st = sub.add_parser("store", help="check the runs index and folders; --repair rebuilds what it can")
@@ -147,7 +181,6 @@ def build_parser() -> argparse.ArgumentParser:
     chk = ssub.add_parser("check", help="report damage (exit 1 when there is some); --repair fixes what it can")
     chk.add_argument("--repair", action="store_true")
     chk.add_argument("--out", help="runs folder or fsspec URL")
-    return p
 
 
 def _columns(a: argparse.Namespace) -> dict:
@@ -165,7 +198,8 @@ def _load_ratings(source: str, columns: dict | None = None):
 
 def _config(a: argparse.Namespace) -> TrainConfig:
     fields = {"model": a.model, "n_factors": a.factors, "layers": a.layers, "dropout": a.dropout, "epochs": a.epochs,
-              "lr": a.lr, "wd": a.wd, "wd_mode": a.wd_mode, "layer_wd": a.layer_wd, "pretrain": a.pretrain, "optimizer": a.optimizer, "betas": a.betas,
+              "lr": a.lr, "wd": a.wd, "wd_mode": a.wd_mode, "layer_wd": a.layer_wd, "pretrain": a.pretrain,
+              "optimizer": a.optimizer, "betas": a.betas,
               "schedule": a.schedule, "batch_size": a.batch_size, "y_range": a.y_range, "device": a.device,
               "implicit": a.implicit}
     cfg = TrainConfig().replace(**{k: v for k, v in fields.items() if v is not None})
@@ -174,10 +208,8 @@ def _config(a: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from .recommender import Recommender, check_finite, no_better_than_the_mean
-    from .train import pick_device
-    from .splits import cold_count, split_for_training
-
+    """train: read the data, fit, save the run; prints its summary as one JSON line (rank 0 only under torchrun)."""
+    from .recommender import check_finite
     from .train import distributed
 
     cfg = _config(a)
@@ -186,6 +218,28 @@ def cmd_train(a: argparse.Namespace) -> int:
     rank = _init_distributed(cfg)
     if rank:
         a.quiet = True  # rank 0 reports and saves
+    train, valid, items = _training_data(a)
+    _warn_cost(cfg, train)  # TooCostly: exit 2
+    rec, seconds = _fit(cfg, train, valid, a.quiet)
+    metrics = rec.evaluate(valid) if valid is not None else {"rmse": None, "mae": None, "n": 0, "n_cold": 0,
+                                                             "baseline_rmse": None}
+    check_finite(rec, metrics)  # exit 2 with what to try; a diverged fit is never saved
+    world = distributed()[1]
+    if world > 1:
+        torch.distributed.destroy_process_group()
+        if rank:
+            return 0
+    out = _train_summary(rec, metrics, seconds, train, valid, world)
+    out["run_id"] = _save_run(a, rec, out, items, train, valid)
+    print(json.dumps(out))
+    return 0
+
+
+def _training_data(a: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
+    """The training and validation ratings (the --valid file, a split of --valid-frac, or none) and the item
+    metadata, with the readers' warnings on stderr."""
+    from .splits import split_for_training
+
     ratings, items = _load_ratings(a.ratings, _columns(a))
     _warn(ratings.warnings)
     if a.items:
@@ -194,46 +248,62 @@ def cmd_train(a: argparse.Namespace) -> int:
     if a.valid:
         valid_ratings = read_ratings(a.valid, **_columns(a))
         _warn(valid_ratings.warnings)
-        train, valid = df, valid_ratings.df
-    elif a.valid_frac > 0:
+        return df, valid_ratings.df, items
+    if a.valid_frac > 0:
         train, valid = split_for_training(df, a.split, a.valid_frac, a.seed)
-    else:
-        train, valid = df, None
+        return train, valid, items
+    return df, None, items
+
+
+def _warn_cost(cfg: TrainConfig, train: pd.DataFrame) -> None:
+    """Warn when the fit will take long; raises TooCostly when it cannot fit in memory or time."""
+    from .train import pick_device
+
     stats = data_stats(train)
     resolved = resolve(cfg, stats)
-    _warn(check_cost(resolved, stats, str(pick_device(resolved.device))))  # TooCostly: exit 2
-    callbacks = [] if a.quiet else [StderrProgress()]
+    _warn(check_cost(resolved, stats, str(pick_device(resolved.device))))
+
+
+def _fit(cfg: TrainConfig, train: pd.DataFrame, valid: pd.DataFrame | None, quiet: bool):
+    """The fitted Recommender and the seconds it took (progress on stderr unless `quiet`)."""
+    from .recommender import Recommender
+
+    callbacks = [] if quiet else [StderrProgress()]
     t0 = time.perf_counter()
     rec = Recommender(cfg).fit(train, valid, callbacks)
-    seconds = time.perf_counter() - t0
-    metrics = rec.evaluate(valid) if valid is not None else {"rmse": None, "mae": None, "n": 0, "n_cold": 0,
-                                                                         "baseline_rmse": None}
-    check_finite(rec, metrics)  # exit 2 with what to try; a diverged fit is never saved
-    world = distributed()[1]
-    if world > 1:
-        torch.distributed.destroy_process_group()
-        if rank:
-            return 0
-    out = {"valid_rmse": metrics["rmse"], "valid_mae": metrics["mae"], "valid_baseline_rmse": metrics.get("baseline_rmse"),
-           "train_seconds": round(seconds, 3),
+    return rec, time.perf_counter() - t0
+
+
+def _train_summary(rec, metrics: dict, seconds: float, train: pd.DataFrame, valid: pd.DataFrame | None,
+                   world: int) -> dict:
+    """The JSON object `train` prints (before the run id), with a warning when the model is no better than the mean."""
+    from .recommender import no_better_than_the_mean
+    from .splits import cold_count
+
+    out = {"valid_rmse": metrics["rmse"], "valid_mae": metrics["mae"],
+           "valid_baseline_rmse": metrics.get("baseline_rmse"), "train_seconds": round(seconds, 3),
            "fit_seconds": round(rec.history.seconds, 3), "epochs": len(rec.history.epochs),
            "best_epoch": rec.history.best_epoch, "device": str(rec.device), "model": rec.config.model,
            "optimizer": rec.config.optimizer, "pretrain": rec.config.pretrain,
            "n_users": rec.n_users, "n_items": rec.n_items, "n_train": len(train),
-           "n_valid": 0 if valid is None else len(valid), "n_valid_cold": 0 if valid is None else cold_count(train, valid),
-           "world_size": world}
+           "n_valid": 0 if valid is None else len(valid),
+           "n_valid_cold": 0 if valid is None else cold_count(train, valid), "world_size": world}
     if no_better_than_the_mean(out):
         out["no_better_than_the_mean"] = True
         _warn([f"this model predicts no better than giving everyone the mean rating (validation RMSE "
                f"{out['valid_rmse']:.4f}, the mean's {out['valid_baseline_rmse']:.4f}); it is saved, but try more "
                "epochs, other settings, or more data"])
+    return out
+
+
+def _save_run(a: argparse.Namespace, rec, out: dict, items: pd.DataFrame | None, train: pd.DataFrame,
+              valid: pd.DataFrame | None) -> str:
+    """Save the run under --out and --owner with the summary's figures as its metrics; returns its id."""
     store = RunStore(a.out)
-    out["run_id"] = store.save(rec, owner=a.owner, name=a.name or Path(a.ratings).stem, dataset=Path(a.ratings).name,
-                               metrics={k: v for k, v in out.items()
-                                        if k.startswith(("valid", "train", "fit")) or k in ("epochs", "best_epoch")},
-                               items=items, valid=valid, train=train[["user", "item", "rating"]])
-    print(json.dumps(out))
-    return 0
+    return store.save(rec, owner=a.owner, name=a.name or Path(a.ratings).stem, dataset=Path(a.ratings).name,
+                      metrics={k: v for k, v in out.items()
+                               if k.startswith(("valid", "train", "fit")) or k in ("epochs", "best_epoch")},
+                      items=items, valid=valid, train=train[["user", "item", "rating"]])
 
 
 def _init_distributed(cfg: TrainConfig) -> int:
@@ -318,7 +388,8 @@ def cmd_users(a: argparse.Namespace) -> int:
     users = UserDirectory(a.file)
     if a.action == "add":
         user = users.add(a.name, _password(a), admin=a.admin, replace=a.reset)
-        print(f"{'password set for' if a.reset else 'added'} {user.name}{' (admin)' if user.admin else ''} in {users.path}")
+        done = "password set for" if a.reset else "added"
+        print(f"{done} {user.name}{' (admin)' if user.admin else ''} in {users.path}")
     elif a.action == "remove":
         users.remove(a.name)
         print(f"removed {a.name} from {users.path}")
@@ -329,6 +400,8 @@ def cmd_users(a: argparse.Namespace) -> int:
     return 0
 
 
+# What a user can cause (bad data, an unknown id or run, a refused permission, a damaged store): one line, exit 1.
+USER_ERRORS = (DataError, UnknownIdError, RunNotFound, PermissionDenied, ValueError, FileNotFoundError, StoreDamaged)
 COMMANDS = {"train": cmd_train, "recommend": cmd_query, "similar": cmd_query, "fetch": cmd_fetch, "users": cmd_users,
             "worker": cmd_worker, "up": cmd_up, "store": cmd_store}
 
@@ -337,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (DataError, UnknownIdError, RunNotFound, PermissionDenied, ValueError, FileNotFoundError, StoreDamaged) as exc:
+    except USER_ERRORS as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"error: {message}", file=sys.stderr)
         return 2

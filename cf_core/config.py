@@ -54,16 +54,20 @@ class TrainConfig:
     init_std: float = 0.01                 # std of the normal init of the embeddings
     # optimizer
     optimizer: str | None = None           # sgd, momentum (SGD with momentum), adam, adamw, or gibbs (Bayesian PMF by
-                                           # Gibbs sampling, dot models); None: gibbs for dot models under 2M ratings, else adam
+                                           # Gibbs sampling, dot models);
+                                           # None: gibbs for dot models under 2M ratings, else adam
     lr: float | None = None                # peak learning rate; None: a default per optimizer
     betas: tuple[float, float] = (0.9, 0.99)  # Adam/AdamW moment decay rates
-    eps: float | None = None               # Adam/AdamW denominator guard; None: one rating's gradient scale / batch_size (see resolve)
+    eps: float | None = None               # Adam/AdamW denominator guard;
+                                           # None: one rating's gradient scale / batch_size (see resolve)
     momentum: float = 0.9                  # for optimizer="momentum"
     emb_lr_scale: float | None = None      # sgd/momentum: the embeddings' rate is lr times this; None: by batch size
     wd: float | None = None                # weight decay strength; None: a default per model and scale
-    wd_mode: str | None = None             # l2 (penalty in the loss) or decoupled (AdamW style); None: decoupled for adamw, else l2
+    wd_mode: str | None = None             # l2 (penalty in the loss) or decoupled (AdamW style);
+                                           # None: decoupled for adamw, else l2
     bias_wd: float = 0.0                   # extra L2 on the biases, relative to wd (l2 mode)
-    layer_wd: float | None = None          # nn only: L2 on the hidden layers' weights (l2 mode); None: a default by scale
+    layer_wd: float | None = None          # nn only: L2 on the hidden layers' weights (l2 mode);
+                                           # None: a default by scale
     # schedule
     epochs: int | None = None              # None: by data size
     batch_size: int | None = None          # None: by data size
@@ -77,14 +81,16 @@ class TrainConfig:
     implicit: bool | None = None           # gibbs, dotbias/dot: add what each user rated and who rated each item
                                            # (Bayesian SVD++ both ways, cf_core/bayes_fm.py); None: on for the Gibbs fit
     # run
-    ema_epochs: float = 2.5                # average the weights over about this many recent epochs, at most 1/8 of the run (0: off); the average is evaluated and kept
+    ema_epochs: float = 2.5                # average the weights over about this many recent epochs, at most 1/8 of
+                                           # the run (0: off); the average is evaluated and kept
     keep_best: bool = True                 # end with the weights of the best validation epoch
-    fused: bool | None = None              # fused step with row-wise Adam (dot models, adam, l2); None: wherever it applies
+    fused: bool | None = None              # fused step with row-wise Adam (dot models, adam, l2);
+                                           # None: wherever it applies
     compile: bool | None = None            # torch.compile the fused step; None: from 2M training ratings
     seed: int = 42                         # seeds torch for init and batch order
     device: str = "auto"                   # auto (cuda if present), cpu, cuda
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
 
@@ -93,7 +99,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         """Inverse of `to_dict`; unknown keys are ignored so old runs still load."""
         names = {f.name: f for f in dataclasses.fields(cls)}
         kw = {}
@@ -110,7 +116,8 @@ class TrainConfig:
         """Raise ValueError with a plain sentence for a setting that cannot work."""
         checks = [
             (self.model in MODEL_NAMES, f"model must be one of {', '.join(MODEL_NAMES)}, not {self.model!r}"),
-            (self.optimizer in (None, *OPTIMIZERS), f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}"),
+            (self.optimizer in (None, *OPTIMIZERS),
+             f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}"),
             (self.optimizer != "gibbs" or self.model != "nn",
              "Gibbs sampling fits the dot-product models only; the neural net needs sgd, momentum, adam or adamw"),
             (self.optimizer != "gibbs" or self.y_range is None or not self.use_y_range,
@@ -138,7 +145,8 @@ class TrainConfig:
             (self.user_factors is None or self.user_factors >= 1, "user_factors must be at least 1"),
             (self.item_factors is None or self.item_factors >= 1, "item_factors must be at least 1"),
             (self.y_range is None or self.y_range[0] < self.y_range[1], "y_range must be (low, high) with low < high"),
-            (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device must be auto, cpu or cuda"),
+            (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
+             "device must be auto, cpu or cuda"),
         ]
         for ok, message in checks:
             if not ok:
@@ -298,156 +306,3 @@ def _steps(cfg: TrainConfig, stats: DataStats) -> dict[str, Any]:
     if cfg.epochs is None:
         changes["epochs"] = default_epochs(cfg.optimizer, stats.n_ratings)
     return changes
-
-
-# ------------------------------------------------------------------------------------------------------ cost
-# A gradient step's fixed cost (Python, the optimizer, a kernel launch per op), and the cost per rating on top of it;
-# measured with small batches on this project's 2-core CPU machine (0.6 to 2.2 ms a step) and rounded up.
-STEP_SECONDS = {"cpu": 2.5e-3, "cuda": 1e-3}
-RATING_SECONDS = {"cpu": 3e-7, "cuda": 2e-9}
-SWEEP_SECONDS = 0.05  # a Gibbs sweep's fixed cost
-# A setting whose steps alone (not the data) would take longer than this is refused: it would hold a worker for
-# hours doing what a bigger batch does in minutes.
-MAX_STEP_HOURS = 1.0
-WARN_MINUTES = 15.0
-
-
-class TooCostly(ValueError):
-    """A setting that needs more memory or time than training can give it; the message has the figures."""
-
-
-@dataclass
-class Cost:
-    """What a resolved setting needs: peak memory of its largest blocks, and time, roughly."""
-
-    bytes: int
-    steps_per_epoch: int
-    step_seconds: float  # the steps' fixed cost over the whole fit
-    seconds: float  # the whole fit, steps and ratings
-
-    def describe_time(self) -> str:
-        return _duration(self.seconds)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-# What the implicit blocks (bayes_fm.py) add per training rating, measured here with 10 factors (`bench/accuracy.py
-# --scale`): 430 bytes of peak memory (20M ratings: 10.6 GB against 2.0 GB without), and 0.85 us (800,000 ratings)
-# to 3.3 us (20M) a sweep on 2 CPU cores, rounded up below and from LARGE_RATINGS; the GPU figure is a guess at a
-# hundredth, not yet measured.
-IMPLICIT_BYTES = 450  # sparse views of the ratings, per-rating targets and noise, the solves' temporaries
-IMPLICIT_SECONDS = {"cpu": (1e-6, 3.5e-6), "cuda": (1e-8, 3.5e-8)}  # (below LARGE_RATINGS, from it)
-
-
-def _gibbs_sweep_seconds(stats: DataStats, d: int, implicit: bool, kind: str) -> float:
-    """One Gibbs sweep's time: the Gram matrices (a d x d outer product per rating and per row), a Cholesky
-    factorisation and solves per row, at about 10 GFLOP/s on a CPU and 1 TFLOP/s on a GPU in float64; with the
-    implicit blocks, two conjugate-gradient solves of about 20 steps of two sparse products each."""
-    rows = stats.n_users + stats.n_items
-    flops = 2 * (stats.n_ratings + rows) * d * d + rows * d**3 / 3 + 4 * rows * d * d
-    sweep = flops / (1e10 if kind == "cpu" else 1e12) + SWEEP_SECONDS
-    if implicit:
-        sweep += stats.n_ratings * IMPLICIT_SECONDS[kind][stats.n_ratings >= LARGE_RATINGS]
-    return sweep
-
-
-def _gibbs_need(stats: DataStats, d: int, implicit: bool) -> int:
-    """The Gibbs fit's memory: its batched conditionals, and with the implicit blocks their per-rating arrays."""
-    return _gibbs_bytes(stats.n_users, stats.n_items, d) + (stats.n_ratings * IMPLICIT_BYTES if implicit else 0)
-
-
-def _gibbs_bytes(n_users: int, n_items: int, d: int) -> int:
-    """The sampler's batched conditionals: a d x d block per row of one side (the Gram matrices and their Cholesky
-    factors) and one per row of the other (its outer products), in float64."""
-    return 8 * d * d * (2 * max(n_users, n_items) + min(n_users, n_items))
-
-
-def cost(cfg: TrainConfig, stats: DataStats, device: str) -> Cost:
-    """The memory and time a resolved `cfg` needs on `device` ("cpu" or "cuda")."""
-    kind = "cuda" if device.startswith("cuda") else "cpu"
-    rows = stats.n_users + stats.n_items
-    if cfg.optimizer == "gibbs":
-        d = cfg.n_factors + (1 if cfg.model == "dotbias" else 0)
-        return Cost(_gibbs_need(stats, d, cfg.implicit), 0, 0.0, cfg.epochs * _gibbs_sweep_seconds(stats, d, cfg.implicit, kind))
-    width = (cfg.user_factors or cfg.n_factors) + (cfg.item_factors or cfg.n_factors) if cfg.model == "nn" \
-        else 2 * (cfg.n_factors + 1)
-    # Weights, gradients, two Adam moments, the weight average and the best epoch's copy; a batch's activations.
-    layers = sum(cfg.layers) if cfg.model == "nn" else 0
-    need = 6 * 4 * rows * width / 2 + 16 * cfg.batch_size * (width + layers)
-    if cfg.model == "nn" and cfg.pretrain:
-        need = max(need, _gibbs_need(stats, GIBBS_FACTORS + 1, True))  # its pretraining fit has the implicit blocks
-    steps = -(-stats.n_ratings // cfg.batch_size)
-    step_seconds = cfg.epochs * steps * STEP_SECONDS[kind]
-    pretraining = GIBBS_SWEEPS * _gibbs_sweep_seconds(stats, GIBBS_FACTORS + 1, True, kind) \
-        if cfg.model == "nn" and cfg.pretrain else 0.0  # the Bayesian SVD++ fit its embeddings start from
-    return Cost(int(need), steps, step_seconds, pretraining + step_seconds
-                + cfg.epochs * stats.n_ratings * RATING_SECONDS[kind] * (4 if cfg.model == "nn" else 1))
-
-
-def available_bytes(device: str) -> int | None:
-    """Free memory where training will run: the GPU's, or this machine's (MemAvailable); None if unknown."""
-    if device.startswith("cuda"):
-        import torch
-
-        try:
-            dev = torch.device(device)
-            # What PyTorch caches but no tensor holds is free to this process too.
-            cached = torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)
-            return int(torch.cuda.mem_get_info(dev)[0] + cached)
-        except Exception:  # no CUDA here: the worker that trains will check again
-            return None
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def check_cost(cfg: TrainConfig, stats: DataStats, device: str, free: int | None | str = "here") -> list[str]:
-    """Raise TooCostly for a resolved setting that cannot fit in memory or would spend hours on step overhead;
-    return warnings (a long fit) otherwise.
-
-    free: the bytes free where it trains; "here" asks this process's machine (`available_bytes`), None skips the
-    memory check (a web server that does not train: the worker checks on its own machine).
-    """
-    c = cost(cfg, stats, device)
-    free = available_bytes(device) if free == "here" else free
-    where = "the GPU" if device.startswith("cuda") else "this machine"
-    if free is not None and c.bytes > 0.8 * free:
-        implicit = stats.n_ratings * IMPLICIT_BYTES if cfg.optimizer == "gibbs" and cfg.implicit else 0
-        if implicit > c.bytes / 2:
-            raise TooCostly(f"these settings need about {c.bytes / 2**30:,.1f} GB of memory, most of it for learning "
-                            f"from what each person rated ({implicit / 2**30:,.1f} GB for "
-                            f"{stats.n_ratings:,} ratings), and {where} has {free / 2**30:,.1f} GB free: turn that off "
-                            "(the Train page's checkbox, or --no-implicit), or choose Adam")
-        what = (f"Gibbs sampling with {cfg.n_factors} factors holds a {cfg.n_factors + 1} x {cfg.n_factors + 1} "
-                "block per user and per item" if cfg.optimizer == "gibbs" else f"{cfg.model} with these sizes")
-        raise TooCostly(f"these settings need about {c.bytes / 2**30:,.1f} GB of memory ({what}), and {where} has "
-                        f"{free / 2**30:,.1f} GB free: use fewer factors" +
-                        (f" (the default, {GIBBS_FACTORS}, needs "
-                         f"{_gibbs_bytes(stats.n_users, stats.n_items, GIBBS_FACTORS + 1) / 2**20:,.0f} MB)"
-                         if cfg.optimizer == "gibbs" else ""))
-    if c.step_seconds > MAX_STEP_HOURS * 3600:
-        bs = cfg.batch_size
-        while bs < stats.n_ratings and cost(cfg.replace(batch_size=bs), stats, device).step_seconds > MAX_STEP_HOURS * 900:
-            bs *= 2
-        if bs >= stats.n_ratings:  # one batch an epoch is still too slow: the epochs are the trouble
-            raise TooCostly(f"{cfg.epochs:,} epochs would take about {_duration(c.step_seconds)} in the steps' overhead "
-                            "alone: use fewer epochs (or leave them empty for the automatic number)")
-        raise TooCostly(f"a batch size of {cfg.batch_size:,} makes {c.steps_per_epoch:,} steps an epoch: about "
-                        f"{_duration(c.step_seconds / cfg.epochs)} an epoch and {_duration(c.step_seconds)} for "
-                        f"{cfg.epochs} epochs in the steps' overhead alone. Use a batch size of at least {bs:,} (or "
-                        "leave it empty for the automatic one)")
-    if c.seconds > WARN_MINUTES * 60:
-        return [f"This will train for about {c.describe_time()} on {'a GPU' if device.startswith('cuda') else 'the CPU'}"
-                f" (a rough estimate)."]
-    return []

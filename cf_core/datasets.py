@@ -21,9 +21,9 @@ import sys
 import tempfile
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -159,8 +159,9 @@ def fetch_movielens_100k(cache: Path | None = None, *, force: bool = False) -> P
             continue
         items_out = items.rename(columns={"item": "item_id"})
         _write_atomically(folder, {
-            "items.csv": lambda p: items_out.to_csv(p, index=False, lineterminator="\n"),
-            "ratings.csv": lambda p: ratings[_RATING_COLUMNS].to_csv(p, index=False, lineterminator="\n"),
+            "items.csv": lambda p, items_out=items_out: items_out.to_csv(p, index=False, lineterminator="\n"),
+            "ratings.csv": lambda p, ratings=ratings: ratings[_RATING_COLUMNS].to_csv(p, index=False,
+                                                                                     lineterminator="\n"),
         })
         return folder
     message = "could not fetch MovieLens 100k: " + "; ".join(failures)

@@ -14,9 +14,10 @@ import os
 import re
 import sqlite3
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 # SQLite's messages for a file that is not (or no longer) a database; "locked" or "busy" are not damage.
 _DAMAGE = re.compile(r"not a database|malformed|corrupt|disk image|file is encrypted", re.I)

@@ -103,26 +103,30 @@ class FusedDotStep:
         except Exception as exc:
             if self.grads is _batch_grads:
                 raise
-            warnings.warn(f"torch.compile failed ({type(exc).__name__}: {str(exc)[:200]}); using the eager step")
+            warnings.warn(f"torch.compile failed ({type(exc).__name__}: {str(exc)[:200]}); using the eager step",
+                          stacklevel=2)
             self.grads, self.adam = _kernels(False)
             return getattr(self, kernel)(*args)
 
     @torch.no_grad()
-    def __call__(self, user: torch.Tensor, item: torch.Tensor, rating: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, user: torch.Tensor, item: torch.Tensor, rating: torch.Tensor,
+                 lr: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Update the model on one batch; returns (mse, errors) of the batch before the update."""
         model, n = self.model, len(rating)
         (u_tabs, _, _), (i_tabs, _, _) = self.sides
         squash = model.y_range is not None
         lo, hi = model.y_range if squash else (0.0, 1.0)
         sides = [torch.unique(index, return_inverse=True) for index in (user, item)]
-        totals = [torch.zeros(len(rows), m.shape[1], dtype=m.dtype, device=m.device) for (rows, _), (_, m, _) in zip(sides, self.sides)]
+        totals = [torch.zeros(len(rows), m.shape[1], dtype=m.dtype, device=m.device)
+                  for (rows, _), (_, m, _) in zip(sides, self.sides)]
         errors, d_global = [], 0.0
         # The gradient rows of a big batch are computed a chunk at a time and summed per distinct row at once, so
         # the batch's temporaries stay small (at 25M ratings the batch is 262,144 ratings).
         for start in range(0, n, GRAD_CHUNK):
             part = slice(start, start + GRAD_CHUNK)
             err, d_g, du, di = self._run(
-                "grads", u_tabs[0], i_tabs[0], u_tabs[1] if self.has_bias else None, i_tabs[1] if self.has_bias else None,
+                "grads", u_tabs[0], i_tabs[0],
+                u_tabs[1] if self.has_bias else None, i_tabs[1] if self.has_bias else None,
                 model.global_bias.data, user[part], item[part], rating[part], float(lo), float(hi), squash,
                 2.0 * self.wd / n, 2.0 * self.wd * self.bias_wd / n, n)
             # The scatter of repeated rows stays eager: compiled, it becomes atomic adds, which were slower here.

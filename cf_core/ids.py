@@ -17,7 +17,8 @@ class UnknownIdError(KeyError):
 
     def __init__(self, kind: str, ids: list[Any]):
         self.kind, self.ids = kind, ids
-        shown = ", ".join(repr(i.item() if hasattr(i, "item") else i) for i in ids[:5]) + (" ..." if len(ids) > 5 else "")
+        shown = (", ".join(repr(i.item() if hasattr(i, "item") else i) for i in ids[:5])
+                 + (" ..." if len(ids) > 5 else ""))
         super().__init__(f"unknown {kind} id{'s' if len(ids) > 1 else ''}: {shown} (not in the training data)")
 
     def __str__(self) -> str:  # KeyError would quote the message
@@ -33,7 +34,7 @@ class IdMap:
         self.kind = kind
 
     @classmethod
-    def from_values(cls, values: Any, kind: str = "id") -> "IdMap":
+    def from_values(cls, values: Any, kind: str = "id") -> IdMap:
         """Build from a column that may repeat ids."""
         return cls(pd.unique(np.asarray(values)), kind)
 
@@ -80,6 +81,6 @@ class IdMap:
         return self.index.tolist()
 
     @classmethod
-    def from_list(cls, ids: list, kind: str = "id") -> "IdMap":
+    def from_list(cls, ids: list, kind: str = "id") -> IdMap:
         """Inverse of `to_list`."""
         return cls(np.asarray(ids, dtype=object if any(isinstance(i, str) for i in ids) else np.int64), kind)

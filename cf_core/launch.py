@@ -52,7 +52,8 @@ class Child:
         if self.proc is not None and self.proc.poll() is not None:
             code = self.proc.returncode
             self.pause = RESTART_PAUSE[0] if now - self.started > 60 else min(self.pause * 2, RESTART_PAUSE[1])
-            print(f"[up] {self.name} exited with {code}; starting it again in {self.pause:.0f} s", file=sys.stderr, flush=True)
+            print(f"[up] {self.name} exited with {code}; starting it again in {self.pause:.0f} s",
+                  file=sys.stderr, flush=True)
             self.proc, self.next_start = None, now + self.pause
         if self.proc is None and now >= self.next_start:
             self.start()

@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import TrainConfig, check_cost, data_stats, resolve
+from .config import TrainConfig, data_stats, resolve
+from .cost import check_cost
 from .ids import IdMap
-from .metrics import mae, rmse
 from .lr_find import LRFinderResult, find_lr
+from .metrics import mae, rmse
 from .models import MODELS, EmbeddingNN
 from .pretrain import pretrain_embeddings
 from .recording import Callback, History
@@ -48,7 +49,7 @@ class Recommender:
         self.user_map: IdMap | None = None   # raw id <-> index, from the training data (`build`)
         self.item_map: IdMap | None = None
         self.device = torch.device("cpu")
-        self.warnings: list[str] = []  # what the fit's settings cost, when it is a lot (config.check_cost)
+        self.warnings: list[str] = []  # what the fit's settings cost, when it is a lot (cost.check_cost)
         # From the training ratings (`build`), saved with the run (STATE_ARRAYS):
         self.rating_scale: tuple[float, float] = (0.0, 0.0)  # the lowest and highest rating; predictions are clipped
         self.global_mean = 0.0
@@ -85,12 +86,14 @@ class Recommender:
         self.item_offset = (self.item_sum - n_mean_i) / (self.item_counts + ITEM_DAMPING)
         # sum over a user's ratings of (r - mean - item_offset) = user_sum - n mean - sum of their items' offsets
         their_offsets = np.bincount(user, weights=self.item_offset.astype(np.float32)[item], minlength=nu)
-        self.user_offset = (self.user_sum - self.user_counts * self.global_mean - their_offsets) / (self.user_counts + USER_DAMPING)
+        self.user_offset = ((self.user_sum - self.user_counts * self.global_mean - their_offsets)
+                            / (self.user_counts + USER_DAMPING))
         # What each user rated, as CSR (indptr into item indices), to leave it out of their recommendations.
         self.rated_indptr = np.concatenate([[0], np.cumsum(self.user_counts)]).astype(np.int64)
         self.rated_items = item[np.argsort(user, kind="stable")]
         self.model = self._new_model().to(self.device)
-        self._train_tensors = Tensors(torch.from_numpy(user), torch.from_numpy(item), torch.from_numpy(rating)).to(self.device)
+        self._train_tensors = Tensors(torch.from_numpy(user), torch.from_numpy(item),
+                                      torch.from_numpy(rating)).to(self.device)
 
     def _new_model(self) -> torch.nn.Module:
         cfg, nu, ni = self.config, len(self.user_map), len(self.item_map)
@@ -103,7 +106,7 @@ class Recommender:
 
     # ------------------------------------------------------------ training
     def fit(self, train: Any, valid: Any = None, callbacks: Sequence[Callback] = (),
-            cancel: threading.Event | None = None, resume: Checkpoint | None = None) -> "Recommender":
+            cancel: threading.Event | None = None, resume: Checkpoint | None = None) -> Recommender:
         """Train on `train`; with `valid`, report validation RMSE/MAE each epoch and keep the best epoch.
 
         `resume`: a checkpoint of an earlier fit of the same data and settings (`Trainer.checkpoint`, taken by a
@@ -135,12 +138,14 @@ class Recommender:
 
     def _validator(self, valid: pd.DataFrame):
         """A closure computing (rmse, mae) on `valid`, cold rows predicted by the fallback."""
-        u, i = self.user_map.encode(valid["user"].to_numpy(), "ignore"), self.item_map.encode(valid["item"].to_numpy(), "ignore")
+        u, i = (self.user_map.encode(valid["user"].to_numpy(), "ignore"),
+                self.item_map.encode(valid["item"].to_numpy(), "ignore"))
         truth = torch.tensor(valid["rating"].to_numpy(dtype=np.float32), device=self.device)
         warm = (u >= 0) & (i >= 0)
         fallback = torch.from_numpy(self.fallback(u, i).astype(np.float32)).to(self.device)
         warm_t = torch.from_numpy(warm).to(self.device)
-        tu, ti = torch.from_numpy(np.where(warm, u, 0)).to(self.device), torch.from_numpy(np.where(warm, i, 0)).to(self.device)
+        tu, ti = (torch.from_numpy(np.where(warm, u, 0)).to(self.device),
+                  torch.from_numpy(np.where(warm, i, 0)).to(self.device))
         lo, hi = self.rating_scale
 
         def evaluate(model: torch.nn.Module) -> tuple[float, float]:
@@ -156,8 +161,9 @@ class Recommender:
         """`model`'s raw output (unclipped) for index tensors of known users and items, in chunks, in eval mode."""
         was_training = model.training
         model.eval()
-        out = torch.cat([model(user[s:s + PREDICT_CHUNK], item[s:s + PREDICT_CHUNK])
-                         for s in range(0, len(user), PREDICT_CHUNK)]) if len(user) else torch.zeros(0, device=user.device)
+        out = (torch.cat([model(user[s:s + PREDICT_CHUNK], item[s:s + PREDICT_CHUNK])
+                          for s in range(0, len(user), PREDICT_CHUNK)])
+               if len(user) else torch.zeros(0, device=user.device))
         model.train(was_training)
         return out
 
@@ -178,7 +184,8 @@ class Recommender:
         warm = (u >= 0) & (i >= 0)
         out = self.fallback(u, i)
         if warm.any():
-            pred = self.predict_tensor(self.model, torch.from_numpy(u[warm]).to(self.device), torch.from_numpy(i[warm]).to(self.device))
+            pred = self.predict_tensor(self.model, torch.from_numpy(u[warm]).to(self.device),
+                                       torch.from_numpy(i[warm]).to(self.device))
             out[warm] = np.clip(pred.float().cpu().numpy(), *self.rating_scale)
         return out
 
@@ -186,7 +193,8 @@ class Recommender:
         """Predicted ratings for raw (user, item) ids. unknown='fallback' (default) or 'error' (UnknownIdError)."""
         self._check_fitted()
         mode = "error" if unknown == "error" else "ignore"
-        users, items = np.atleast_1d(np.asarray(user, dtype=object if isinstance(user, str) else None)), np.atleast_1d(np.asarray(item, dtype=object if isinstance(item, str) else None))
+        users, items = (np.atleast_1d(np.asarray(user, dtype=object if isinstance(user, str) else None)),
+                        np.atleast_1d(np.asarray(item, dtype=object if isinstance(item, str) else None)))
         if len(users) == 1 and len(items) > 1:
             users = np.repeat(users, len(items))
         return self.predict_indices(self.user_map.encode(users, mode), self.item_map.encode(items, mode))
@@ -194,7 +202,8 @@ class Recommender:
     def predict_frame(self, data: Any) -> pd.DataFrame:
         """The ratings with a `prediction` column and a `cold` flag (user or item unseen in training)."""
         df = _frame(data)
-        u, i = self.user_map.encode(df["user"].to_numpy(), "ignore"), self.item_map.encode(df["item"].to_numpy(), "ignore")
+        u, i = (self.user_map.encode(df["user"].to_numpy(), "ignore"),
+                self.item_map.encode(df["item"].to_numpy(), "ignore"))
         out = df[["user", "item", "rating"]].copy()
         out["prediction"] = self.predict_indices(u, i).astype(np.float32)
         out["cold"] = (u < 0) | (i < 0)
@@ -210,19 +219,20 @@ class Recommender:
 
 
     # ------------------------------------------------------------ saving and loading (used by store.py)
-    STATE_ARRAYS = ("user_counts", "item_counts", "user_sum", "item_sum", "user_offset", "item_offset", "rated_indptr", "rated_items")
+    STATE_ARRAYS = ("user_counts", "item_counts", "user_sum", "item_sum", "user_offset", "item_offset", "rated_indptr",
+                    "rated_items")
 
     def to_state(self) -> tuple[dict, dict[str, torch.Tensor], dict]:
         """(meta, tensors, ids): everything needed to rebuild this Recommender, with no pickle."""
         self._check_fitted()
         tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
         tensors.update({k: torch.from_numpy(np.ascontiguousarray(getattr(self, k))) for k in self.STATE_ARRAYS})
-        meta = {"config": self.config.to_dict(), "history": self.history.to_dict(), "rating_scale": list(self.rating_scale),
-                "global_mean": self.global_mean}
+        meta = {"config": self.config.to_dict(), "history": self.history.to_dict(),
+                "rating_scale": list(self.rating_scale), "global_mean": self.global_mean}
         return meta, tensors, {"user": self.user_map.to_list(), "item": self.item_map.to_list()}
 
     @classmethod
-    def from_state(cls, meta: dict, tensors: dict[str, torch.Tensor], ids: dict, device: str = "auto") -> "Recommender":
+    def from_state(cls, meta: dict, tensors: dict[str, torch.Tensor], ids: dict, device: str = "auto") -> Recommender:
         """Inverse of `to_state`, onto `device` (a run trained on a GPU loads on a CPU and back)."""
         rec = cls(TrainConfig.from_dict(meta["config"]).replace(device=device))
         rec.device = pick_device(device)
@@ -259,19 +269,21 @@ class Recommender:
     def item_bias(self) -> np.ndarray | None:
         """Learned item biases (None for models without them)."""
         self._check_fitted()
-        return self.model.item_bias.weight.detach().float().cpu().numpy()[:, 0] if getattr(self.model, "has_bias", False) else None
+        return (self.model.item_bias.weight.detach().float().cpu().numpy()[:, 0]
+                if getattr(self.model, "has_bias", False) else None)
 
     def user_bias(self) -> np.ndarray | None:
         """Learned user biases (None for models without them)."""
         self._check_fitted()
-        return self.model.user_bias.weight.detach().float().cpu().numpy()[:, 0] if getattr(self.model, "has_bias", False) else None
+        return (self.model.user_bias.weight.detach().float().cpu().numpy()[:, 0]
+                if getattr(self.model, "has_bias", False) else None)
 
 
 class TrainingDiverged(ValueError):
     """A fit whose weights or predictions are not finite numbers: it must not be saved as if it were a model."""
 
 
-def check_finite(rec: "Recommender", metrics: dict) -> None:
+def check_finite(rec: Recommender, metrics: dict) -> None:
     """Raise TrainingDiverged, with what to try, when a fit diverged (NaN or infinite weights or validation error)."""
     weights_ok = all(bool(torch.isfinite(p).all()) for p in rec.model.parameters())
     rmse_ = metrics.get("rmse", metrics.get("valid_rmse"))

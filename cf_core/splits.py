@@ -30,7 +30,8 @@ def random_split(data: Any, valid_frac: float = 0.2, seed: int = 42) -> tuple[pd
 
 
 def _holdout(df: pd.DataFrame, rank: np.ndarray, valid_frac: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Send to validation the rows whose within-user rank falls in each user's last valid_frac (users with one rating stay in train)."""
+    """Send to validation the rows whose within-user rank falls in each user's last valid_frac (users with one
+    rating stay in train)."""
     counts = df.groupby("user", sort=False)["user"].transform("size").to_numpy()
     n_valid = np.floor(counts * valid_frac).astype(np.int64)
     is_valid = rank >= counts - n_valid
@@ -73,12 +74,14 @@ def split(data: Any, how: str = "random", valid_frac: float = 0.2, seed: int = 4
 TRAIN_COLUMNS = ["user", "item", "rating"]
 
 
-def split_for_training(data: Any, how: str = "random", valid_frac: float = 0.2, seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_for_training(data: Any, how: str = "random", valid_frac: float = 0.2,
+                       seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`split`, keeping only the columns training uses (user, item, rating): at 25M ratings a timestamp column
     costs 200 MB in each copy."""
     df = _frame(data)
     if how == "time" and "timestamp" not in df:
-        raise ValueError("a split by time (each user's latest ratings) needs a timestamp column, and this data has none")
+        raise ValueError("a split by time (each user's latest ratings) needs a timestamp column, "
+                         "and this data has none")
     cols = TRAIN_COLUMNS + (["timestamp"] if how == "time" else [])
     train, valid = split(df[cols], how, valid_frac, seed)
     if how == "time":

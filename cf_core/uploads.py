@@ -2,8 +2,9 @@
 to pick again later; an items or validation file can be added to a kept upload afterwards.
 
 Each upload is a folder under `<runs root>/uploads/` (a local folder or an fsspec URL, as the runs) holding the bytes
-as they came, indexed with its owner in the runs store's database. Only the owner (or an admin) may list, read or delete an upload; nothing serves one to
-anyone else (a shared run carries the ratings it was trained on, not the upload).
+as they came, indexed with its owner in the runs store's database. Only the owner (or an admin) may list, read or
+delete an upload; nothing serves one to anyone else (a shared run carries the ratings it was trained on, not the
+upload).
 """
 from __future__ import annotations
 

@@ -94,7 +94,8 @@ class UserDirectory:
                 raise UserError(f"There is already a user named {name!r} (use --reset to set a new password).")
             created = time.time()
             con.execute("INSERT INTO users VALUES (?,?,?,?) ON CONFLICT (name) DO UPDATE SET hash=excluded.hash, "
-                        "admin=excluded.admin, created=excluded.created", (name, _hasher.hash(password), int(admin), created))
+                        "admin=excluded.admin, created=excluded.created",
+                        (name, _hasher.hash(password), int(admin), created))
             con.execute("DELETE FROM sessions WHERE name=?", (name,))
         return User(name, admin, created)
 

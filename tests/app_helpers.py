@@ -16,7 +16,8 @@ GENRES = ["Comedy", "Drama|Romance", "Action|Thriller", "Animation|Children's", 
 
 def fake_movielens_frames(n_users: int = 120, n_items: int = 90, n_ratings: int = 3000, seed: int = 7
                           ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Ratings (user_id, item_id, rating 1-5, timestamp) and items (item_id, title, year, genres) shaped like ml-100k."""
+    """Ratings (user_id, item_id, rating 1-5, timestamp) and items (item_id, title, year, genres) shaped like
+    ml-100k."""
     data = synthetic(n_users=n_users, n_items=n_items, n_ratings=n_ratings, n_factors=3, noise=0.3, seed=seed)
     r = data.ratings
     ratings = pd.DataFrame({"user_id": r["user"], "item_id": r["item"],

@@ -54,8 +54,9 @@ class Server:
         from cf_core.launch import worker_threads
 
         threads = str(worker_threads())
-        self.worker = subprocess.Popen([sys.executable, "-m", "cf_core", "worker", "--device", "cpu", "--threads", threads],
-                                       cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.worker = subprocess.Popen(
+            [sys.executable, "-m", "cf_core", "worker", "--device", "cpu", "--threads", threads],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
 
     def kill(self) -> None:
@@ -64,7 +65,7 @@ class Server:
         self.proc.wait()
         self.proc = None
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         if self.worker is None or self.worker.poll() is not None:
             self.start_worker()
         log = open(self.log, "ab")

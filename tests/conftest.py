@@ -78,8 +78,8 @@ def saved_run(app_env, trained, split_planted, items_meta):
     train, valid = split_planted
     metrics = {f"valid_{k}": v for k, v in trained.evaluate(valid).items()}
     metrics.update(epochs=len(trained.history.epochs), train_seconds=trained.history.seconds)
-    return RunStore().save(trained, owner="local", name="planted", dataset="planted", metrics=metrics, items=items_meta, valid=valid,
-                           train=train[["user", "item", "rating"]])
+    return RunStore().save(trained, owner="local", name="planted", dataset="planted", metrics=metrics, items=items_meta,
+                           valid=valid, train=train[["user", "item", "rating"]])
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,8 @@ class PostgresServer:
     def __init__(self):
         self.initdb, self.pg_ctl = find_bin("initdb"), find_bin("pg_ctl")
         if not (self.initdb and self.pg_ctl):
-            raise FileNotFoundError("PostgreSQL's initdb and pg_ctl are not installed (Debian: apt-get install postgresql)")
+            raise FileNotFoundError("PostgreSQL's initdb and pg_ctl are not installed "
+                                    "(Debian: apt-get install postgresql)")
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="cs-pg-")
         self.data = os.path.join(self.dir, "data")
@@ -45,12 +46,13 @@ class PostgresServer:
         cmd = (["runuser", "-u", "postgres", "--"] if self.as_user else []) + list(argv)
         return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=120)
 
-    def __enter__(self) -> "PostgresServer":
+    def __enter__(self) -> PostgresServer:
         if self.as_user:
             shutil.chown(self.dir, "postgres")
         self._run(self.initdb, "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
         opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run(self.pg_ctl, "-D", self.data, "-o", opts, "-l", os.path.join(self.dir, "log"), "-w", "-t", "60", "start")
+        self._run(self.pg_ctl, "-D", self.data, "-o", opts, "-l", os.path.join(self.dir, "log"),
+                  "-w", "-t", "60", "start")
         return self
 
     @property

@@ -7,8 +7,8 @@ import pytest
 from cf_core.access import ANONYMOUS, LOCAL, PermissionDenied, Principal
 from cf_core.config import TrainConfig
 from cf_core.jobs import JobQueue
-from tests.conftest import start_worker
 from cf_core.store import RunStore, ShareError
+from tests.conftest import start_worker
 
 ALICE, BOB, ADMIN = Principal("alice"), Principal("bob"), Principal("root", admin=True)
 
@@ -128,7 +128,7 @@ def test_an_index_from_before_owners_is_upgraded(tmp_path, trained):
 
 def _wait(mgr, job, who, timeout=60):
     t0 = time.time()
-    while mgr.snapshot(job.id, who)["status"] in ("queued", "running") and time.time() - t0 < timeout:
+    while mgr.snapshot(job.id, who).status in ("queued", "running") and time.time() - t0 < timeout:
         time.sleep(0.05)
     return mgr.snapshot(job.id, who)
 
@@ -145,11 +145,11 @@ def test_only_the_owner_sees_and_stops_a_job(tmp_path, split_planted):
     finally:
         mgr.stop(job.id, ALICE)  # a failed assertion must not leave 400 epochs training
     snap = _wait(mgr, job, ALICE)
-    assert snap["status"] == "stopped" and len(snap["epochs"]) < 400
-    run = RunStore(tmp_path).info(snap["run_id"], ALICE)
+    assert snap.status == "stopped" and len(snap.progress.epochs) < 400
+    run = RunStore(tmp_path).info(snap.run_id, ALICE)
     assert run.owner == "alice"
     with pytest.raises(PermissionDenied):
-        RunStore(tmp_path).info(snap["run_id"], BOB)
+        RunStore(tmp_path).info(snap.run_id, BOB)
     with pytest.raises(KeyError):
         mgr.stop("no-such-job", ALICE)
     worker.shutdown()
@@ -162,11 +162,12 @@ def _refuse_strangers(mgr, job):
                       (lambda: mgr.stop(job.id, ANONYMOUS), "stop this training job")):
         with pytest.raises(PermissionDenied, match=what):
             act()
-    assert mgr.jobs(BOB) == [] and [j.id for j in mgr.jobs(ALICE)] == [job.id] and [j.id for j in mgr.jobs(ADMIN)] == [job.id]
+    assert (mgr.jobs(BOB) == [] and [j.id for j in mgr.jobs(ALICE)] == [job.id]
+            and [j.id for j in mgr.jobs(ADMIN)] == [job.id])
     t0 = time.time()
-    while not mgr.snapshot(job.id, ALICE)["epochs"] and time.time() - t0 < 60:
+    while not mgr.snapshot(job.id, ALICE).progress.epochs and time.time() - t0 < 60:
         time.sleep(0.02)
-    assert mgr.snapshot(job.id, ALICE)["status"] == "running"  # Bob's stop did not stop it
+    assert mgr.snapshot(job.id, ALICE).status == "running"  # Bob's stop did not stop it
     mgr.stop(job.id, ALICE)
 
 
@@ -175,10 +176,10 @@ def test_an_admin_may_stop_anyones_job(tmp_path, split_planted):
     mgr = JobQueue(RunStore(tmp_path))
     job = mgr.submit(train, valid, TrainConfig(epochs=400, batch_size=64, optimizer="adam"), owner=ALICE)
     worker = start_worker(tmp_path)
-    while mgr.snapshot(job.id, ALICE)["status"] == "queued":
+    while mgr.snapshot(job.id, ALICE).status == "queued":
         time.sleep(0.02)
     mgr.stop(job.id, ADMIN)
-    assert _wait(mgr, job, ADMIN)["status"] == "stopped"
+    assert _wait(mgr, job, ADMIN).status == "stopped"
     worker.shutdown()
 
 

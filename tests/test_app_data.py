@@ -3,7 +3,8 @@ import pytest
 
 from tests.app_helpers import app, open_page
 
-GOOD = b"user_id,movie_id,score\n" + b"".join(f"{u},{i},{(u * i) % 5 + 1}\n".encode() for u in range(1, 7) for i in range(1, 6))
+GOOD = b"user_id,movie_id,score\n" + b"".join(f"{u},{i},{(u * i) % 5 + 1}\n".encode()
+                                               for u in range(1, 7) for i in range(1, 6))
 # 30 ratings by 6 users on 5 items; "points" is not a name the reader knows.
 ODD = GOOD.replace(b"user_id,movie_id,score", b"who,what,points")
 
@@ -113,7 +114,8 @@ def test_a_kept_upload_takes_an_items_and_a_validation_file_later(app_env):
     again.run().button(key="attach").click().run()
     assert not again.exception and not again.error
     ds = again.session_state["dataset"]
-    assert ds.items["title"].tolist() == ["Alpha", "Beta"] and ds.valid.n_ratings == 2 and ds.valid_name == "held-out.csv"
+    assert (ds.items["title"].tolist() == ["Alpha", "Beta"] and ds.valid.n_ratings == 2
+            and ds.valid_name == "held-out.csv")
     third = open_page(app(), "views/data.py")  # and both come back with the upload
     third.radio(key="source").set_value("mine").run()
     assert "items.csv" in third.selectbox(key="my_upload").format_func(third.selectbox(key="my_upload").value)
@@ -221,7 +223,7 @@ def test_a_reload_keeps_the_dataset_and_the_current_run(app_env, saved_run):
     assert not later.exception and later.session_state["run_id"] == saved_run and later.metric
 
     from cf_core.access import LOCAL
-    from ui.state import _uploads, _root
+    from ui.state import _root, _uploads
 
     gone = upload(open_page(app(), "views/data.py"), GOOD)  # an upload in use; then its owner deletes it elsewhere
     for kept in _uploads(_root()).list(LOCAL):

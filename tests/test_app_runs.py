@@ -16,8 +16,9 @@ def test_empty_state(app_env):
 def test_runs_table_open_share_and_delete(saved_run, trained, split_planted):
     store = RunStore()
     train, valid = split_planted
-    second = store.save(trained, owner="local", name="second", dataset="planted", metrics={"valid_rmse": 0.9, "valid_mae": 0.7},
-                        valid=valid, train=train[["user", "item", "rating"]])
+    second = store.save(trained, owner="local", name="second", dataset="planted",
+                        metrics={"valid_rmse": 0.9, "valid_mae": 0.7}, valid=valid,
+                        train=train[["user", "item", "rating"]])
     at = open_page(app(), "views/runs.py")
     assert not at.exception
     runs = tables(at)[0]

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from cf_core.config import DEFAULT_LR, PRETRAINED_LR_FACTOR
-
 from tests.app_helpers import app, open_page
 
 
@@ -39,7 +38,7 @@ def wait_for(at, statuses=("done", "stopped", "failed"), timeout=60.0):
     deadline = time.time() + timeout
     while time.time() < deadline:
         at.run()
-        if _snap(at)["status"] in statuses:
+        if _snap(at).status in statuses:
             return at.run()
         time.sleep(0.2)
     raise AssertionError("the job did not finish in time")
@@ -97,7 +96,8 @@ def test_settings_resolve_and_bad_settings_are_explained(app_env):
     at.number_input(key="layer_wd").set_value(0.01).run()
     assert resolved_config(at)["layer_wd"] == 0.01
     assert resolved["y_range"] == [0.5, 5.5]  # auto: the scale widened by 1/8
-    assert resolved["pretrain"] and resolved["lr"] == DEFAULT_LR["adam"] * PRETRAINED_LR_FACTOR  # starts from a Bayesian fit
+    # starts from a Bayesian fit
+    assert resolved["pretrain"] and resolved["lr"] == DEFAULT_LR["adam"] * PRETRAINED_LR_FACTOR
     assert at.number_input(key="lr").placeholder == f"auto ({DEFAULT_LR['adam'] * PRETRAINED_LR_FACTOR:g})"
     at.checkbox(key="pretrain").uncheck().run()
     resolved = resolved_config(at)
@@ -163,13 +163,14 @@ def test_training_progress_reaches_the_page(app_env):
     assert at.query_params["job"] == job_id
     at = wait_for(at)
     snap = _snap(at)
-    assert snap["status"] == "done" and len(snap["epochs"]) == 2 and snap["batches"]
+    assert snap.status == "done" and len(snap.progress.epochs) == 2 and snap.progress.batches
     assert not at.exception
     assert "Done" in at.success[0].value and "validation RMSE" in at.success[0].value
-    assert snap["optimizer"] == "gibbs" and any("Gibbs sampling: each epoch is one sweep" in c.value for c in at.caption)
+    assert snap.progress.optimizer == "gibbs"
+    assert any("Gibbs sampling: each epoch is one sweep" in c.value for c in at.caption)
     assert len(at.get("plotly_chart")) == 2  # loss curve and RMSE per epoch
-    assert at.session_state["run_id"] == snap["run_id"]  # the new run is the session's current run
-    assert 0.3 < snap["metrics"]["valid_rmse"] < 0.9 * snap["metrics"]["valid_baseline_rmse"]  # well below the mean
+    assert at.session_state["run_id"] == snap.run_id  # the new run is the session's current run
+    assert 0.3 < snap.metrics["valid_rmse"] < 0.9 * snap.metrics["valid_baseline_rmse"]  # well below the mean
 
     # Leaving the page and coming back shows the job again.
     at.switch_page("views/evaluate.py").run()
@@ -190,16 +191,16 @@ def test_stop_keeps_the_best_model(app_env):
     at = train_page(epochs=400, optimizer="adam")
     at.button(key="start").click().run()
     deadline = time.time() + 30
-    while _snap(at)["status"] != "running" or not _snap(at)["epochs"]:
+    while _snap(at).status != "running" or not _snap(at).progress.epochs:
         assert time.time() < deadline
         time.sleep(0.05)
     at.run()
     at.button(key="stop").click().run()
     at = wait_for(at)
     snap = _snap(at)
-    assert snap["status"] == "stopped" and 1 <= len(snap["epochs"]) < 400
+    assert snap.status == "stopped" and 1 <= len(snap.progress.epochs) < 400
     assert "Stopped early" in at.success[0].value
-    assert at.session_state["run_id"] == snap["run_id"]
+    assert at.session_state["run_id"] == snap.run_id
 
 
 def test_auto_choice_on_the_page_follows_the_training_part_not_the_whole_table(app_env, monkeypatch):
@@ -221,7 +222,8 @@ def test_data_without_times_offers_no_split_by_time(app_env):
     from ui import state
 
     at = app()
-    frame = pd.DataFrame({"user": [1, 1, 2, 2, 3, 3] * 5, "item": [1, 2, 1, 3, 2, 3] * 5, "rating": [1, 2, 3, 4, 5, 3] * 5})
+    frame = pd.DataFrame({"user": [1, 1, 2, 2, 3, 3] * 5, "item": [1, 2, 1, 3, 2, 3] * 5,
+                          "rating": [1, 2, 3, 4, 5, 3] * 5})
     at.session_state["dataset"] = state.Dataset("no-times.csv", read_ratings(frame.drop_duplicates(["user", "item"])))
     at.session_state["split_how"] = "time"  # chosen on a dataset that had times
     at = open_page(at, "views/train.py")
@@ -305,7 +307,7 @@ def test_an_interrupted_job_offers_resume_and_goes_on_from_its_checkpoint(app_en
     at.button(key="start").click().run()
     queue = _jobs(_root())
     deadline = time.time() + 60
-    while (_snap(at)["checkpoint_epoch"] or 0) < 4:
+    while (_snap(at).progress.checkpoint_epoch or 0) < 4:
         assert time.time() < deadline, _snap(at)
         time.sleep(0.05)
     assert queue.reap(timeout=-1) == 1  # as if its heartbeats had stopped: the worker drops it at its next report
@@ -316,11 +318,11 @@ def test_an_interrupted_job_offers_resume_and_goes_on_from_its_checkpoint(app_en
     assert any(label.startswith("Resume from epoch") for label in labels)
     assert "Keep the best model so far" in labels and "Start again from the beginning" in labels
     at.button(key="resume").click().run()
-    assert not at.exception and _snap(at)["status"] in ("queued", "running", "done")
+    assert not at.exception and _snap(at).status in ("queued", "running", "done")
     at = wait_for(at)
     snap = _snap(at)
-    assert snap["status"] == "done" and snap["resumed_from"] >= 4 and len(snap["epochs"]) == 60
-    assert "Done" in at.success[0].value and at.session_state["run_id"] == snap["run_id"]
+    assert snap.status == "done" and snap.progress.resumed_from >= 4 and len(snap.progress.epochs) == 60
+    assert "Done" in at.success[0].value and at.session_state["run_id"] == snap.run_id
     assert len(queue.store.list_all(LOCAL)) == 1  # the dropped attempt saved nothing
 
 
@@ -334,7 +336,7 @@ def test_a_job_that_ended_before_the_page_was_drawn_makes_its_run_current_in_the
     train, valid = split_planted
     job = _jobs(_root()).submit(train, valid, TrainConfig(epochs=1), owner=LOCAL, name="quick one")
     deadline = time.time() + 60
-    while _jobs(_root()).snapshot(job.id, LOCAL)["status"] != "done":
+    while _jobs(_root()).snapshot(job.id, LOCAL).status != "done":
         assert time.time() < deadline
         time.sleep(0.05)
     at = app()
@@ -347,16 +349,16 @@ def test_a_job_that_ended_before_the_page_was_drawn_makes_its_run_current_in_the
 def test_settings_too_costly_are_refused_on_the_page_with_the_figures(app_env, monkeypatch):
     """Batch size 1 held the only job slot for over 15 minutes an epoch; 1024 Bayesian factors ended in an
     allocator traceback. The page says why, with the estimate, and offers no Start."""
-    import cf_core.config as config_module
+    import cf_core.cost as cost_module
 
     at = train_page(epochs=None, optimizer="adam")
-    monkeypatch.setattr(config_module, "STEP_SECONDS", {"cpu": 5.0, "cuda": 5.0})  # the test data is small
+    monkeypatch.setattr(cost_module, "STEP_SECONDS", {"cpu": 5.0, "cuda": 5.0})  # the test data is small
     at.number_input(key="batch_size").set_value(1).run()
     assert not at.exception and any("steps an epoch" in e.value and "batch size of at least" in e.value
                                     for e in at.error), [e.value for e in at.error]
     assert not any(b.key == "start" for b in at.button)
-    monkeypatch.setattr(config_module, "STEP_SECONDS", {"cpu": 2.5e-3, "cuda": 1e-3})
-    monkeypatch.setattr(config_module, "available_bytes", lambda device: 1 << 20)
+    monkeypatch.setattr(cost_module, "STEP_SECONDS", {"cpu": 2.5e-3, "cuda": 1e-3})
+    monkeypatch.setattr(cost_module, "available_bytes", lambda device: 1 << 20)
     at.selectbox(key="optimizer").set_value("gibbs").run()
     at.number_input(key="n_factors").set_value(512).run()
     assert any("GB of memory" in e.value and "use fewer factors" in e.value for e in at.error)
@@ -376,6 +378,6 @@ def test_learning_from_what_each_person_rated_trains_from_the_page(app_env):
     table = dict(at.dataframe[0].value.values.tolist())
     assert table["Learns from what each person chose to rate"] == "yes"
     at = wait_for(at.button(key="start").click().run())
-    assert not at.exception and _snap(at)["status"] == "done", _snap(at)
+    assert not at.exception and _snap(at).status == "done", _snap(at)
     at.selectbox(key="optimizer").set_value("adam").run()
     assert at.checkbox(key="implicit_off").disabled and resolved_config(at)["implicit"] is False

@@ -26,7 +26,8 @@ def test_conditional_mean_is_each_rows_ridge_solution(bias):
     model = (DotProductBias if bias else DotProduct)(60, 40, 4, None, init_std=0.5, mean_rating=3.0)
     sampler = GibbsSampler(model, data.user, data.item, data.rating)
     sampler.noise_precision = 2.0
-    sampler.hyper["user"] = (torch.full((sampler.d,), 0.1, dtype=torch.float64), torch.linspace(1, 3, sampler.d, dtype=torch.float64))
+    sampler.hyper["user"] = (torch.full((sampler.d,), 0.1, dtype=torch.float64),
+                             torch.linspace(1, 3, sampler.d, dtype=torch.float64))
     mean, chol = sampler.conditional("user")
     Q = sampler.W["item"].numpy()
     m, prec = (t.numpy() for t in sampler.hyper["user"])
@@ -60,8 +61,8 @@ def test_weights_in_rating_units_whatever_the_scale():
         sampler.write(sampler.mean())
         with torch.no_grad():
             preds.append(model(data.user, data.item) / mult)
-        assert torch.allclose(sampler.errors(sampler.mean()).float(), data.rating * mult - model(data.user, data.item).detach(),
-                              atol=1e-3 * mult)
+        assert torch.allclose(sampler.errors(sampler.mean()).float(),
+                              data.rating * mult - model(data.user, data.item).detach(), atol=1e-3 * mult)
     torch.testing.assert_close(preds[0], preds[1], atol=1e-3, rtol=1e-3)  # the same fit in other units
 
 
@@ -94,7 +95,8 @@ class Events(Callback):
 
 def test_loop_reports_each_sweep_and_ends_holding_the_average():
     data = _tensors()
-    cfg = resolve(TrainConfig(optimizer="gibbs", epochs=12, burn_in=4, keep_best=False), DataStats(60, 40, 3000, 1, 5, 3))
+    cfg = resolve(TrainConfig(optimizer="gibbs", epochs=12, burn_in=4, keep_best=False),
+                  DataStats(60, 40, 3000, 1, 5, 3))
     model = DotProductBias(60, 40, cfg.n_factors, None, mean_rating=3.0)
     events = Events()
     hist = Trainer(model, cfg, [events]).fit(data)
@@ -114,8 +116,8 @@ def test_cancel_stops_between_sweeps():
 
 
 def test_default_fit_saves_loads_and_folds_in(tmp_path):
-    from cf_core.analysis import recommend_new_user
     from cf_core.access import LOCAL
+    from cf_core.analysis import recommend_new_user
     from cf_core.store import RunStore
 
     data = synthetic(n_users=200, n_items=100, n_ratings=8_000, n_factors=3, seed=2)

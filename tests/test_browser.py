@@ -1,4 +1,5 @@
-"""The critical path in a real browser, local mode: `streamlit run server.py` driven by Playwright with Debian's Chromium.
+"""The critical path in a real browser, local mode: `streamlit run server.py` driven by Playwright with Debian's
+Chromium.
 
 Built-in data -> train 8 sweeps of the default (Bayesian) fit with live curves -> the PCA map -> a share link made
 and opened in a fresh browser context, and four bad uploads that each give a readable message while the app keeps
@@ -11,7 +12,9 @@ import pytest
 
 from cf_core.access import LOCAL
 from cf_core.store import RunStore
-from tests.browser_helpers import Server, browser, needs_chromium, nav as _nav, new_page, no_exception as _no_exception
+from tests.browser_helpers import Server, browser, needs_chromium, new_page
+from tests.browser_helpers import nav as _nav
+from tests.browser_helpers import no_exception as _no_exception
 from tests.browser_helpers import shot as _shot
 
 pytestmark = needs_chromium
@@ -42,7 +45,8 @@ def test_critical_path(server, browser):
     _shot(page, "1-data")
 
     _nav(page, "Train")
-    epochs = page.get_by_role("spinbutton", name="Sweeps (epochs)")  # the default fit for the dot product is Gibbs sampling
+    # the default fit for the dot product is Gibbs sampling
+    epochs = page.get_by_role("spinbutton", name="Sweeps (epochs)")
     epochs.fill("8")
     epochs.press("Enter")
     page.wait_for_timeout(500)
@@ -77,7 +81,8 @@ def test_critical_path(server, browser):
     # Someone who did nothing else opens the link in a fresh context (a new session).
     other = _page(browser, link)
     expect(other.get_by_role("heading", name="Evaluate", level=1)).to_be_visible()
-    other.locator(".js-plotly-plot .heatmaplayer, .js-plotly-plot image, .js-plotly-plot .hm").first.wait_for(state="attached")
+    other.locator(".js-plotly-plot .heatmaplayer, .js-plotly-plot image, .js-plotly-plot .hm").first.wait_for(
+        state="attached")
     assert other.locator('[data-testid="stMetricValue"]').first.inner_text().startswith("0.") or \
         other.locator('[data-testid="stMetricValue"]').first.inner_text().startswith("1.")
     _no_exception(other)

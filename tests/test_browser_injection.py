@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from cf_core.store import RunStore
-from tests.browser_helpers import Server, browser, needs_chromium, nav, new_page, no_exception, shot
+from tests.browser_helpers import Server, browser, nav, needs_chromium, new_page, no_exception, shot
 from tests.test_injection import HOST, save_hostile_run
 
 pytestmark = needs_chromium

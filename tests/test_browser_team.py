@@ -10,7 +10,7 @@ import pytest
 
 from cf_core.access import Principal
 from cf_core.store import RunStore
-from tests.browser_helpers import Server, browser, needs_chromium, nav, new_page, no_exception, shot
+from tests.browser_helpers import Server, browser, nav, needs_chromium, new_page, no_exception, shot
 
 pytestmark = needs_chromium
 __all__ = ["browser"]

@@ -1,11 +1,10 @@
 """A training outlives its web server, in a real browser: start training, SIGKILL the web server, start it again;
 the Train page shows the same job still running (a fresh tab finds it too), then done; its run opens on the explore
 pages. Training runs in a worker process (`python -m cf_core worker`), as `make run` arranges."""
-import time
 
 import pytest
 
-from tests.browser_helpers import Server, browser, needs_chromium, nav, new_page, no_exception, shot
+from tests.browser_helpers import Server, browser, nav, needs_chromium, new_page, no_exception, shot
 
 pytestmark = needs_chromium
 __all__ = ["browser"]

@@ -70,7 +70,8 @@ def _every_figure():
     epochs = [{"epoch": 1, "train_rmse": 1.0, "valid_rmse": 1.1}, {"epoch": 2, "train_rmse": 0.9, "valid_rmse": 0.95}]
     runs = pd.DataFrame({"label": ["a", "b"], "id": ["1", "2"], "valid_rmse": [0.9, 0.95], "valid_mae": [0.7, 0.75]})
     return [charts.rating_histogram({1.0: 5, 2.0: 7}), charts.long_tail(pd.Series([500, 40, 3, 1]), "user"),
-            charts.epoch_metrics(epochs), charts.runs_overlay({"a": epochs, "b": epochs}), charts.runs_metrics(runs, "1"),
+            charts.epoch_metrics(epochs), charts.runs_overlay({"a": epochs, "b": epochs}),
+            charts.runs_metrics(runs, "1"),
             charts.lr_finder(list(np.geomspace(1e-5, 1, 20)), list(np.linspace(2, 1, 20)), 1e-3),
             charts.crosstab_heatmap(pd.DataFrame([[4.0, np.nan]], index=[1], columns=[10, 20]))]
 

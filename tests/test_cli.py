@@ -9,7 +9,8 @@ from cf_core.datasets import synthetic
 
 
 def run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "cf_core", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+    return subprocess.run([sys.executable, "-m", "cf_core", *args], capture_output=True, text=True, timeout=300,
+                          cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +93,8 @@ def test_a_diverged_fit_is_an_error_not_a_run(tmp_path):
 
 
 def test_train_with_what_each_user_rated(files):
-    p = run("train", "--ratings", str(files / "ratings.csv"), "--implicit", "--epochs", "4", "--out", str(files / "runs3"),
-            "--quiet")
+    p = run("train", "--ratings", str(files / "ratings.csv"), "--implicit", "--epochs", "4",
+            "--out", str(files / "runs3"), "--quiet")
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout.strip().splitlines()[-1])
     assert out["optimizer"] == "gibbs" and out["valid_rmse"] < out["valid_baseline_rmse"]

@@ -12,8 +12,8 @@ import cf_core.data.encoding
 from cf_core.data import (
     DUPLICATE_RULE,
     DataError,
-    preview,
     crosstab,
+    preview,
     ratings_per_item,
     ratings_per_user,
     read_items,
@@ -568,7 +568,8 @@ def test_a_rating_column_that_looks_like_times_or_ids_is_warned_about():
     ("usuario,pelicula,puntuacion,cuando\n7,a,4.5,881250949\n8,b,3,891717742\n7,b,1,878887116\n9,c,2,880606923\n",
      {"user": "usuario", "item": "pelicula", "rating": "puntuacion", "timestamp": "cuando"}),
     # the rating first: a few levels among many ids
-    ("n,p,q\n" + "".join(f"{s},{u},{i}\n" for s, u, i in zip([1, 5, 3, 4, 2, 5] * 4, range(100, 124), range(500, 548, 2))),
+    ("n,p,q\n" + "".join(f"{s},{u},{i}\n"
+                         for s, u, i in zip([1, 5, 3, 4, 2, 5] * 4, range(100, 124), range(500, 548, 2))),
      {"rating": "n", "user": "p", "item": "q"}),
     ("x,y,z,w\nann,m1,5,2024-01-02\nbob,m2,3,2024-02-03\nann,m2,4,2024-03-01\n",
      {"user": "x", "item": "y", "rating": "z", "timestamp": "w"}),
@@ -599,7 +600,8 @@ def test_unknown_names_over_numbers_with_seconds_are_a_long_table_not_a_matrix()
 
 def test_big_whole_number_ids_are_not_taken_for_the_timestamp():
     """9-digit ids: the timestamp took the user column and the rest failed with "no rating column found"."""
-    text = "a,b,c\n" + "".join(f"{100000000 + u},{200000000 + i},{(u + i) % 5 + 1}\n" for u in range(6) for i in range(4))
+    text = "a,b,c\n" + "".join(f"{100000000 + u},{200000000 + i},{(u + i) % 5 + 1}\n"
+                               for u in range(6) for i in range(4))
     r = read_ratings(text.encode(), name="big.csv")
     assert r.columns == {"user": "a", "item": "b", "rating": "c"}
 

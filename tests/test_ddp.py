@@ -25,7 +25,8 @@ def _train(prefix: list[str], ratings: Path, out: Path, *extra: str) -> dict:
 
 def test_two_gloo_ranks_train_like_one_process(tmp_path):
     ratings = tmp_path / "ratings.csv"
-    synthetic(n_users=300, n_items=200, n_ratings=20000, n_factors=4, noise=0.3, seed=3).ratings.to_csv(ratings, index=False)
+    synthetic(n_users=300, n_items=200, n_ratings=20000, n_factors=4, noise=0.3,
+              seed=3).ratings.to_csv(ratings, index=False)
     ddp = _train(TORCHRUN, ratings, tmp_path / "ddp")
     one = _train([sys.executable, "-m", "cf_core"], ratings, tmp_path / "one", "--no-fused")
     fused = _train([sys.executable, "-m", "cf_core"], ratings, tmp_path / "fused")

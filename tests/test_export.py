@@ -10,7 +10,8 @@ def test_formula_cells_get_an_apostrophe_numbers_stay_numbers():
     frame = pd.DataFrame({"title": ["=HYPERLINK(\"http://x/\")", "+cmd", "-cmd", "@SUM(A1)", "\tx", "Heat (1995)"],
                           "score": [-1.5, 2.0, -3.0, 4.0, 5.0, 6.0], "=col": [1, 2, 3, 4, 5, 6]})
     back = pd.read_csv(io.BytesIO(csv_bytes(frame)), dtype={"title": str})
-    assert back["title"].tolist() == ["'=HYPERLINK(\"http://x/\")", "'+cmd", "'-cmd", "'@SUM(A1)", "'\tx", "Heat (1995)"]
+    assert back["title"].tolist() == ["'=HYPERLINK(\"http://x/\")", "'+cmd", "'-cmd", "'@SUM(A1)", "'\tx",
+                                      "Heat (1995)"]
     assert back["score"].tolist() == [-1.5, 2.0, -3.0, 4.0, 5.0, 6.0]
     assert list(back.columns) == ["title", "score", "'=col"]
     assert frame["title"][0].startswith("=")  # the caller's frame is untouched

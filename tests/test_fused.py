@@ -22,7 +22,8 @@ def _model(cls=DotProductBias, y_range=(0.5, 5.5)):
     return cls(NU, NI, K, y_range, init_std=0.1, mean_rating=3.0)
 
 
-@pytest.mark.parametrize("cls, y_range", [(DotProductBias, (0.5, 5.5)), (DotProductBias, None), (DotProduct, (0.5, 5.5))])
+@pytest.mark.parametrize("cls, y_range",
+                         [(DotProductBias, (0.5, 5.5)), (DotProductBias, None), (DotProduct, (0.5, 5.5))])
 def test_matches_torch_sparse_adam_step_for_step(cls, y_range):
     u, i, r = _data()
     fused_model, ref = _model(cls, y_range), _model(cls, y_range)
@@ -55,7 +56,8 @@ def test_loss_curve_close_to_dense_adam_through_the_trainer():
     stats = DataStats(NU, NI, N, 1.0, 5.0, 3.0)
     curves = {}
     for fused in (True, False):
-        cfg = resolve(TrainConfig(n_factors=K, epochs=6, batch_size=256, fused=fused, lr=0.01, eps=1e-8, optimizer="adam"), stats)
+        cfg = resolve(TrainConfig(n_factors=K, epochs=6, batch_size=256, fused=fused, lr=0.01, eps=1e-8,
+                                  optimizer="adam"), stats)
         model = _model()
         hist = Trainer(model, cfg).fit(data)
         curves[fused] = [e["train_rmse"] for e in hist.epochs]

@@ -19,10 +19,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from cf_core import config as cfg_module
+from cf_core import cost as cost_module
 from cf_core.access import Principal
 from cf_core.cli import main
-from cf_core.config import DataStats, TooCostly, TrainConfig, check_cost, resolve
+from cf_core.config import DataStats, TrainConfig, resolve
+from cf_core.cost import TooCostly, check_cost
 from cf_core.data import DataError, read_items, read_ratings
 from cf_core.store import RunStore
 from tests.app_helpers import app, open_page
@@ -135,7 +136,8 @@ def big_files(tmp_path_factory):
     return d
 
 
-BIG = [("wide_header.csv", "over 16 MB", 1), ("long_line.csv", "64 MB", 2), ("many_columns.csv", "200,000 columns", None)]
+BIG = [("wide_header.csv", "over 16 MB", 1), ("long_line.csv", "64 MB", 2),
+       ("many_columns.csv", "200,000 columns", None)]
 
 
 @pytest.mark.parametrize("name, content, says, row", FILES, ids=[f[0] for f in FILES])
@@ -276,7 +278,7 @@ def test_the_cli_refuses_each_bad_setting(ratings_file, tmp_path, capsys, args, 
 
 def test_a_setting_too_large_for_memory_is_refused_with_the_figure(monkeypatch):
     """The Bayesian fit with 1024 factors asked for one 13.9 GB block and ended in an allocator traceback."""
-    monkeypatch.setattr(cfg_module, "available_bytes", lambda device: 8 << 30)
+    monkeypatch.setattr(cost_module, "available_bytes", lambda device: 8 << 30)
     stats = DataStats(943, 1682, 80_000, 1, 5, 3.5)
     with pytest.raises(TooCostly, match=r"about [\d.]+ GB of memory .* 8.0 GB free"):
         check_cost(resolve(TrainConfig(n_factors=1024), stats), stats, "cpu")
@@ -285,7 +287,7 @@ def test_a_setting_too_large_for_memory_is_refused_with_the_figure(monkeypatch):
 
 def test_too_little_memory_for_the_implicit_blocks_says_to_turn_them_off(monkeypatch):
     """It said "use fewer factors" at the default 10, where nearly all the memory was the implicit blocks'."""
-    monkeypatch.setattr(cfg_module, "available_bytes", lambda device: 1 << 30)
+    monkeypatch.setattr(cost_module, "available_bytes", lambda device: 1 << 30)
     stats = DataStats(60_000, 20_000, 1_900_000, 1, 5, 3.5)
     with pytest.raises(TooCostly, match=r"most of it for learning from what each person rated .* --no-implicit"):
         check_cost(resolve(TrainConfig(), stats), stats, "cpu")
@@ -303,7 +305,7 @@ def test_a_batch_of_one_is_refused_with_the_time_it_would_take():
 
 
 def test_the_cli_refuses_a_setting_too_large_for_memory(ratings_file, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cfg_module, "available_bytes", lambda device: 1 << 20)
+    monkeypatch.setattr(cost_module, "available_bytes", lambda device: 1 << 20)
     code, out, err = cli(capsys, "--ratings", str(ratings_file), "--out", str(tmp_path), "--factors", "64", "--quiet")
     assert code == 2 and "GB of memory" in err and not out, err
 

@@ -172,7 +172,7 @@ def test_data_and_train_pages_show_a_hostile_dataset_as_text(app_env):
     at.session_state["dataset"] = state.Dataset(PAYLOADS[0] + ".csv", read_ratings(ratings, name=PAYLOADS[2]), meta)
     at = open_page(at, "views/data.py")
     check(at)
-    at.expander  # the items expander shows titles in a dataframe
+    assert at.expander  # the items expander shows titles in a dataframe
     at = at.switch_page("views/train.py").run()
     check(at)
     at.text_input(key="run_name").set_value(PAYLOADS[0]).run()

@@ -45,13 +45,16 @@ def test_history_has_epoch_metrics(trained):
 def test_cold_users_and_items_use_fallback(trained, split_planted):
     train, _ = split_planted
     known_user, known_item = train["user"].iloc[0], train["item"].iloc[0]
-    cold = pd.DataFrame({"user": [known_user, 10**6, 10**6], "item": [10**6, known_item, 10**6 + 1], "rating": [3.0, 3.0, 3.0]})
+    cold = pd.DataFrame({"user": [known_user, 10**6, 10**6], "item": [10**6, known_item, 10**6 + 1],
+                         "rating": [3.0, 3.0, 3.0]})
     pf = trained.predict_frame(cold)
     assert pf["cold"].tolist() == [True, True, True]
     u = trained.user_map.encode([known_user])[0]
     i = trained.item_map.encode([known_item])[0]
-    assert pf["prediction"].iloc[0] == pytest.approx(np.clip(trained.global_mean + trained.user_offset[u], *trained.rating_scale), abs=1e-5)
-    assert pf["prediction"].iloc[1] == pytest.approx(np.clip(trained.global_mean + trained.item_offset[i], *trained.rating_scale), abs=1e-5)
+    assert pf["prediction"].iloc[0] == pytest.approx(
+        np.clip(trained.global_mean + trained.user_offset[u], *trained.rating_scale), abs=1e-5)
+    assert pf["prediction"].iloc[1] == pytest.approx(
+        np.clip(trained.global_mean + trained.item_offset[i], *trained.rating_scale), abs=1e-5)
     assert pf["prediction"].iloc[2] == pytest.approx(np.clip(trained.global_mean, *trained.rating_scale), abs=1e-5)
     assert trained.evaluate(cold)["n_cold"] == 3
     # The offsets themselves, from the training ratings: an item's damped mean deviation, and a user's after it.
@@ -129,6 +132,7 @@ def test_every_model_and_optimizer_learns_with_its_automatic_settings(model, opt
     """The dot product without biases with SGD or momentum learned nothing on MovieLens 100k (RMSE 1.132, the
     mean's 1.133): one rate for the embeddings and the global offset left the factors at their tiny start."""
     train, valid = movielens_shaped
-    rec = Recommender(model=model, optimizer=optimizer, pretrain=False if model == "nn" else None, epochs=10).fit(train, valid)
+    rec = Recommender(model=model, optimizer=optimizer, pretrain=False if model == "nn" else None,
+                      epochs=10).fit(train, valid)
     metrics = rec.evaluate(valid)
     assert metrics["rmse"] < 0.9 * metrics["baseline_rmse"], metrics

@@ -8,8 +8,8 @@ from cf_core.store import RunNotFound, RunStore
 def test_round_trip_list_load_delete(tmp_path, trained, split_planted, items_meta):
     train, valid = split_planted
     store = RunStore(tmp_path)
-    run_id = store.save(trained, owner="local", name="first", dataset="planted", metrics={"valid_rmse": 0.5}, items=items_meta,
-                        valid=valid, train=train[["user", "item", "rating"]])
+    run_id = store.save(trained, owner="local", name="first", dataset="planted", metrics={"valid_rmse": 0.5},
+                        items=items_meta, valid=valid, train=train[["user", "item", "rating"]])
     assert len(run_id) >= 20
     runs = store.list(LOCAL)
     assert [r.id for r in runs] == [run_id] and runs[0].metrics["valid_rmse"] == 0.5 and runs[0].model == "dotbias"
@@ -22,7 +22,8 @@ def test_round_trip_list_load_delete(tmp_path, trained, split_planted, items_met
     assert len(run.valid) == len(valid)
     assert store.history(run_id, LOCAL)["epochs"][0]["epoch"] == 1
     # no pickle anywhere in the run folder
-    assert sorted(p.name for p in (tmp_path / run_id).iterdir()) == ["ids.json", "items.parquet", "meta.json", "train.parquet", "valid.parquet", "weights.safetensors"]
+    assert sorted(p.name for p in (tmp_path / run_id).iterdir()) == [
+        "ids.json", "items.parquet", "meta.json", "train.parquet", "valid.parquet", "weights.safetensors"]
     store.delete(run_id, LOCAL)
     assert store.list(LOCAL) == [] and not (tmp_path / run_id).exists()
 
@@ -52,8 +53,8 @@ def test_string_ids_survive_round_trip(tmp_path):
 
 def test_ids_never_start_with_a_dash_or_underscore(monkeypatch):
     """A run id such as '-au_11F...' reads as an option to a shell and as a formula to a spreadsheet."""
-    from cf_core import store
+    from cf_core import runs, store
 
     tokens = iter(["-dash" + "x" * 17, "_under" + "x" * 16, "good" + "x" * 18])
-    monkeypatch.setattr(store.secrets, "token_urlsafe", lambda n: next(tokens))
-    assert store.new_id() == "good" + "x" * 18
+    monkeypatch.setattr(runs.secrets, "token_urlsafe", lambda n: next(tokens))
+    assert store.new_id is runs.new_id and store.new_id() == "good" + "x" * 18

@@ -4,9 +4,9 @@ PostgreSQL. Nothing half-made is ever listed, a damaged run is listed as damaged
 index can be rebuilt from the runs' own folders."""
 import errno
 import os
-import time
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest

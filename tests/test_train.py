@@ -249,7 +249,8 @@ def test_suggest_lr_ignores_the_noise_of_the_flat_start():
 
 
 def test_the_suggested_rate_trains_as_well_as_the_automatic_one():
-    """On MovieLens-shaped planted data, Adam at the finder's suggestion ends within 2% of Adam at its automatic rate."""
+    """On MovieLens-shaped planted data, Adam at the finder's suggestion ends within 2% of Adam at its automatic
+    rate."""
     from cf_core.data import read_ratings
     from cf_core.recommender import Recommender
     from cf_core.splits import random_split

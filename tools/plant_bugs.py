@@ -6,9 +6,9 @@
     .venv/bin/python tools/plant_bugs.py --only ema # one bug
 
 A bug is a file, a piece of its text and what to put instead. Each is planted in a fresh copy of the tracked files
-(tracked and new files not ignored by git, so the working tree is never touched) and pytest runs there with this checkout's interpreter. A bug
-is caught when at least one test fails; the script exits 1 if any bug is missed, or if a bug's text is no longer
-in its file (the code moved on: update the bug, do not drop it).
+(tracked and new files not ignored by git, so the working tree is never touched) and pytest runs there with this
+checkout's interpreter. A bug is caught when at least one test fails; the script exits 1 if any bug is missed, or if
+a bug's text is no longer in its file (the code moved on: update the bug, do not drop it).
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ BUGS = (
         '        _compiled["grads"] = lambda *a: (_ for _ in ()).throw(RuntimeError("no compiler"))',
         ("tests/test_fused.py",)),
     Bug("no-batch-points", "Progress records no batch points (the live loss curve stays empty)",
-        "cf_core/jobs.py", "                self.batches.append((info.epoch, info.smooth_loss, info.lr))",
+        "cf_core/progress.py", "                self.batches.append((info.epoch, info.smooth_loss, info.lr))",
         "                pass", ("tests/test_jobs.py",)),
     Bug("sigmoid-writeback", "the Train page forgets the sigmoid choice while the Bayesian fit hides its checkbox",
         "views/train.py", '    st.session_state["use_y_range"] = st.session_state["use_y_range"]\n', "",
@@ -70,7 +70,8 @@ BUGS = (
         ("tests/test_browser.py::test_the_sigmoid_choice_survives_a_visit_to_the_bayesian_fit",)),
     Bug("fold-in-prior", "a new user's fold-in fits a free bias under a fixed L2 (it predicted every item near one "
         "rating)", "cf_core/analysis.py",
-        "            loss = ((pred - target).pow(2).sum() / prior.noise + ((vector - prior.mean).pow(2) / prior.var).sum()\n"
+        "            loss = ((pred - target).pow(2).sum() / prior.noise "
+        "+ ((vector - prior.mean).pow(2) / prior.var).sum()\n"
         "                    + (bias - prior.bias_mean) ** 2 / prior.bias_var) / len(item)",
         "            loss = (pred - target).pow(2).mean() + 0.1 * vector.pow(2).sum()", ("tests/test_analysis.py",)),
     Bug("implicit-off", "the Bayesian fit ignores what each user rated even when asked to",
@@ -82,7 +83,8 @@ BUGS = (
 def plant(bug: Bug, every_test: bool) -> tuple[bool, str]:
     """(caught, the last lines of pytest's output) for `bug` planted in a fresh copy of the tree."""
     with tempfile.TemporaryDirectory(prefix=f"planted-{bug.name}-") as tmp:
-        files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout
         for name in files.splitlines():
             src, dst = ROOT / name, Path(tmp) / name
             if src.is_file():
@@ -118,8 +120,8 @@ def main() -> None:
         if args.only and bug.name not in args.only:
             continue
         caught, tail = plant(bug, args.all)
-        print(f"{'caught' if caught else 'MISSED'}  {bug.name}: {bug.what}\n    {tail.splitlines()[-1] if tail else ''}",
-              flush=True)
+        print(f"{'caught' if caught else 'MISSED'}  {bug.name}: {bug.what}\n"
+              f"    {tail.splitlines()[-1] if tail else ''}", flush=True)
         if not caught:
             missed.append(bug.name)
     if missed:

@@ -3,9 +3,9 @@
     .venv/bin/python -m cf_core fetch && .venv/bin/python tools/tour.py     # needs Pillow (pip install pillow)
     .venv/bin/python tools/tour.py --width 390 --out /tmp/phone              # as a phone shows it
 
-Starts `streamlit run server.py` (local mode) on a free port with a throwaway runs folder, drives it with Playwright and Debian's
-Chromium (/usr/bin/chromium) as a person would (use the built-in data, train with the defaults, open each page),
-and saves one picture per page.
+Starts `streamlit run server.py` (local mode) on a free port with a throwaway runs folder, drives it with Playwright
+and Debian's Chromium (/usr/bin/chromium) as a person would (use the built-in data, train with the defaults, open
+each page), and saves one picture per page.
 """
 from __future__ import annotations
 
@@ -59,7 +59,8 @@ def save(page, out: Path, name: str, width: int) -> None:
 
 def nav(page, title: str, phone: bool) -> None:
     if phone:  # the sidebar is folded away on a phone: open it as a person would
-        page.locator('[data-testid="stExpandSidebarButton"], [data-testid="stSidebarCollapsedControl"] button').first.click()
+        page.locator('[data-testid="stExpandSidebarButton"], '
+                     '[data-testid="stSidebarCollapsedControl"] button').first.click()
     page.locator('[data-testid="stSidebarNavLink"]', has_text=title).click()
     page.get_by_role("heading", name=title, level=1).wait_for()
     if phone:  # Streamlit leaves the sidebar open over the page on a phone: fold it away as a person must
@@ -122,9 +123,11 @@ def tour(page, out: Path, width: int, phone: bool) -> None:
     page.wait_for_timeout(500)
     box, tip = label.bounding_box(), page.get_by_role("tooltip").first.bounding_box()
     left, top = min(box["x"], tip["x"]) - 20, min(box["y"], tip["y"]) - 20
-    right, bottom = max(box["x"] + box["width"], tip["x"] + tip["width"]) + 20, max(box["y"] + 60, tip["y"] + tip["height"]) + 20
+    right, bottom = (max(box["x"] + box["width"], tip["x"] + tip["width"]) + 20,
+                     max(box["y"] + 60, tip["y"] + tip["height"]) + 20)
     page.screenshot(path=str(out / "2-train-help.png"),
-                    clip={"x": max(0, left), "y": max(0, top), "width": right - max(0, left), "height": bottom - max(0, top)})
+                    clip={"x": max(0, left), "y": max(0, top), "width": right - max(0, left),
+                          "height": bottom - max(0, top)})
     page.mouse.move(0, 0)
     page.get_by_role("button", name="Start training").click()
     page.get_by_text("Done in").wait_for()
