@@ -1,1 +1,2 @@
-"""The app layer shared by the pages: session state and caches (`state`), Plotly figures (`charts`), widgets (`widgets`)."""
+"""The app layer shared by the pages: session state and caches (`state`), Plotly figures (`charts`), widgets
+(`widgets`)."""

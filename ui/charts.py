@@ -51,7 +51,8 @@ def _layout(fig: go.Figure, title: str | None = None, **kwargs) -> go.Figure:
 def rating_histogram(histogram: Mapping[float, int]) -> go.Figure:
     """Bars of the number of ratings per rating value (summarize()["rating_histogram"])."""
     values, counts = list(histogram.keys()), list(histogram.values())
-    fig = go.Figure(go.Bar(x=values, y=counts, marker_color=ACCENT, hovertemplate="rating %{x}: %{y:,} ratings<extra></extra>"))
+    fig = go.Figure(go.Bar(x=values, y=counts, marker_color=ACCENT,
+                           hovertemplate="rating %{x}: %{y:,} ratings<extra></extra>"))
     return _layout(fig, "Ratings by value", xaxis_title="rating", yaxis_title="ratings", bargap=0.15)
 
 
@@ -116,8 +117,9 @@ def epoch_metrics(epochs: Sequence[Mapping], metric: str = "rmse") -> go.Figure:
     for split, color in (("train", MUTED), ("valid", ACCENT)):
         col = f"{split}_{metric}"
         if len(frame) and col in frame and frame[col].notna().any():
-            fig.add_trace(go.Scatter(x=frame["epoch"], y=frame[col], mode="lines+markers", name=f"{split} {metric.upper()}",
-                                     line=dict(color=color), hovertemplate=f"epoch %{{x}}: %{{y:.4f}}<extra>{split}</extra>"))
+            fig.add_trace(go.Scatter(x=frame["epoch"], y=frame[col], mode="lines+markers",
+                                     name=f"{split} {metric.upper()}", line=dict(color=color),
+                                     hovertemplate=f"epoch %{{x}}: %{{y:.4f}}<extra>{split}</extra>"))
     return _layout(fig, f"{metric.upper()} per epoch", xaxis_title="epoch", yaxis_title=metric.upper())
 
 
@@ -129,7 +131,8 @@ def lr_finder(lrs: Sequence[float], losses: Sequence[float], suggestion: float |
         y = float(np.interp(np.log(suggestion), np.log(lrs), losses))
         fig.add_trace(go.Scatter(x=[suggestion], y=[y], mode="markers", name=f"suggested {suggestion:.1e}",
                                  marker=dict(color=SECOND, size=12, symbol="x")))
-    return _layout(fig, "Learning-rate finder", xaxis_title="learning rate", yaxis_title="smoothed loss", xaxis_type="log")
+    return _layout(fig, "Learning-rate finder", xaxis_title="learning rate", yaxis_title="smoothed loss",
+                   xaxis_type="log")
 
 
 def runs_overlay(histories: Mapping[str, Sequence[Mapping]], metric: str = "valid_rmse") -> go.Figure:
@@ -161,8 +164,8 @@ def joint_density(d: Mapping) -> go.Figure:
                              hoverinfo="skip"), row=2, col=1)
     fig.add_trace(go.Bar(x=centers, y=d["actual_hist"], width=width, marker_color=MUTED, name="actual",
                          hovertemplate="actual %{x:.2f}: %{y:,}<extra></extra>"), row=1, col=1)
-    fig.add_trace(go.Bar(y=centers, x=d["pred_hist"], width=width, orientation="h", marker_color=ACCENT, name="predicted",
-                         hovertemplate="predicted %{y:.2f}: %{x:,}<extra></extra>"), row=2, col=2)
+    fig.add_trace(go.Bar(y=centers, x=d["pred_hist"], width=width, orientation="h", marker_color=ACCENT,
+                         name="predicted", hovertemplate="predicted %{y:.2f}: %{x:,}<extra></extra>"), row=2, col=2)
     fig.update_xaxes(title="actual rating", row=2, col=1)
     fig.update_yaxes(title="predicted rating", row=2, col=1)
     return _layout(fig, None, showlegend=False, height=520, bargap=0)

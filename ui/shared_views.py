@@ -45,7 +45,8 @@ def evaluation(run_id: str) -> dict:
 def joint(run_id: str, bins: int) -> go.Figure:
     frame, run = _frame(run_id), _run(run_id)
     lo, hi = run.recommender.rating_scale
-    return charts.joint_density(analysis.density(frame["prediction"].to_numpy(), frame["rating"].to_numpy(), bins, lo, hi))
+    return charts.joint_density(analysis.density(frame["prediction"].to_numpy(), frame["rating"].to_numpy(),
+                                                 bins, lo, hi))
 
 
 @st.cache_resource(show_spinner=False, max_entries=ENTRIES)
@@ -85,7 +86,8 @@ def variance(run_id: str, n_components: int, min_ratings: int) -> go.Figure:
 
 
 @st.cache_resource(show_spinner=False, max_entries=ENTRIES)
-def extremes(run_id: str, n_components: int, min_ratings: int, component: int, n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def extremes(run_id: str, n_components: int, min_ratings: int, component: int,
+             n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     return analysis.component_extremes(pca(run_id, n_components, min_ratings)[0], component, n)
 
 
@@ -93,7 +95,8 @@ def extremes(run_id: str, n_components: int, min_ratings: int, component: int, n
 def biases(run_id: str, min_ratings: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The item and user bias tables (sorted, lowest first)."""
     run = _run(run_id)
-    return analysis.item_bias_table(run.recommender, run.items, min_ratings), analysis.user_bias_table(run.recommender, min_ratings)
+    return (analysis.item_bias_table(run.recommender, run.items, min_ratings),
+            analysis.user_bias_table(run.recommender, min_ratings))
 
 
 @st.cache_resource(show_spinner=False, max_entries=ENTRIES)

@@ -11,8 +11,8 @@ The keys this module owns in st.session_state:
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -161,7 +161,7 @@ def restore(me: Principal) -> None:
             store().remember(me, "run", None)
 
 
-def dataset_from_upload(upload_id: str) -> "Dataset":
+def dataset_from_upload(upload_id: str) -> Dataset:
     """One of this person's uploads, read again with the columns they chose. Raises DataError, PermissionDenied or
     UploadNotFound."""
     kept = uploads().get(upload_id, who())

@@ -1,4 +1,5 @@
-"""Biases: the items and users the model rates lowest and highest regardless of taste ("the worst movies of all time")."""
+"""Biases: the items and users the model rates lowest and highest regardless of taste ("the worst movies of all
+time")."""
 import streamlit as st
 
 from ui import charts, shared_views, widgets
@@ -16,7 +17,8 @@ st.caption("A bias is the part of a rating that has nothing to do with taste: wh
 
 controls = st.columns(2)
 min_ratings = controls[0].slider("Minimum number of ratings", 0, 300, 20, key="bias_min_ratings",
-                                 help="A film rated once can have any bias; the lesson looks at films with many ratings.")
+                                 help="A film rated once can have any bias; the lesson looks at films with many "
+                                      "ratings.")
 n = controls[1].slider("Rows", 5, 50, 15, key="bias_n")
 
 items, users = shared_views.biases(run.info.id, min_ratings)  # once per run and minimum, for every viewer
@@ -39,7 +41,8 @@ def both_ends(table, cols, what: str, low: str, high: str) -> None:
     left.dataframe(cells(table.head(n)[cols]), hide_index=True, column_config=numbers, key=f"{what}s_low")
     right.caption(high)
     right.dataframe(cells(table.tail(n).iloc[::-1][cols]), hide_index=True, column_config=numbers, key=f"{what}s_high")
-    st.plotly_chart(shared_views.bias_histogram(run.info.id, min_ratings, what), config=charts.CONFIG, key=f"{what}_bias_hist")
+    st.plotly_chart(shared_views.bias_histogram(run.info.id, min_ratings, what), config=charts.CONFIG,
+                    key=f"{what}_bias_hist")
 
 
 both_ends(items, item_cols, "item", "Lowest bias: the worst, whoever watches", "Highest bias: liked by everyone")

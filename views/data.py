@@ -95,7 +95,8 @@ elif source == "mine":
             attach(picked, extra, extra_valid)
 else:
     st.caption("CSV, TSV, `::` or `|` separated text, Parquet or Excel; a long table (user, item, rating"
-               "[, timestamp]) or a user x item matrix. Columns are inferred from their names (where those say nothing, from their values); correct them below.")
+               "[, timestamp]) or a user x item matrix. Columns are inferred from their names "
+               "(where those say nothing, from their values); correct them below.")
     limit = int(st.get_option("server.maxUploadSize"))
     st.caption(f"Files up to {limit:,} MB each (this server's limit). What you upload is yours: it is kept for you "
                "under Your uploads, and shown to nobody else (a run you share shows its ratings, not your files).")
@@ -128,15 +129,18 @@ else:
             try:
                 if st.session_state.get("_upload_key") != key:
                     ratings = state.read_upload(data, upload.name, roles)
-                    items = state.read_upload_items(items_upload.getvalue(), items_upload.name) if items_upload else None
-                    valid = state.read_upload(valid_upload.getvalue(), valid_upload.name, roles) if valid_upload else None
+                    items = (state.read_upload_items(items_upload.getvalue(), items_upload.name)
+                             if items_upload else None)
+                    valid = (state.read_upload(valid_upload.getvalue(), valid_upload.name, roles)
+                             if valid_upload else None)
                     state.set_dataset(state.Dataset(upload.name, ratings, items, valid,
                                                     valid_upload.name if valid_upload else None))
                     st.session_state["_upload_key"] = key
                     state.keep_upload(upload, items_upload, roles, valid_upload)
                     st.rerun()  # redraw from the top, so the sidebar shows the new dataset too
                 found = state.dataset().ratings.columns
-                st.success("Read as " + ", ".join(f"{role} = {lit(found[role])}" for role in state.ROLES if role in found),
+                st.success("Read as " + ", ".join(f"{role} = {lit(found[role])}"
+                                                  for role in state.ROLES if role in found),
                            icon=":material/check_circle:")
             except DataError as exc:
                 st.session_state.pop("_upload_key", None)

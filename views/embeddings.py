@@ -19,8 +19,8 @@ if n_factors < 2:
 
 most = int(rec.item_counts.max())
 controls = st.columns(4)
-min_ratings = controls[0].slider("Minimum number of ratings", 0, min(most, 500), min(20, most // 4), key="emb_min_ratings",
-                                 help="Items with few ratings have noisy embeddings.")
+min_ratings = controls[0].slider("Minimum number of ratings", 0, min(most, 500), min(20, most // 4),
+                                 key="emb_min_ratings", help="Items with few ratings have noisy embeddings.")
 run_id, k = run.info.id, min(5, n_factors)
 try:
     frame, ratio = shared_views.pca(run_id, k, min_ratings)  # computed once per run and settings, for every viewer

@@ -1,4 +1,5 @@
-"""Evaluate: predictions vs actuals as a joint density plot, errors by true rating and by user activity, runs compared."""
+"""Evaluate: predictions vs actuals as a joint density plot, errors by true rating and by user activity, runs
+compared."""
 import pandas as pd
 import streamlit as st
 

@@ -67,8 +67,8 @@ with for_user:
 
 with similar:
     item = st.selectbox("Item", popular, format_func=label, key="similar_item")
-    st.dataframe(cells(analysis.similar_items(rec, item, run.items, n, min_ratings)), hide_index=True, column_order=SIMILAR, column_config=widgets.COLUMNS,
-                 key="similar_table")
+    st.dataframe(cells(analysis.similar_items(rec, item, run.items, n, min_ratings)), hide_index=True,
+                 column_order=SIMILAR, column_config=widgets.COLUMNS, key="similar_table")
     st.caption("Nearest by the cosine similarity of the item embeddings.")
 
 with new_user:

@@ -140,10 +140,20 @@ if compare:
     st.plotly_chart(charts.runs_overlay({label(r): store.history(r, who).get("epochs", []) for r in compare}, metric),
                     config=charts.CONFIG, key="compare_chart")
 
+
+
+def delete_controls(run_id: str) -> None:
+    """A Delete button that works only once its confirmation box is ticked."""
+    confirm = st.checkbox("Yes, delete it", key="confirm_delete")
+    st.button("Delete", key="delete_run", disabled=not confirm, icon=":material/delete:", on_click=delete,
+              args=(run_id,))
+
+
 st.subheader("One run")
 current = state.current_run_id()
 ids = list(by_id)
-picked = st.selectbox("Run", ids, index=ids.index(current) if current in by_id else 0, format_func=label, key="run_pick")
+picked = st.selectbox("Run", ids, index=ids.index(current) if current in by_id else 0, format_func=label,
+                      key="run_pick")
 info = by_id[picked]
 with st.expander("Settings and metrics"):
     st.json({"metrics": info.metrics, "config": info.config})
@@ -151,8 +161,7 @@ with st.expander("Settings and metrics"):
 if picked in damaged:
     st.error(f"This run's files are damaged ({lit(damaged[picked])}), so it cannot be opened, downloaded or shared. "
              "Delete it to take it off the list.", icon=":material/broken_image:")
-    confirm = st.checkbox("Yes, delete it", key="confirm_delete")
-    st.button("Delete", key="delete_run", disabled=not confirm, icon=":material/delete:", on_click=delete, args=(picked,))
+    delete_controls(picked)
     show_shared()
     st.stop()
 
@@ -167,8 +176,7 @@ actions[0].download_button("Predictions (CSV)", lambda: csv_bytes(state.predicti
 actions[1].download_button("Embeddings (CSV)", lambda: embeddings_csv(picked), file_name=f"embeddings-{picked[:8]}.csv",
                            mime="text/csv", key="download_embeddings", on_click="ignore", icon=":material/download:")
 with actions[2]:
-    confirm = st.checkbox("Yes, delete it", key="confirm_delete")
-    st.button("Delete", key="delete_run", disabled=not confirm, icon=":material/delete:", on_click=delete, args=(picked,))
+    delete_controls(picked)
 
 with st.form("rename_form", border=False):
     cols = st.columns([3, 1], vertical_alignment="bottom")
