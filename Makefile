@@ -53,6 +53,7 @@ worker: $(STAMP)
 	$(BIN)/python -m cf_core worker --device $(DEVICE)
 
 test: $(STAMP) browser postgres
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -rs tests
 
 bench: $(STAMP)
