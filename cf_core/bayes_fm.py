@@ -17,9 +17,9 @@ Each sweep draws, exactly given everything else:
 - all the y_j (and all the z_v) at once. Their joint conditional is Gaussian but couples every item a user rated,
   so it is drawn by perturbation and a solve: x = P^-1 (b + xi) with xi ~ N(0, P) is an exact draw from N(P^-1 b,
   P^-1) (Papandreou and Yuille 2010). The solve is conjugate gradients on the device, preconditioned by each
-  item's own k x k block, from the last draw, to a relative residual of CG_TOL. At 1e-2 it takes about 19 steps
-  where 1e-4 took 50, and predicts as well (MovieLens 100k, 3 seeds: 0.8858 to 0.8873 against 0.8865 to 0.8870;
-  at 3e-2 one seed fell to 0.8885, at 1e-1 to 0.8935);
+  item's own k x k block, from the last draw, to a relative residual of CG_TOL: 1e-2 takes fewer than half the
+  steps of 1e-4 and predicts as well on MovieLens 100k (`bench/choices.py --only cg-tol` prints both, for three
+  seeds, with the steps per solve);
 - the hyperparameters: a Normal-Gamma prior per dimension for each block (grouped, as libFM's and myFM's).
 
 The fit keeps the average of the id rows' conditional means (Rao-Blackwellized, as Bayesian PMF's) and of the
