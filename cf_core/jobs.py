@@ -200,10 +200,10 @@ class JobQueue:
         saved = self._checkpoint_json(job_id)
         try:
             tensors = load_tensors(self.store.read_bytes(f"{self._dir(job_id)}/{saved['weights']}"))
-            ckpt, progress = Checkpoint(saved["meta"], tensors), saved["progress"]
-        except Exception:  # missing, truncated (safetensors' own error), or no JSON at all
+            ckpt, progress = Checkpoint(saved["meta"], tensors), ProgressSnapshot.from_dict(saved["progress"])
+        except Exception:  # missing, truncated (safetensors' own error), no JSON at all, or JSON of another shape
             return None
-        return ckpt, ProgressSnapshot.from_dict(progress)
+        return ckpt, progress
 
     def checkpoint_epoch(self, job_id: str) -> int | None:
         """The epoch of the job's checkpoint on disk, or None without a readable one (its tensors are not read)."""

@@ -302,10 +302,18 @@ def test_a_damaged_checkpoint_fails_the_resume_in_words_and_the_worker_goes_on(t
     train, valid = split_planted
     queue, job, _ = _shut_down_after_a_checkpoint(tmp_path, train, valid, worker_thread, monkeypatch)
     (weights,) = Path(queue._dir(job.id)).glob("checkpoint-*.safetensors")
-    weights.write_bytes(weights.read_bytes()[:100])  # truncated: safetensors' own error, not an OSError
+    whole = weights.read_bytes()
+    weights.write_bytes(whole[:100])  # truncated: safetensors' own error, not an OSError
     queue.resume(job.id, ALICE, "resume")
     after = queue.submit(train, valid, TrainConfig(epochs=1), owner=ALICE)
     worker_thread(queue)
     snap = _wait(queue, job.id, ALICE)
     assert snap.status == "failed" and "checkpoint cannot be read" in snap.error
     assert _wait(queue, after.id, ALICE).status == "done"  # the worker survived and took the next job
+    # JSON of the wrong shape in the checkpoint's progress: unreadable too, not a TypeError out of the queue
+    weights.write_bytes(whole)
+    assert queue.load_checkpoint(job.id) is not None
+    ckpt = Path(queue._dir(job.id)) / "checkpoint.json"
+    saved = json.loads(ckpt.read_text())
+    ckpt.write_text(json.dumps({**saved, "progress": {**saved["progress"], "pretrain": 5}}))
+    assert queue.load_checkpoint(job.id) is None
