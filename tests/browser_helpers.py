@@ -22,6 +22,9 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-b
 SERVE = ("import sys\nimport cf_core.datasets as d\nd.ML100K_SHA256 = sys.argv.pop(1)\n"
          "from streamlit.web.cli import main\nsys.argv[0] = 'streamlit'\nmain()")
 TIMEOUT_MS = 60_000
+# How long an `expect(...)` assertion waits for the page to come round (Playwright's default is 5 s): a busy CI host
+# took longer than that to draw MovieLens 100k's summary after "Use MovieLens 100k" (test_critical_path, 2026-12-03).
+EXPECT_TIMEOUT_MS = 30_000
 
 needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (make browser)")
 
@@ -119,6 +122,9 @@ def new_page(browser, url: str | None = None, context=None):
     """A page in a new browser context (a new person), or in `context` (the same person, another tab)."""
     page = (context or browser.new_context(viewport={"width": 1400, "height": 2200})).new_page()
     page.set_default_timeout(TIMEOUT_MS)
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     if url:
         page.goto(url)
         page.get_by_role("heading", level=1).first.wait_for()
