@@ -323,7 +323,7 @@ def _init_distributed(cfg: TrainConfig) -> int:
 
 
 def cmd_worker(a: argparse.Namespace) -> int:
-    from .jobs import run_worker
+    from .worker import run_worker
 
     return run_worker(RunStore(a.out), a.device, a.max_jobs, a.threads)
 

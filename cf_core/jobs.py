@@ -19,7 +19,6 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import pandas as pd
 from safetensors.torch import load as load_tensors
@@ -27,16 +26,9 @@ from safetensors.torch import save as save_tensors
 
 from .access import PermissionDenied, Principal, require_owner
 from .config import TrainConfig
-from .progress import MAX_BATCH_POINTS, Progress, ProgressCallback, ProgressSnapshot
+from .progress import ProgressSnapshot
 from .store import RUN_ID, RunStore, new_id
 from .train import Checkpoint
-
-# The workers' names, importable from here as ever (`from cf_core.jobs import Worker`): cf_core.worker imports this
-# module, so they are looked up when first asked for (`__getattr__` at the end), not imported here.
-_WORKER_NAMES = ("CheckpointCallback", "HEARTBEAT_SECONDS", "Worker", "checkpoint_epochs", "checkpoint_seconds",
-                 "run_worker")
-__all__ = ["ACTIVE", "COLUMNS", "MAX_BATCH_POINTS", "Job", "JobQueue", "JobSnapshot", "Progress", "ProgressCallback",
-           "ProgressSnapshot", "device_kind", "heartbeat_timeout", *_WORKER_NAMES]
 
 ACTIVE = ("queued", "running")
 
@@ -416,12 +408,3 @@ class JobQueue:
             rows = con.execute("SELECT id, host, pid, device, kind, started, heartbeat, job FROM workers "
                                "WHERE heartbeat > ? ORDER BY started", (time.time() - heartbeat_timeout(),)).fetchall()
         return [dict(zip(("id", "host", "pid", "device", "kind", "started", "heartbeat", "job"), r)) for r in rows]
-
-
-def __getattr__(name: str) -> Any:
-    """The worker's names (`_WORKER_NAMES`), from cf_core.worker."""
-    if name in _WORKER_NAMES:
-        from . import worker
-
-        return getattr(worker, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

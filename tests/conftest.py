@@ -62,8 +62,9 @@ def app_env(tmp_path, monkeypatch):
 
 def start_worker(root, device="cpu"):
     """A training worker (the same code `python -m cf_core worker` runs) in a thread of this process."""
-    from cf_core.jobs import JobQueue, Worker
+    from cf_core.jobs import JobQueue
     from cf_core.store import RunStore
+    from cf_core.worker import Worker
 
     worker = Worker(JobQueue(RunStore(root)), device, poll=0.1)
     worker.start_thread()

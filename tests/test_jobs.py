@@ -15,9 +15,11 @@ import pytest
 
 from cf_core.access import LOCAL, PermissionDenied, Principal
 from cf_core.config import TrainConfig
-from cf_core.jobs import JobQueue, Progress, ProgressSnapshot, Worker
+from cf_core.jobs import JobQueue
+from cf_core.progress import Progress, ProgressSnapshot
 from cf_core.recommender import Recommender
 from cf_core.store import RunStore
+from cf_core.worker import Worker
 
 ALICE, BOB, ADMIN = Principal("alice"), Principal("bob"), Principal("root", admin=True)
 ROOT = Path(__file__).resolve().parents[1]

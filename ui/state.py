@@ -28,7 +28,7 @@ from cf_core.data import (
     read_ratings,
     summarize,
 )
-from cf_core.jobs import Job, JobQueue, Worker
+from cf_core.jobs import Job, JobQueue
 from cf_core.launch import worker_threads
 from cf_core.store import (
     Run,
@@ -40,6 +40,7 @@ from cf_core.store import (
     default_root,
 )
 from cf_core.uploads import UploadStore
+from cf_core.worker import Worker
 
 from . import auth
 
