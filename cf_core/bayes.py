@@ -166,11 +166,8 @@ class GibbsSampler:
         other = "item" if side == "user" else "user"
         return self.W[other][:, :self.k], self.rating[self.csr[side][2]]
 
-    def conditional(self, side: str, row_precision: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every row of `side`'s Gaussian conditional given the other side: (mean, Cholesky factor of the precision).
-
-        row_precision: (rows, d) prior precisions around 0, in place of the sampled prior.
-        """
+    def _normal_equations(self, side: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each of `side`'s rows' Gram matrix of its ratings' features (rows, d, d) and right-hand side (rows, d)."""
         crow, col, _ = self.csr[side]
         other = "item" if side == "user" else "user"
         k, d, n_rows = self.k, self.d, self.W[side].shape[0]
@@ -182,8 +179,15 @@ class GibbsSampler:
             X = torch.cat([X, torch.ones(len(X), 1, dtype=X.dtype, device=X.device)], 1)
             y = y - self.W[other][col, k]
         outer = (X[:, :, None] * X[:, None, :]).reshape(len(X), d * d)
-        gram = (self.ones[side] @ outer).reshape(n_rows, d, d)
-        rhs = _sparse(crow, col, y, len(X)) @ X
+        return (self.ones[side] @ outer).reshape(n_rows, d, d), _sparse(crow, col, y, len(X)) @ X
+
+    def conditional(self, side: str, row_precision: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every row of `side`'s Gaussian conditional given the other side: (mean, Cholesky factor of the precision).
+
+        row_precision: (rows, d) prior precisions around 0, in place of the sampled prior.
+        """
+        d, n_rows = self.d, self.W[side].shape[0]
+        gram, rhs = self._normal_equations(side)
         m, precision = self.hyper[side]
         if row_precision is not None:
             m, precision = torch.zeros_like(m), row_precision

@@ -1,134 +1,239 @@
-"""Bayesian SVD++ both ways by Gibbs sampling: the dot product with what each user rated and who rated each item.
+"""Bayesian factorization machine by Gibbs sampling: the dot product with what each user rated and who rated each
+item, the items' genres and the day of the rating, each feature set a relation block with its own prior.
 
 Rendle, Zhang and Koren (2019) hold the MovieLens records with a Bayesian factorization machine whose features are
 the user and item ids plus implicit information: for each user the items they rated, for each item the users who
-rated it, each weighted 1/sqrt(count) (SVD++, both ways). In that machine every pair of features interacts; the
-pairs that vary with both the user and the item are the ones this model keeps:
+rated it, each weighted 1/sqrt(count) (SVD++, both ways), and the day of the rating. In that machine every pair of
+features interacts; the pairs that vary with the rating are the ones this model keeps:
 
-    rating = mean + b_u + c_i + (p_u + sum_j a_uj y_j) . (q_i + sum_v b_iv z_v) + noise,
-    a_uj = 1 / sqrt(|N(u)|) for the items j in N(u), what u rated in training (b_iv alike, for who rated i).
+    rating = mean + b_u + c_i + w_t + P_u . Q_i + v_t . (P_u + Q_i) + noise,
+    P_u = p_u + sum_j a_uj y_j          a_uj = 1/sqrt(|N(u)|) for the items j in N(u), what u rated in training;
+    Q_i = q_i + sum_v b_iv z_v + sum_g e_ig x_g     b_iv alike, for who rated i; e_ig = 1/sqrt(|G(i)|), i's genres.
 
 The rest (a user's id with the items they rated, say) is constant per user or per item and goes into b_u and c_i.
 The sums are relation blocks (Rendle 2013, as myFM organises them): `sum_j a_uj y_j` is computed once per user, not
-once per rating, as one sparse product.
+once per rating, as one sparse product. The blocks have no linear weights of their own (an FM's first-order terms):
+with them MovieLens 100k predicted a little worse (0.8872 against 0.8862 with the implicit blocks, 0.8844 against
+0.8841 with genres too; 120 sweeps, measured while this was built), as they only repeat b_u and c_i.
 
 Each sweep draws, exactly given everything else:
-- each user's [p_u, b_u] and each item's [q_i, c_i]: batched Cholesky solves, as in Bayesian PMF (`bayes.py`);
-- all the y_j (and all the z_v) at once. Their joint conditional is Gaussian but couples every item a user rated,
-  so it is drawn by perturbation and a solve: x = P^-1 (b + xi) with xi ~ N(0, P) is an exact draw from N(P^-1 b,
-  P^-1) (Papandreou and Yuille 2010). The solve is conjugate gradients on the device, preconditioned by each
-  item's own k x k block, from the last draw, to a relative residual of CG_TOL: 1e-2 takes fewer than half the
-  steps of 1e-4 and predicts as well on MovieLens 100k (`bench/choices.py --only cg-tol` prints both, for three
-  seeds, with the steps per solve);
+- each user's [p_u, b_u], each item's [q_i, c_i] and each day's [v_t, w_t]: batched Cholesky solves, as in Bayesian
+  PMF (`bayes.py`), over each rating's features (for a user: Q_i + v_t, and a 1 for the bias);
+- each block's weights (all the y_j, all the z_v, all the x_g) at once. Their joint conditional is Gaussian but
+  couples every item a user rated, so it is drawn by perturbation and a solve: x = P^-1 (b + xi) with xi ~ N(0, P)
+  is an exact draw from N(P^-1 b, P^-1) (Papandreou and Yuille 2010). The solve is conjugate gradients on the
+  device, preconditioned by each weight row's own k x k block, from the last draw, to a relative residual of
+  CG_TOL: 1e-2 takes fewer than half the steps of 1e-4 and predicts as well on MovieLens 100k (`bench/choices.py
+  --only cg-tol` prints both, for three seeds, with the steps per solve);
 - the hyperparameters: a Normal-Gamma prior per dimension for each block (grouped, as libFM's and myFM's).
 
-The fit keeps the average of the id rows' conditional means (Rao-Blackwellized, as Bayesian PMF's) and of the
-implicit blocks' draws (their conditional means would cost a second solve a sweep).
+The fit keeps the average of the rows' conditional means (Rao-Blackwellized, as Bayesian PMF's) and of the blocks'
+draws (their conditional means would cost a second solve a sweep).
 
 Implicit information comes from the training ratings only: validation pairs never enter N(u) or N(i) (the
-stricter of the paper's two protocols). The fit ends as one ordinary `DotProductBias`: its user embedding is
-p_u + sum_j a_uj y_j and its item embedding q_i + sum_v b_iv z_v (the posterior means), so the explore pages, the
-PCA of the item factors and a new user's fold-in work unchanged.
+stricter of the paper's two protocols). The fit ends as one ordinary `DotProductBias`: its user embedding is P_u and
+its item embedding Q_i (the posterior means), so the explore pages, the PCA of the item factors and a new user's
+fold-in work unchanged; the day's terms are the model's `day` (`models.DayTerms`), used where a rating's time is
+known (evaluation), and left out elsewhere (top-N, similar items).
 """
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .bayes import GibbsSampler, _sparse
+from .bayes import GibbsSampler, _Sparse, _sparse
 
 CG_TOL, CG_MAX_ITER = 1e-2, 200
 IMPLICIT = ("implicit_item", "implicit_user")  # y (on the user side: items rated), z (on the item side: raters)
+BLOCKS = (*IMPLICIT, "genres", "day")  # genres: from the item table; day: from the ratings' timestamps
+CHUNK = 1 << 18  # ratings per step when summing per-rating outer products: bounds the memory at 25M ratings
+
+
+@dataclass
+class Block:
+    """A relation block: a sparse matrix M (this side's rows x the block's rows) whose product with the block's
+    weights is added to each row's factors; MT is its transpose, MT2 the transpose of its squares."""
+
+    side: str
+    M: _Sparse
+    MT: _Sparse
+    MT2: _Sparse
+
+
+def _csr_of(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, n_rows: int, n_cols: int) -> _Sparse:
+    order = torch.argsort(rows, stable=True)
+    crow = torch.zeros(n_rows + 1, dtype=torch.long, device=rows.device)
+    crow[1:] = torch.bincount(rows, minlength=n_rows).cumsum(0)
+    return _sparse(crow, cols[order], values[order], n_cols)
+
+
+def relation_block(side: str, rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, n_rows: int,
+                   n_cols: int) -> Block:
+    """The block with M[rows[n], cols[n]] = values[n] (each pair once)."""
+    return Block(side, _csr_of(rows, cols, values, n_rows, n_cols), _csr_of(cols, rows, values, n_cols, n_rows),
+                 _csr_of(cols, rows, values**2, n_cols, n_rows))
+
+
+def normalized(rows: torch.Tensor, n_rows: int) -> torch.Tensor:
+    """1/sqrt(count) for each entry, the count being how many entries its row has."""
+    return 1 / torch.bincount(rows, minlength=n_rows).double().clamp(min=1).sqrt()[rows]
 
 
 class RelationSampler(GibbsSampler):
-    """Gibbs sampling of Bayesian SVD++ both ways (module docstring); the same interface as `GibbsSampler`."""
+    """Gibbs sampling of the factorization machine of the module docstring; the same interface as `GibbsSampler`.
+
+    blocks: which of BLOCKS to add; genres: (item rows, genre columns, number of genres), one entry per item and
+    genre it has (the genres block needs it); day: each rating's day, 0 to the number of days - 1 (the day block's).
+    """
 
     def __init__(self, model: nn.Module, user: torch.Tensor, item: torch.Tensor, rating: torch.Tensor,
-                 seed: int = 0, blocks: tuple[str, ...] = IMPLICIT):
+                 seed: int = 0, blocks: tuple[str, ...] = IMPLICIT,
+                 genres: tuple[torch.Tensor, torch.Tensor, int] | None = None, day: torch.Tensor | None = None):
         super().__init__(model, user, item, rating, seed)
-        self.blocks = tuple(b for b in IMPLICIT if b in blocks)
-        nu, ni = self.W["user"].shape[0], self.W["item"].shape[0]
-        dt = torch.float64
-        # The relation blocks as sparse matrices, from the ratings' CSR by user and by item (same sparsity).
-        counts = {side: (c[1:] - c[:-1]).to(dt) for side, (c, _, _) in self.csr.items()}
-        weight = {side: 1 / counts[side].clamp(min=1).sqrt() for side in counts}
-        (cu, colu, _), (ci, coli, _) = self.csr["user"], self.csr["item"]
-        rows_u, rows_i = self.rows["user"], self.rows["item"]
-        # A: users x items (a_u in row u), and its transpose (items x users); B: items x users, and its transpose.
-        self.M = {"implicit_item": (_sparse(cu, colu, weight["user"][rows_u], ni),
-                                    _sparse(ci, coli, weight["user"][coli], nu),
-                                    _sparse(ci, coli, weight["user"][coli] ** 2, nu)),
-                  "implicit_user": (_sparse(ci, coli, weight["item"][rows_i], nu),
-                                    _sparse(cu, colu, weight["item"][colu], ni),
-                                    _sparse(cu, colu, weight["item"][colu] ** 2, ni))}
-        for name in self.blocks:  # they start at zero: the fit begins as Bayesian PMF's
-            rows = ni if name == "implicit_item" else nu
-            self.W[name] = torch.zeros(rows, self.k, dtype=dt, device=self.device)
-            self.hyper[name] = (torch.zeros(self.k, dtype=dt, device=self.device),
-                                torch.ones(self.k, dtype=dt, device=self.device))
+        nu, ni, dt, dev = self.W["user"].shape[0], self.W["item"].shape[0], torch.float64, self.device
+        self.blocks: dict[str, Block] = {}
+        if "implicit_item" in blocks:  # users x items: a_uj = 1/sqrt(|N(u)|)
+            self.blocks["implicit_item"] = relation_block("user", self.user, self.item, normalized(self.user, nu),
+                                                          nu, ni)
+        if "implicit_user" in blocks:  # items x users
+            self.blocks["implicit_user"] = relation_block("item", self.item, self.user, normalized(self.item, ni),
+                                                          ni, nu)
+        if "genres" in blocks and genres is not None and len(genres[0]):
+            rows, cols, n_genres = genres
+            rows, cols = rows.long().to(dev), cols.long().to(dev)
+            self.blocks["genres"] = relation_block("item", rows, cols, normalized(rows, ni), ni, n_genres)
+        for name, block in self.blocks.items():  # they start at zero: the fit begins as Bayesian PMF's
+            self.W[name] = torch.zeros(block.MT.shape[0], self.k, dtype=dt, device=dev)
+            self.hyper[name] = (torch.zeros(self.k, dtype=dt, device=dev), torch.ones(self.k, dtype=dt, device=dev))
+        self.day = day.long().to(dev) if "day" in blocks and day is not None and len(day) else None
+        if self.day is not None:  # a third side, with rows of its own ([v_t, w_t]) and its own prior
+            n_days = int(self.day.max()) + 1
+            self.csr["day"] = self._csr(self.day, self.user, n_days)
+            crow = self.csr["day"][0]
+            self.rows["day"] = torch.repeat_interleave(torch.arange(n_days, device=dev), crow[1:] - crow[:-1])
+            self.W["day"] = torch.zeros(n_days, self.d, dtype=dt, device=dev)
+            self.hyper["day"] = (torch.zeros(self.d, dtype=dt, device=dev), torch.ones(self.d, dtype=dt, device=dev))
         self.cg_iterations: list[int] = []  # per solve, for the benchmark and tests
         self.cg_unconverged = 0  # solves that stopped at CG_MAX_ITER
 
-    # ------------------------------------------------------------ the model's two sides
-    def sums(self, weights: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(sum_j a_uj y_j per user, sum_v b_iv z_v per item): the relation blocks, once per row."""
+    # ------------------------------------------------------------ the model
+    def sums(self, weights: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Per side, what its blocks add to each row's factors (rows x k): once per row."""
         W = weights or self.W
-        nu, ni = W["user"].shape[0], W["item"].shape[0]
-        ybar = self.M["implicit_item"][0] @ W["implicit_item"] if "implicit_item" in W else \
-            torch.zeros(nu, self.k, dtype=torch.float64, device=self.device)
-        zbar = self.M["implicit_user"][0] @ W["implicit_user"] if "implicit_user" in W else \
-            torch.zeros(ni, self.k, dtype=torch.float64, device=self.device)
-        return ybar, zbar
+        out = {side: torch.zeros(len(W[side]), self.k, dtype=W[side].dtype, device=self.device)
+               for side in ("user", "item")}
+        for name, block in self.blocks.items():
+            out[block.side] += block.M @ W[name]
+        return out
 
     def totals(self, weights: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        """[p_u + ybar_u | b_u] and [q_i + zbar_i | c_i]: the two sides as one dot product with biases."""
+        """Each side's rows plus their blocks, [P_u | b_u] and [Q_i | c_i]: the two sides as one dot product."""
         W = weights or self.W
-        ybar, zbar = self.sums(W)
-        user, item = W["user"].clone(), W["item"].clone()
-        user[:, :self.k] += ybar
-        item[:, :self.k] += zbar
-        return {"user": user, "item": item}
+        out = {}
+        for side, s in self.sums(W).items():
+            out[side] = W[side].clone()
+            out[side][:, :self.k] += s
+        return out
+
+    def _parts(self, W: dict[str, torch.Tensor]):
+        """Per training rating: the user's and item's totals, the day's row (or None) and the prediction; and the
+        totals per row."""
+        T, k = self.totals(W), self.k
+        P, Q = T["user"].index_select(0, self.user), T["item"].index_select(0, self.item)
+        V = W["day"].index_select(0, self.day) if self.day is not None else None
+        pred = (P[:, :k] * Q[:, :k]).sum(1)
+        if V is not None:
+            pred += (V[:, :k] * (P[:, :k] + Q[:, :k])).sum(1)
+        if self.bias:
+            pred += P[:, k] + Q[:, k] + (V[:, k] if V is not None else 0)
+        return P, Q, V, pred, T
 
     def residuals(self, weights: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        return super().residuals(self.totals(weights))
+        return self.rating - self._parts(weights or self.W)[3]
 
     def write(self, weights: dict[str, torch.Tensor]) -> None:
         super().write(self.totals(weights))
+        if self.day is not None:
+            with torch.no_grad():
+                self.model.day.factors.weight.copy_(weights["day"][:, :self.k] * self.scale**0.5)
+                if self.bias:
+                    self.model.day.bias.weight.copy_(weights["day"][:, self.k:] * self.scale)
 
-    # ------------------------------------------------------------ the ids' rows: batched Cholesky
-    def _features(self, side: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each user's [p_u, b_u] (or item's [q_i, c_i]) is regressed on the other side's total vector; this side's
-        relation-block sum is an offset taken off the targets (the Cholesky solve is GibbsSampler.conditional)."""
-        _, col, order = self.csr[side]
-        other = "item" if side == "user" else "user"
-        ybar, zbar = self.sums()
-        mine, theirs = (ybar, zbar) if side == "user" else (zbar, ybar)
-        F = self.W[other][:, :self.k] + theirs  # the other side's total vector
-        return F, self.rating[order] - (mine.index_select(0, self.rows[side]) * F.index_select(0, col)).sum(1)
+    # ------------------------------------------------------------ each rating's features
+    def _design(self, side: str, own: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """The features of `side`'s ratings for a weight row of that side (the other sides' vectors, and a 1 where
+        `own` has a bias column), each rating's target in the side's CSR order (the rating less everything but
+        `own`'s part, `own` holding per row of the side what is being solved for: its rows, or one block's sums),
+        and whether the features are per row of the other side (no day block: a user's ratings' features are their
+        items' vectors) rather than per rating (in CSR order)."""
+        P, Q, V, pred, T = self._parts(self.W)
+        k, (_, col, order), rows = self.k, self.csr[side], self.rows[side]
+        y = self.rating[order] - pred[order]
+        by_other = V is None and side != "day"
+        if by_other:
+            F = T["item" if side == "user" else "user"][:, :k]
+        else:
+            F = {"user": Q[:, :k], "item": P[:, :k], "day": P[:, :k] + Q[:, :k]}[side]
+            F = (F + V[:, :k] if side != "day" else F).index_select(0, order)
+        if own.shape[1] > k:
+            F = torch.cat([F, torch.ones(len(F), 1, dtype=F.dtype, device=F.device)], 1)
+        X = F.index_select(0, col) if by_other else F
+        return F, y + (own.index_select(0, rows) * X).sum(1), by_other
+
+    def _segment_sum(self, side: str, values: torch.Tensor) -> torch.Tensor:
+        """Per row of `side`, the sum of `values` (one row per rating, in the side's CSR order): a sparse product,
+        in chunks of about CHUNK ratings (whole rows), so that the values may be computed chunk by chunk."""
+        return self._chunked(side, lambda a, b: values[a:b])
+
+    def _chunked(self, side: str, values) -> torch.Tensor:
+        """`_segment_sum` of values(a, b), the rows for the ratings a to b, computed one chunk at a time."""
+        crow = self.csr[side][0]
+        n_rows, n = len(crow) - 1, int(crow[-1])
+        cuts = torch.searchsorted(crow, torch.arange(0, n, CHUNK, device=crow.device)).clamp(max=n_rows)
+        bounds = sorted({0, n_rows, *cuts.tolist()})
+        parts = []
+        for r0, r1 in zip(bounds[:-1], bounds[1:]):
+            a, b = int(crow[r0]), int(crow[r1])
+            local = crow[r0:r1 + 1] - a
+            ones = torch.ones(b - a, dtype=torch.float64, device=crow.device)
+            parts.append(_sparse(local, torch.arange(b - a, device=crow.device), ones, b - a) @ values(a, b))
+        return torch.cat(parts) if parts else torch.zeros(0, 0, dtype=torch.float64, device=crow.device)
+
+    def _rating_sum(self, side: str, values: torch.Tensor, X: torch.Tensor, by_other: bool) -> torch.Tensor:
+        """Per row of `side`: the sum over its ratings of values_n X_n (features as `_design` gives them)."""
+        if by_other:
+            crow, col, _ = self.csr[side]
+            return _sparse(crow, col, values, len(X)) @ X
+        return self._segment_sum(side, values[:, None] * X)
+
+    def _grams(self, side: str, X: torch.Tensor, y: torch.Tensor, by_other: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per row of `side`: the Gram matrix of its ratings' features and the right-hand side."""
+        w = X.shape[1]
+        if by_other:  # the ratings matrix (rows x other rows, sparse) times one outer product per other row
+            G = self.ones[side] @ (X[:, :, None] * X[:, None, :]).reshape(len(X), w * w)
+            return G.reshape(len(G), w, w), self._rating_sum(side, y, X, True)
+
+        def outer(a: int, b: int) -> torch.Tensor:
+            x = X[a:b]
+            return (x[:, :, None] * x[:, None, :]).reshape(len(x), w * w)
+
+        G = self._chunked(side, outer)
+        return G.reshape(len(G), w, w), self._rating_sum(side, y, X, False)
+
+    def _normal_equations(self, side: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._grams(side, *self._design(side, self.W[side]))
 
     # ------------------------------------------------------------ the relation blocks: perturb and solve
     def _block_system(self, name: str):
-        """What the joint conditional of block `name` needs: per-row Gram matrices G_r (of the other side's vectors
-        over the row's ratings), right-hand sides h_r, the vectors per rating and the targets (in CSR order)."""
-        k = self.k
-        side, other = ("user", "item") if name == "implicit_item" else ("item", "user")
-        crow, col, order = self.csr[side]
-        n_rows = self.W[side].shape[0]
-        ybar, zbar = self.sums()
-        # The other side's total vector multiplies this block's sum; this side's own factors stay as they are.
-        F = self.W[other][:, :k] + (zbar if other == "item" else ybar)
-        rows = self.rows[side]
-        own = self.W[side][:, :k]
-        t = self.rating[order] - (own.index_select(0, rows) * F.index_select(0, col)).sum(1)
-        if self.bias:
-            t = t - self.W[side][rows, k] - self.W[other][col, k]
-        outer = (F[:, :, None] * F[:, None, :]).reshape(len(F), k * k)
-        G = (self.ones[side] @ outer).reshape(n_rows, k, k)
-        h = _sparse(crow, col, t, len(F)) @ F
-        return G, h, F, crow, col
+        """What the joint conditional of block `name` needs: per row of its side, the Gram matrix G_r of its ratings'
+        features and the right-hand side h_r; and the features as `_design` gives them."""
+        block = self.blocks[name]
+        X, y, by_other = self._design(block.side, block.M @ self.W[name])
+        G, h = self._grams(block.side, X, y, by_other)
+        return G, h, X, by_other
 
     def _sample_block(self, name: str) -> None:
         """Draw block `name` (all its rows at once) from its joint Gaussian conditional."""
@@ -140,8 +245,9 @@ class RelationSampler(GibbsSampler):
     def solve_block(self, name: str, draw: bool = True) -> torch.Tensor:
         """Block `name`'s joint conditional: a draw from it, or (draw=False) its mean, by preconditioned conjugate
         gradients on P x = b (+ xi)."""
-        M, MT, MT2 = self.M[name]
-        G, h, F, crow, col = self._block_system(name)
+        block = self.blocks[name]
+        M, MT, MT2 = block.M, block.MT, block.MT2
+        G, h, X, by_other = self._block_system(name)
         m, lam = self.hyper[name]
         alpha = self.noise_precision
         W = self.W[name]
@@ -151,8 +257,8 @@ class RelationSampler(GibbsSampler):
             return alpha * (MT @ (G * (M @ x)[:, None, :]).sum(2)) + lam * x
 
         # xi ~ N(0, P): the likelihood's part from one standard normal per rating, the prior's per weight.
-        eps = torch.randn(len(col), dtype=W.dtype, device=self.device, generator=self.gen)
-        noise = _sparse(crow, col, eps, len(F)) @ F  # per row: sum over its ratings of eps_n times F
+        eps = torch.randn(len(self.rating), dtype=W.dtype, device=self.device, generator=self.gen)
+        noise = self._rating_sum(block.side, eps, X, by_other)  # per row: sum over its ratings of eps_n X_n
         xi = alpha**0.5 * (MT @ noise) + lam.sqrt() * torch.randn(W.shape, dtype=W.dtype, device=self.device,
                                                                    generator=self.gen)
         b = alpha * (MT @ h) + lam * m + (xi if draw else 0)
@@ -190,10 +296,12 @@ class RelationSampler(GibbsSampler):
 
     # ------------------------------------------------------------ a sweep
     def _sample_weights(self) -> None:
-        """Users, what they rated (y), items, who rated them (z): each given the rest."""
-        self._sample_side("user")
-        if "implicit_item" in self.blocks:
-            self._sample_block("implicit_item")
-        self._sample_side("item")
-        if "implicit_user" in self.blocks:
-            self._sample_block("implicit_user")
+        """Users, their blocks (what they rated), items, theirs (who rated them, their genres), days: each given the
+        rest."""
+        for side in ("user", "item"):
+            self._sample_side(side)
+            for name, block in self.blocks.items():
+                if block.side == side:
+                    self._sample_block(name)
+        if self.day is not None:
+            self._sample_side("day")

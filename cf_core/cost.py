@@ -52,7 +52,15 @@ IMPLICIT_BYTES = 450  # sparse views of the ratings, per-rating targets and nois
 IMPLICIT_SECONDS = {"cpu": (1e-6, 3.5e-6), "cuda": (1e-8, 3.5e-8)}  # (below LARGE_RATINGS, from it)
 
 
-def _gibbs_sweep_seconds(stats: DataStats, d: int, implicit: bool, kind: str) -> float:
+# What the day block adds (bayes_fm.py): every side's Gram matrices then sum an outer product per rating, not per row
+# of the other side (a day's vector changes each rating's features). Measured on MovieLens 100k (80,000 ratings, 11
+# dimensions): about 0.8 s a sweep more on 2 CPU cores (`bench/accuracy.py`), 10 us a rating; the GPU figure is a
+# guess at a hundredth. Memory: a few per-rating feature arrays, and the outer products of one chunk at a time.
+DAY_SECONDS = {"cpu": 1e-5, "cuda": 1e-7}
+DAY_CHUNK_BYTES = 8 * (1 << 18)  # times d x d: one chunk's outer products (bayes_fm.CHUNK ratings)
+
+
+def _gibbs_sweep_seconds(stats: DataStats, d: int, implicit: bool, kind: str, day: bool = False) -> float:
     """One Gibbs sweep's time: the Gram matrices (a d x d outer product per rating and per row), a Cholesky
     factorisation and solves per row, at about 10 GFLOP/s on a CPU and 1 TFLOP/s on a GPU in float64; with the
     implicit blocks, two conjugate-gradient solves of about 20 steps of two sparse products each."""
@@ -61,12 +69,14 @@ def _gibbs_sweep_seconds(stats: DataStats, d: int, implicit: bool, kind: str) ->
     sweep = flops / (1e10 if kind == "cpu" else 1e12) + SWEEP_SECONDS
     if implicit:
         sweep += stats.n_ratings * IMPLICIT_SECONDS[kind][stats.n_ratings >= LARGE_RATINGS]
-    return sweep
+    return sweep + (stats.n_ratings * DAY_SECONDS[kind] if day else 0.0)
 
 
-def _gibbs_need(stats: DataStats, d: int, implicit: bool) -> int:
-    """The Gibbs fit's memory: its batched conditionals, and with the implicit blocks their per-rating arrays."""
-    return _gibbs_bytes(stats.n_users, stats.n_items, d) + (stats.n_ratings * IMPLICIT_BYTES if implicit else 0)
+def _gibbs_need(stats: DataStats, d: int, implicit: bool, day: bool = False) -> int:
+    """The Gibbs fit's memory: its batched conditionals, and with the implicit blocks (and the day's) their
+    per-rating arrays."""
+    extra = stats.n_ratings * (IMPLICIT_BYTES if implicit or day else 0) + (DAY_CHUNK_BYTES * d * d if day else 0)
+    return _gibbs_bytes(stats.n_users, stats.n_items, d) + extra
 
 
 def _gibbs_bytes(n_users: int, n_items: int, d: int) -> int:
@@ -81,8 +91,8 @@ def cost(cfg: TrainConfig, stats: DataStats, device: str) -> Cost:
     rows = stats.n_users + stats.n_items
     if cfg.optimizer == "gibbs":
         d = cfg.n_factors + (1 if cfg.model == "dotbias" else 0)
-        return Cost(_gibbs_need(stats, d, cfg.implicit), 0, 0.0,
-                    cfg.epochs * _gibbs_sweep_seconds(stats, d, cfg.implicit, kind))
+        return Cost(_gibbs_need(stats, d, cfg.implicit, cfg.day), 0, 0.0,
+                    cfg.epochs * _gibbs_sweep_seconds(stats, d, cfg.implicit, kind, cfg.day))
     width = (cfg.user_factors or cfg.n_factors) + (cfg.item_factors or cfg.n_factors) if cfg.model == "nn" \
         else 2 * (cfg.n_factors + 1)
     # Weights, gradients, two Adam moments, the weight average and the best epoch's copy; a batch's activations.

@@ -85,6 +85,32 @@ class DotProductBias(DotProduct):
         return (self.user_bias(user).pow(2) + self.item_bias(item).pow(2)).mean()
 
 
+SECONDS_PER_DAY = 86_400
+
+
+class DayTerms(nn.Module):
+    """What the day of a rating adds to a dot product, as the Bayesian fit's day block learns it (`bayes_fm.py`):
+    v_t . (user + item) + w_t, for `n_days` days from day `first` (days since 1970, UTC). A day outside them adds
+    nothing. Attached to a dot-product model as its `day`; `forward` of the model itself leaves it out (top-N and
+    similar items have no day), `Recommender` adds it where a rating's time is known."""
+
+    def __init__(self, n_days: int, n_factors: int, first: int = 0):
+        super().__init__()
+        self.factors = _embedding(n_days, n_factors, 0.0)
+        self.bias = _embedding(n_days, 1, 0.0)
+        self.register_buffer("first", torch.tensor(int(first)))
+
+    def index(self, timestamp: torch.Tensor) -> torch.Tensor:
+        """Day rows of timestamps (seconds since 1970); -1 for a day outside the fit's."""
+        day = torch.div(timestamp, SECONDS_PER_DAY, rounding_mode="floor") - self.first
+        return torch.where((day >= 0) & (day < self.factors.num_embeddings), day, -1)
+
+    def forward(self, model: nn.Module, user: torch.Tensor, item: torch.Tensor, day: torch.Tensor) -> torch.Tensor:
+        t = day.clamp(min=0)
+        x = (self.factors(t) * (model.user_factors(user) + model.item_factors(item))).sum(1) + self.bias(t).squeeze(1)
+        return torch.where(day >= 0, x, torch.zeros_like(x))
+
+
 class EmbeddingNN(nn.Module):
     """fastai's `EmbeddingNN`: concatenated user and item embeddings through hidden layers with dropout."""
 

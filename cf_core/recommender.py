@@ -19,7 +19,7 @@ from .cost import check_cost
 from .ids import IdMap
 from .lr_find import LRFinderResult, find_lr
 from .metrics import mae, rmse
-from .models import MODELS, EmbeddingNN
+from .models import MODELS, SECONDS_PER_DAY, DayTerms, EmbeddingNN
 from .pretrain import pretrain_embeddings
 from .recording import Callback, History
 from .train import Checkpoint, Tensors, Trainer, pick_device
@@ -36,6 +36,22 @@ def _frame(data: Any) -> pd.DataFrame:
     if missing:
         raise ValueError(f"ratings need columns user, item, rating; missing {', '.join(sorted(missing))}")
     return df
+
+
+def item_genres(items: pd.DataFrame | None, item_map: IdMap) -> tuple[torch.Tensor, torch.Tensor, int] | None:
+    """The genres of the trained items, from an item table's `genres` column (genres separated by |): (item index,
+    genre index, number of genres), one entry per item and genre; None where the table gives none."""
+    if items is None or "genres" not in items.columns or "item" not in items.columns:
+        return None
+    table = items[["item", "genres"]].dropna()
+    idx = item_map.encode(table["item"].to_numpy(), "ignore")
+    pairs = pd.DataFrame({"item": idx, "genre": table["genres"].astype(str).str.split("|")}).explode("genre")
+    pairs["genre"] = pairs["genre"].str.strip()
+    pairs = pairs[(pairs["item"] >= 0) & (pairs["genre"] != "")].drop_duplicates()
+    if pairs.empty:
+        return None
+    codes, names = pd.factorize(pairs["genre"], sort=True)
+    return torch.tensor(pairs["item"].to_numpy(np.int64)), torch.from_numpy(codes.astype(np.int64)), len(names)
 
 
 class Recommender:
@@ -61,10 +77,12 @@ class Recommender:
         self._train_tensors: Tensors | None = None  # the encoded training ratings, on the device, while fitting
 
     # ------------------------------------------------------------ building
-    def build(self, df: pd.DataFrame) -> None:
+    def build(self, df: pd.DataFrame, items: pd.DataFrame | None = None) -> None:
         """Resolve the settings from `df`, map its ids, compute the fallbacks and make a fresh, untrained model (for
-        `fit`, `lr_find` and the benchmarks; nothing is trained here)."""
+        `fit`, `lr_find` and the benchmarks; nothing is trained here). `items`: the item table, whose genres the
+        Bayesian fit's genres block reads."""
         stats = data_stats(df)
+        asked = {name: getattr(self.config, name) for name in ("genres", "day")}
         self.config = resolve(self.config, stats)
         self.device = pick_device(self.config.device)
         self.warnings = check_cost(self.config, stats, str(self.device))  # TooCostly before any large allocation
@@ -92,8 +110,28 @@ class Recommender:
         self.rated_indptr = np.concatenate([[0], np.cumsum(self.user_counts)]).astype(np.int64)
         self.rated_items = item[np.argsort(user, kind="stable")]
         self.model = self._new_model().to(self.device)
+        genres, day = self._block_data(df, items, asked)
         self._train_tensors = Tensors(torch.from_numpy(user), torch.from_numpy(item),
-                                      torch.from_numpy(rating)).to(self.device)
+                                      torch.from_numpy(rating), genres, day).to(self.device)
+
+    def _block_data(self, df: pd.DataFrame, items: pd.DataFrame | None, asked: dict[str, bool | None]):
+        """The Bayesian fit's genres (from `items`) and each rating's day (from `df`'s timestamps, the model's `day`
+        attached): a block that is on by default goes off where the data has nothing for it; one asked for raises."""
+        genres = item_genres(items, self.item_map) if self.config.genres else None
+        has_time = "timestamp" in df.columns and len(df) > 0
+        for name, missing, what in (("genres", genres is None, "an item table with a genres column (genres "
+                                                               "separated by |) for the items rated"),
+                                    ("day", not has_time, "the ratings' timestamps")):
+            if getattr(self.config, name) and missing:
+                if asked[name]:
+                    raise ValueError(f"the {name} block needs {what}: give them, or turn the block off")
+                self.config = self.config.replace(**{name: False})  # on by default only where there is data for it
+        if not self.config.day:
+            return genres, None
+        day = torch.div(torch.tensor(df["timestamp"].to_numpy(np.int64)), SECONDS_PER_DAY, rounding_mode="floor")
+        first = int(day.min())
+        self.model.day = DayTerms(int(day.max()) - first + 1, self.config.n_factors, first).to(self.device)
+        return genres, day - first
 
     def _new_model(self) -> torch.nn.Module:
         cfg, nu, ni = self.config, len(self.user_map), len(self.item_map)
@@ -106,14 +144,17 @@ class Recommender:
 
     # ------------------------------------------------------------ training
     def fit(self, train: Any, valid: Any = None, callbacks: Sequence[Callback] = (),
-            cancel: threading.Event | None = None, resume: Checkpoint | None = None) -> Recommender:
+            cancel: threading.Event | None = None, resume: Checkpoint | None = None,
+            items: pd.DataFrame | None = None) -> Recommender:
         """Train on `train`; with `valid`, report validation RMSE/MAE each epoch and keep the best epoch.
+
+        `items`: the item table (item, title, genres, ...), whose genres the Bayesian fit learns from (`genres`).
 
         `resume`: a checkpoint of an earlier fit of the same data and settings (`Trainer.checkpoint`, taken by a
         callback); the fit goes on from it (the net's pretraining, already in its weights, is not run again).
         """
         df = _frame(train)
-        self.build(df)
+        self.build(df, items)
         evaluate = self._validator(_frame(valid)) if valid is not None and len(_frame(valid)) else None
         if self.config.model == "nn" and self.config.pretrain and resume is None:
             dot, fit, history = pretrain_embeddings(self.model, self.config, self._train_tensors, self.global_mean,
@@ -141,6 +182,7 @@ class Recommender:
         u, i = (self.user_map.encode(valid["user"].to_numpy(), "ignore"),
                 self.item_map.encode(valid["item"].to_numpy(), "ignore"))
         truth = torch.tensor(valid["rating"].to_numpy(dtype=np.float32), device=self.device)
+        day = self._days(valid)
         warm = (u >= 0) & (i >= 0)
         fallback = torch.from_numpy(self.fallback(u, i).astype(np.float32)).to(self.device)
         warm_t = torch.from_numpy(warm).to(self.device)
@@ -149,7 +191,7 @@ class Recommender:
         lo, hi = self.rating_scale
 
         def evaluate(model: torch.nn.Module) -> tuple[float, float]:
-            pred = torch.where(warm_t, self.predict_tensor(model, tu, ti).clamp(lo, hi), fallback)
+            pred = torch.where(warm_t, self.predict_tensor(model, tu, ti, day).clamp(lo, hi), fallback)
             err = pred - truth
             return float(err.pow(2).mean().sqrt()), float(err.abs().mean())
 
@@ -157,15 +199,27 @@ class Recommender:
 
     # ------------------------------------------------------------ predicting
     @torch.no_grad()
-    def predict_tensor(self, model: torch.nn.Module, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
-        """`model`'s raw output (unclipped) for index tensors of known users and items, in chunks, in eval mode."""
+    def predict_tensor(self, model: torch.nn.Module, user: torch.Tensor, item: torch.Tensor,
+                       day: torch.Tensor | None = None) -> torch.Tensor:
+        """`model`'s raw output (unclipped) for index tensors of known users and items, in chunks, in eval mode;
+        with `day` (the model's day rows, `_days`), the day of each rating's part too."""
         was_training = model.training
         model.eval()
-        out = (torch.cat([model(user[s:s + PREDICT_CHUNK], item[s:s + PREDICT_CHUNK])
-                          for s in range(0, len(user), PREDICT_CHUNK)])
+
+        def chunk(s: slice) -> torch.Tensor:
+            out = model(user[s], item[s])
+            return out + model.day(model, user[s], item[s], day[s]) if day is not None else out
+
+        out = (torch.cat([chunk(slice(s, s + PREDICT_CHUNK)) for s in range(0, len(user), PREDICT_CHUNK)])
                if len(user) else torch.zeros(0, device=user.device))
         model.train(was_training)
         return out
+
+    def _days(self, df: pd.DataFrame) -> torch.Tensor | None:
+        """The model's day rows of `df`'s ratings, where it has a day block and `df` timestamps; else None."""
+        if not hasattr(self.model, "day") or "timestamp" not in df.columns:
+            return None
+        return self.model.day.index(torch.tensor(df["timestamp"].to_numpy(np.int64)).to(self.device))
 
     def fallback(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
         """Global mean plus the known user and item biases (0 for the unknown side)."""
@@ -177,15 +231,17 @@ class Recommender:
         if self.model is None:
             raise RuntimeError("this Recommender is not trained yet: call fit() or load a run first")
 
-    def predict_indices(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
-        """Predictions for index arrays (-1 = unknown, predicted by the fallback), clipped to the rating scale."""
+    def predict_indices(self, u: np.ndarray, i: np.ndarray, day: torch.Tensor | None = None) -> np.ndarray:
+        """Predictions for index arrays (-1 = unknown, predicted by the fallback), clipped to the rating scale; `day`:
+        each pair's day row (`_days`), where the model has a day block and the ratings' time is known."""
         self._check_fitted()
         u, i = np.asarray(u, dtype=np.int64), np.asarray(i, dtype=np.int64)
         warm = (u >= 0) & (i >= 0)
         out = self.fallback(u, i)
         if warm.any():
+            w = torch.from_numpy(warm).to(self.device)
             pred = self.predict_tensor(self.model, torch.from_numpy(u[warm]).to(self.device),
-                                       torch.from_numpy(i[warm]).to(self.device))
+                                       torch.from_numpy(i[warm]).to(self.device), None if day is None else day[w])
             out[warm] = np.clip(pred.float().cpu().numpy(), *self.rating_scale)
         return out
 
@@ -205,7 +261,7 @@ class Recommender:
         u, i = (self.user_map.encode(df["user"].to_numpy(), "ignore"),
                 self.item_map.encode(df["item"].to_numpy(), "ignore"))
         out = df[["user", "item", "rating"]].copy()
-        out["prediction"] = self.predict_indices(u, i).astype(np.float32)
+        out["prediction"] = self.predict_indices(u, i, self._days(df)).astype(np.float32)
         out["cold"] = (u < 0) | (i < 0)
         return out
 
@@ -242,6 +298,8 @@ class Recommender:
         for k in cls.STATE_ARRAYS:
             setattr(rec, k, tensors[k].numpy())
         rec.model = rec._new_model()
+        if "model.day.factors.weight" in tensors:  # the Bayesian fit's day block
+            rec.model.day = DayTerms(*tensors["model.day.factors.weight"].shape)
         rec.model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
         rec.model.to(rec.device).eval()
         rec.history = History.from_dict(meta.get("history", {}))

@@ -75,16 +75,17 @@ TRAIN_COLUMNS = ["user", "item", "rating"]
 
 
 def split_for_training(data: Any, how: str = "random", valid_frac: float = 0.2,
-                       seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """`split`, keeping only the columns training uses (user, item, rating): at 25M ratings a timestamp column
-    costs 200 MB in each copy."""
+                       seed: int = 42, keep_time: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`split`, keeping only the columns training uses (user, item, rating, and with `keep_time` the timestamp, for
+    the Bayesian fit's day block): at 25M ratings a timestamp column costs 200 MB in each copy."""
     df = _frame(data)
-    if how == "time" and "timestamp" not in df:
-        raise ValueError("a split by time (each user's latest ratings) needs a timestamp column, "
-                         "and this data has none")
-    cols = TRAIN_COLUMNS + (["timestamp"] if how == "time" else [])
+    for needed, what in ((how == "time", "a split by time (each user's latest ratings)"),
+                         (keep_time, "the day block (learning from when each rating was given)")):
+        if needed and "timestamp" not in df:
+            raise ValueError(f"{what} needs a timestamp column, and this data has none")
+    cols = TRAIN_COLUMNS + (["timestamp"] if how == "time" or keep_time else [])
     train, valid = split(df[cols], how, valid_frac, seed)
-    if how == "time":
+    if how == "time" and not keep_time:
         train, valid = train[TRAIN_COLUMNS], valid[TRAIN_COLUMNS]
     return train, valid
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .bayes import WARMUP_SWEEPS, GibbsSampler
-from .bayes_fm import RelationSampler
+from .bayes_fm import IMPLICIT, RelationSampler
 from .config import TrainConfig, burn_in
 from .fused import FusedDotStep, use_compile, use_fused
 from .lr_find import LRFinderResult, find_lr, suggest_lr  # noqa: F401  (re-exported: the engine's training API)
@@ -33,12 +33,18 @@ class Tensors:
     user: torch.Tensor
     item: torch.Tensor
     rating: torch.Tensor
+    # The item table's genres, for the Bayesian fit's genres block: (item index, genre index, number of genres), one
+    # entry per item and genre it has.
+    genres: tuple[torch.Tensor, torch.Tensor, int] | None = None
+    day: torch.Tensor | None = None  # each rating's day (0 to days - 1), for the day block
 
     def __len__(self) -> int:
         return len(self.rating)
 
     def to(self, device: torch.device | str) -> Tensors:
-        return Tensors(self.user.to(device), self.item.to(device), self.rating.to(device))
+        genres = None if self.genres is None else (self.genres[0].to(device), self.genres[1].to(device), self.genres[2])
+        return Tensors(self.user.to(device), self.item.to(device), self.rating.to(device), genres,
+                       None if self.day is None else self.day.to(device))
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -187,8 +193,10 @@ class Trainer:
         returned.
         """
         cfg, model = self.cfg, self.model
-        sampler = (RelationSampler if cfg.implicit else GibbsSampler)(model, train.user, train.item, train.rating,
-                                                                       cfg.seed)
+        blocks = (*(IMPLICIT if cfg.implicit else ()), *(name for name in ("genres", "day") if getattr(cfg, name)))
+        sampler = RelationSampler(model, train.user, train.item, train.rating, cfg.seed, blocks, train.genres,
+                                  train.day) \
+            if blocks else GibbsSampler(model, train.user, train.item, train.rating, cfg.seed)
         burn = burn_in(cfg)
         run = self._run = _Run(time.perf_counter(), sampler=sampler)
         if resume is not None:

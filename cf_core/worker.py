@@ -189,7 +189,7 @@ class Worker:
         config = job.train_config.replace(device=self.device)
         callbacks = [ProgressCallback(attempt.progress),
                      CheckpointCallback(queue, job.id, self.id, attempt.progress, attempt.lost)]
-        rec = Recommender(config).fit(train, valid, callbacks, attempt.cancel, resume=resume)
+        rec = Recommender(config).fit(train, valid, callbacks, attempt.cancel, resume=resume, items=items)
         if attempt.lost.is_set():
             return  # interrupted meanwhile (and maybe taken by another worker): save nothing
         if self._shutdown.is_set() and rec.history.cancelled and not attempt.stop_seen.is_set():

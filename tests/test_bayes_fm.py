@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 import torch
 
-from cf_core.bayes_fm import RelationSampler
+from cf_core.bayes_fm import IMPLICIT, RelationSampler
 from cf_core.config import TrainConfig
-from cf_core.models import DotProductBias
+from cf_core.models import DayTerms, DotProductBias
 from cf_core.recommender import Recommender
 from cf_core.splits import random_split
 from cf_core.train import Tensors
@@ -22,69 +22,87 @@ def _data(n=900, n_users=40, n_items=30, seed=0):
     return Tensors(u, i, r.float())
 
 
-def _sampler(k=3, seed=0):
+N_DAYS = 7
+# Genres of the 30 items: item i has genres {i % 4} and, for every third item, {(i + 1) % 5}; items 28, 29 none.
+GENRE_LISTS = [sorted({i % 4} | ({(i + 1) % 5} if i % 3 == 0 else set())) if i < 28 else [] for i in range(30)]
+
+
+def _genres():
+    pairs = [(i, g) for i, gs in enumerate(GENRE_LISTS) for g in gs]
+    return torch.tensor([p[0] for p in pairs]), torch.tensor([p[1] for p in pairs]), 5
+
+
+def _sampler(k=3, seed=0, blocks=(*IMPLICIT, "genres", "day")):
     data = _data()
     model = DotProductBias(40, 30, k, None, init_std=0.5, mean_rating=3.0)
-    s = RelationSampler(model, data.user, data.item, data.rating, seed=seed)
+    day = torch.arange(len(data)) % N_DAYS
+    model.day = DayTerms(N_DAYS, k)
+    s = RelationSampler(model, data.user, data.item, data.rating, seed=seed, blocks=blocks, genres=_genres(),
+                        day=day)
     g = torch.Generator().manual_seed(5)
-    for name in ("implicit_item", "implicit_user"):
-        s.W[name] = torch.randn(s.W[name].shape, generator=g, dtype=torch.float64)
-        s.hyper[name] = (torch.full((k,), 0.2, dtype=torch.float64), torch.linspace(1, 2, k, dtype=torch.float64))
+    for name in (*s.blocks, "day"):
+        if name in s.W:
+            s.W[name] = torch.randn(s.W[name].shape, generator=g, dtype=torch.float64)
+            width = s.W[name].shape[1]
+            s.hyper[name] = (torch.full((width,), 0.2, dtype=torch.float64),
+                             torch.linspace(1, 2, width, dtype=torch.float64))
     s.noise_precision = 2.0
-    return s, data
+    return s, data, day.numpy()
 
 
-def test_the_relation_blocks_equal_the_sums_over_each_users_items_row_by_row():
-    s, data = _sampler()
-    ybar, zbar = s.sums()
-    u, i = data.user.numpy(), data.item.numpy()
-    Y, Z = s.W["implicit_item"].numpy(), s.W["implicit_user"].numpy()
-    for user in (0, 11, 39):
-        rated = i[u == user]
-        np.testing.assert_allclose(ybar[user].numpy(), Y[rated].sum(0) / np.sqrt(len(rated)), rtol=1e-12)
-    for item in (0, 17, 29):
-        raters = u[i == item]
-        np.testing.assert_allclose(zbar[item].numpy(), Z[raters].sum(0) / np.sqrt(len(raters)), rtol=1e-12)
-    # And the prediction is the naive per-rating formula.
-    P, Q = s.W["user"].numpy(), s.W["item"].numpy()
-    n = 123
-    ru, ri = u[n], i[n]
-    p = P[ru, :3] + Y[i[u == ru]].sum(0) / np.sqrt((u == ru).sum())
-    q = Q[ri, :3] + Z[u[i == ri]].sum(0) / np.sqrt((i == ri).sum())
-    expected = P[ru, 3] + Q[ri, 3] + p @ q
-    standardized = (data.rating[n].item() - 3.0) / s.scale
-    assert s.residuals()[n].item() == pytest.approx(standardized - expected, abs=1e-9)
-
-
-def _dense_system(s, data, name):
-    """The block's joint conditional, written out densely: J maps the block's weights to each rating's part."""
-    u, i = data.user.numpy(), data.item.numpy()
-    k = s.k
-    P, Q = s.W["user"].numpy(), s.W["item"].numpy()
-    Y, Z = s.W["implicit_item"].numpy(), s.W["implicit_user"].numpy()
-    nu, ni = len(P), len(Q)
-    cu, ci = np.bincount(u, minlength=nu), np.bincount(i, minlength=ni)
-    ybar = np.stack([Y[i[u == r]].sum(0) / np.sqrt(max(cu[r], 1)) for r in range(nu)])
-    zbar = np.stack([Z[u[i == r]].sum(0) / np.sqrt(max(ci[r], 1)) for r in range(ni)])
-    y = (data.rating.numpy().astype(np.float64) - 3.0) / s.scale
-    rows = ni if name == "implicit_item" else nu
-    J = np.zeros((len(u), rows * k))
-    t = np.zeros(len(u))
+def _naive(s, data, day, W):
+    """Each rating's prediction (standardized), computed row by row from the model's formula."""
+    u, i, k = data.user.numpy(), data.item.numpy(), s.k
+    rated = {r: i[u == r] for r in set(u)}
+    raters = {r: u[i == r] for r in set(i)}
+    out = np.zeros(len(u))
     for n, (uu, ii) in enumerate(zip(u, i)):
-        if name == "implicit_item":  # y_j for j in N(u), times the item's total vector
-            F = Q[ii, :k] + zbar[ii]
-            for j in i[u == uu]:
-                J[n, j * k:(j + 1) * k] += F / np.sqrt(cu[uu])
-            t[n] = y[n] - P[uu, k] - Q[ii, k] - P[uu, :k] @ F
-        else:  # z_v for v in N(i), times the user's total vector
-            F = P[uu, :k] + ybar[uu]
-            for v in u[i == ii]:
-                J[n, v * k:(v + 1) * k] += F / np.sqrt(ci[ii])
-            t[n] = y[n] - P[uu, k] - Q[ii, k] - F @ Q[ii, :k]
-    m, lam = (x.numpy() for x in s.hyper[name])
-    prec = s.noise_precision * J.T @ J + np.diag(np.tile(lam, rows))
-    mean = np.linalg.solve(prec, s.noise_precision * J.T @ t + np.tile(lam * m, rows))
-    return mean.reshape(rows, k), prec
+        p, q = W["user"][uu, :k].copy(), W["item"][ii, :k].copy()
+        if "implicit_item" in W:
+            p += W["implicit_item"][rated[uu]].sum(0) / np.sqrt(len(rated[uu]))
+        if "implicit_user" in W:
+            q += W["implicit_user"][raters[ii]].sum(0) / np.sqrt(len(raters[ii]))
+        if "genres" in W and GENRE_LISTS[ii]:
+            q += W["genres"][GENRE_LISTS[ii]].sum(0) / np.sqrt(len(GENRE_LISTS[ii]))
+        out[n] = p @ q + W["user"][uu, k] + W["item"][ii, k]
+        if "day" in W:
+            v = W["day"][day[n]]
+            out[n] += v[:k] @ (p + q) + v[k]
+    return out
+
+
+def _numpy(s):
+    return {name: w.numpy().copy() for name, w in s.W.items()}
+
+
+def test_the_relation_blocks_equal_the_sums_over_each_rows_features_row_by_row():
+    s, data, day = _sampler()
+    standardized = (data.rating.numpy().astype(np.float64) - 3.0) / s.scale
+    np.testing.assert_allclose(s.residuals().numpy(), standardized - _naive(s, data, day, _numpy(s)), atol=1e-10)
+    # And what the model is left with is the same prediction, in rating units, with the day's part.
+    s.write(s.W)
+    rec_like = s.model
+    pred = rec_like(data.user, data.item) + rec_like.day(rec_like, data.user, data.item, torch.from_numpy(day))
+    np.testing.assert_allclose(pred.detach().numpy(), 3.0 + s.scale * _naive(s, data, day, _numpy(s)), atol=1e-4)
+
+
+def _dense_system(s, data, day, name):
+    """Block (or side) `name`'s conditional written out densely: the prediction is affine in its weights, so its
+    Jacobian J comes column by column from the naive formula."""
+    W = _numpy(s)
+    shape = W[name].shape
+    W[name] = np.zeros(shape)
+    base = _naive(s, data, day, W)
+    J = np.zeros((len(base), shape[0] * shape[1]))
+    for c in range(J.shape[1]):
+        W[name] = np.zeros(shape)
+        W[name].flat[c] = 1.0
+        J[:, c] = _naive(s, data, day, W) - base
+    y = (data.rating.numpy().astype(np.float64) - 3.0) / s.scale - base
+    m, lam = (np.tile(x.numpy(), shape[0]) for x in s.hyper[name])
+    prec = s.noise_precision * J.T @ J + np.diag(lam)
+    mean = np.linalg.solve(prec, s.noise_precision * J.T @ y + lam * m)
+    return mean.reshape(shape), prec
 
 
 @pytest.fixture
@@ -95,17 +113,25 @@ def exact(monkeypatch):
     monkeypatch.setattr(cf_core.bayes_fm, "CG_TOL", 1e-13)
 
 
-@pytest.mark.parametrize("name", ["implicit_item", "implicit_user"])
-def test_each_blocks_conditional_mean_is_the_direct_solve(name, exact):
-    s, data = _sampler()
-    expected, _ = _dense_system(s, data, name)
+@pytest.mark.parametrize("name", ["implicit_item", "implicit_user", "genres"])
+@pytest.mark.parametrize("with_day", [False, True])
+def test_each_blocks_conditional_mean_is_the_direct_solve(name, with_day, exact):
+    s, data, day = _sampler(blocks=(*IMPLICIT, "genres", *(("day",) if with_day else ())))
+    expected, _ = _dense_system(s, data, day, name)
     np.testing.assert_allclose(s.solve_block(name, draw=False).numpy(), expected, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("side", ["user", "item", "day"])
+def test_the_rows_conditional_means_are_the_direct_solve_with_every_block(side):
+    s, data, day = _sampler()
+    expected, _ = _dense_system(s, data, day, side)
+    np.testing.assert_allclose(s.conditional(side)[0].numpy(), expected, rtol=1e-9, atol=1e-11)
 
 
 @pytest.mark.parametrize("name", ["implicit_item", "implicit_user"])
 def test_each_blocks_draws_have_the_conditionals_covariance(exact, name):
-    s, data = _sampler()
-    mean, prec = _dense_system(s, data, name)
+    s, data, day = _sampler(blocks=IMPLICIT)
+    mean, prec = _dense_system(s, data, day, name)
     cov = np.linalg.inv(prec)
     draws = np.stack([s.solve_block(name).numpy().ravel() for _ in range(3000)])
     np.testing.assert_allclose(draws.mean(0), mean.ravel(), atol=4 * np.sqrt(np.diag(cov).max() / 3000))

@@ -20,9 +20,11 @@ def training_data(ds: state.Dataset, choice: train_form.Choice) -> tuple[TrainCo
     try:
         config = train_form.read_config(ds)
         config.validate()
+        columns = TRAIN_COLUMNS + (["timestamp"] if config.day else [])  # the day block reads the ratings' time
         if ds.valid is not None:
-            return config, ds.ratings.df[TRAIN_COLUMNS], ds.valid.df[TRAIN_COLUMNS]
-        train_df, valid_df = split_for_training(ds.ratings.df, choice.how, choice.valid_frac, st.session_state["seed"])
+            return config, ds.ratings.df[columns], ds.valid.df[columns]
+        train_df, valid_df = split_for_training(ds.ratings.df, choice.how, choice.valid_frac, st.session_state["seed"],
+                                                keep_time=config.day)
         return config, train_df, valid_df
     except ValueError as exc:
         st.error(f"These settings cannot train: {lit(exc)}", icon=":material/error:")
