@@ -9,8 +9,10 @@ in the same process: random 80/20 split, seed 42, implicit information from the 
         # shaped as MovieLens 1M (6,040 users, 3,706 items) and 25M (162,541 x 59,047), 80% of them for training;
         # each fit in a fresh process
 
-Prints one JSON line per fit (feature set, RMSE, seconds) and writes them to bench/results/accuracy.jsonl (whole); then
-myFM with the day of the rating and with an ordered-probit output, and a last line comparing ours with myFM's best.
+Prints one JSON line per fit (feature set, RMSE, seconds) and writes them to bench/results/accuracy.jsonl (whole): ours
+and myFM on the same feature sets (ids; + what each user rated and who rated each item; + the items' genres; + the
+day of the rating), then myFM's further steps (the day without genres, an ordered-probit output), and a last line
+comparing ours (its default: the third set) with myFM's best.
 """
 from __future__ import annotations
 
@@ -31,11 +33,22 @@ def rmse(pred: np.ndarray, truth: np.ndarray) -> float:
     return float(np.sqrt(np.mean((pred - truth) ** 2)))
 
 
-def ours(train: pd.DataFrame, valid: pd.DataFrame, sweeps: int, implicit: bool) -> dict:
+def features(implicit: bool, genres: bool = False, day: bool = False) -> str:
+    return " + ".join(["ids", *(["implicit both ways"] if implicit else []), *(["genres"] if genres else []),
+                       *(["day"] if day else [])])
+
+
+# The feature sets both fit: (implicit, genres, day). Ours' default is the third.
+FEATURE_SETS = [(False, False, False), (True, False, False), (True, True, False), (True, True, True)]
+
+
+def ours(train: pd.DataFrame, valid: pd.DataFrame, items: pd.DataFrame, sweeps: int, implicit: bool,
+         genres: bool = False, day: bool = False) -> dict:
     t = time.perf_counter()
-    rec = Recommender(TrainConfig(implicit=implicit, epochs=sweeps)).fit(train, None)
+    cfg = TrainConfig(implicit=implicit, genres=genres, day=day, epochs=sweeps)
+    rec = Recommender(cfg).fit(train if day else train[["user", "item", "rating"]], None, items=items)
     seconds = time.perf_counter() - t
-    return {"model": "collab-studio", "features": "ids + implicit both ways" if implicit else "ids",
+    return {"model": "collab-studio", "features": features(implicit, genres, day), "output": "gaussian",
             "sweeps": sweeps, "rmse": rec.evaluate(valid)["rmse"], "seconds": round(seconds, 1)}
 
 
@@ -53,11 +66,12 @@ def _myfm():
 
 
 def reference(train: pd.DataFrame, valid: pd.DataFrame, n_iter: int, implicit: bool, rank: int = 10,
-              day: bool = False, ordinal: bool = False) -> dict:
+              day: bool = False, ordinal: bool = False, genres: pd.DataFrame | None = None) -> dict:
     """myFM with relation blocks: user ids (+ the items each user rated), item ids (+ the users who rated each),
-    each implicit row weighted 1/sqrt(count), from the training part only; `day`: the day of the rating as a
-    category (days not seen in training: none); `ordinal`: ordered probit over the whole-star levels, predicting
-    the expected rating."""
+    each implicit row weighted 1/sqrt(count), from the training part only; `genres`: the item table, whose genres
+    join the item block, each item's weighted 1/sqrt(count); `day`: the day of the rating as a category (days not
+    seen in training: none); `ordinal`: ordered probit over the whole-star levels, predicting the expected rating.
+    Each feature set is a prior group of its own."""
     myfm = _myfm()
     from scipy import sparse as sps
 
@@ -75,21 +89,32 @@ def reference(train: pd.DataFrame, valid: pd.DataFrame, n_iter: int, implicit: b
         seen = cols >= 0
         return sps.csr_matrix((np.ones(seen.sum()), (np.flatnonzero(seen), cols[seen])), shape=(len(cols), n))
 
-    def block(index: dict, keys: np.ndarray, n: int, implicit_rows: sps.csr_matrix | None) -> sps.csr_matrix:
+    def weighted(rows: sps.csr_matrix) -> sps.csr_matrix:
+        counts = np.asarray(rows.sum(1)).ravel()
+        return (sps.diags(1 / np.sqrt(np.maximum(counts, 1))) @ rows).tocsr()
+
+    def block(index: dict, keys: np.ndarray, n: int, extra_rows: list[sps.csr_matrix]) -> sps.csr_matrix:
         rows = np.array([index.get(k, -1) for k in keys])
-        ids = one_hot(rows, n)
-        if implicit_rows is None:
-            return ids
-        counts = np.asarray(implicit_rows.sum(1)).ravel()
-        weighted = sps.diags(1 / np.sqrt(np.maximum(counts, 1))) @ implicit_rows
-        extra = sps.vstack([weighted[r] if r >= 0 else sps.csr_matrix((1, implicit_rows.shape[1])) for r in rows])
-        return sps.hstack([ids, extra], format="csr")
+        parts = [one_hot(rows, n)]
+        for extra in extra_rows:  # a row per key: its row of `extra` (none for a key training never saw)
+            parts.append(sps.vstack([extra[r] if r >= 0 else sps.csr_matrix((1, extra.shape[1])) for r in rows]))
+        return sps.hstack(parts, format="csr")
+
+    genre_rows = None
+    if genres is not None:  # items x genres, over the trained items
+        table = genres.set_index("item")["genres"].reindex(items).fillna("").astype(str)
+        names = sorted({g for gs in table for g in gs.split("|") if g})
+        col = {g: k for k, g in enumerate(names)}
+        pairs = [(r, col[g]) for r, gs in enumerate(table) for g in gs.split("|") if g]
+        genre_rows = weighted(sps.csr_matrix((np.ones(len(pairs)), tuple(np.array(pairs).T)), shape=(ni, len(names))))
+    user_extra = [weighted(rated)] if implicit else []
+    item_extra = ([weighted(rated.T.tocsr())] if implicit else []) + ([genre_rows] if genre_rows is not None else [])
 
     def relations(frame: pd.DataFrame) -> list:
         uk, u_map = np.unique(frame["user"], return_inverse=True)
         ik, i_map = np.unique(frame["item"], return_inverse=True)
-        return [myfm.RelationBlock(u_map, block(u_index, uk, nu, rated if implicit else None)),
-                myfm.RelationBlock(i_map, block(i_index, ik, ni, rated.T.tocsr() if implicit else None))]
+        return [myfm.RelationBlock(u_map, block(u_index, uk, nu, user_extra)),
+                myfm.RelationBlock(i_map, block(i_index, ik, ni, item_extra))]
 
     days = np.unique(train["timestamp"] // 86400) if day else np.array([])
     day_index = {d: k for k, d in enumerate(days)}
@@ -100,7 +125,8 @@ def reference(train: pd.DataFrame, valid: pd.DataFrame, n_iter: int, implicit: b
         return one_hot(np.array([day_index.get(x, -1) for x in frame["timestamp"] // 86400]), len(days))
 
     # a prior per block
-    sizes = ([len(days)] if day else []) + [nu] + ([ni] if implicit else []) + [ni] + ([nu] if implicit else [])
+    sizes = ([len(days)] if day else []) + [nu] + [x.shape[1] for x in user_extra] + [ni] + \
+        [x.shape[1] for x in item_extra]
     groups = [g for g, size in enumerate(sizes) for _ in range(size)]
     t = time.perf_counter()
     # ordered probit: the star levels as classes 0..4, predicting the expected rating
@@ -111,15 +137,15 @@ def reference(train: pd.DataFrame, valid: pd.DataFrame, n_iter: int, implicit: b
     pred = fm.predict_proba(day_matrix(valid), relations(valid)) @ np.arange(1, 6) if ordinal \
         else fm.predict(day_matrix(valid), relations(valid))
     seconds = time.perf_counter() - t
-    features = ("ids + implicit both ways" if implicit else "ids") + (" + day" if day else "")
-    return {"model": "myfm-0.4", "features": features, "output": "ordered probit" if ordinal else "gaussian",
+    return {"model": "myfm-0.4", "features": features(implicit, genres is not None, day),
+            "output": "ordered probit" if ordinal else "gaussian",
             "sweeps": n_iter, "rmse": rmse(np.clip(pred, 1, 5), valid["rating"].to_numpy(float)),
             "seconds": round(seconds, 1)}
 
 
-def robustness(ratings: pd.DataFrame) -> list[dict]:
-    """The default fit with and without the implicit blocks on other scales, seeds and splits (RMSE in the
-    original rating units)."""
+def robustness(ratings: pd.DataFrame, items: pd.DataFrame) -> list[dict]:
+    """The default fit's feature sets (ids; + implicit; + genres; + day) on other scales, seeds and splits (RMSE in
+    the original rating units)."""
     rows = []
     for label, mult, how, seed in [("ratings x2", 2.0, "random", 42), ("ratings x0.2", 0.2, "random", 42),
                                    ("seed 1", 1.0, "random", 1), ("per-user split", 1.0, "user", 42),
@@ -127,12 +153,13 @@ def robustness(ratings: pd.DataFrame) -> list[dict]:
         frame = ratings[["user", "item", "rating", "timestamp"]].copy()
         frame["rating"] *= mult
         train, valid = split(frame, how, 0.2, seed)
-        train, valid = train[["user", "item", "rating"]], valid[["user", "item", "rating"]]
-        for implicit in (False, True):
+        for implicit, genres, day in FEATURE_SETS:
             t = time.perf_counter()
-            rec = Recommender(TrainConfig(implicit=implicit, seed=seed)).fit(train, None)
-            rows.append({"check": label, "implicit": implicit, "rmse": rec.evaluate(valid)["rmse"] / mult,
-                         "seconds": round(time.perf_counter() - t, 1), "machine": machine()})
+            cfg = TrainConfig(implicit=implicit, genres=genres, day=day, seed=seed)
+            rec = Recommender(cfg).fit(train if day else train[["user", "item", "rating"]], None, items=items)
+            rows.append({"check": label, "features": features(implicit, genres, day),
+                         "rmse": rec.evaluate(valid)["rmse"] / mult, "seconds": round(time.perf_counter() - t, 1),
+                         "machine": machine()})
             emit(**rows[-1])
     return rows
 
@@ -201,27 +228,29 @@ def main() -> None:
         rows = scale(args.scale_sizes, args.scale_sweeps)
         save_results("accuracy-scale", rows)
         return
-    ratings, _ = ml100k()
+    ratings, items = ml100k()
     if args.robustness:
-        rows = robustness(ratings)
+        rows = robustness(ratings, items)
         save_results("accuracy-robustness", rows)
         return
     train, valid = random_split(ratings[["user", "item", "rating", "timestamp"]], 0.2, seed=42)
     rows = []
-    for implicit in (False, True):
+    for implicit, genres, day in FEATURE_SETS:
         for sweeps in args.sweeps:
-            rows.append(dict(ours(train[["user", "item", "rating"]], valid, sweeps, implicit), machine=machine()))
+            rows.append(dict(ours(train, valid, items, sweeps, implicit, genres, day), machine=machine()))
             emit(**rows[-1])
         if not args.skip_myfm:
-            rows.append(dict(reference(train, valid, args.myfm_iter, implicit), machine=machine()))
+            rows.append(dict(reference(train, valid, args.myfm_iter, implicit, day=day,
+                                       genres=items if genres else None), machine=machine()))
             emit(**rows[-1])
-    if not args.skip_myfm:  # myFM's further steps: the day as a category, and an ordered-probit output
-        for day, ordinal in ((False, True), (True, False), (True, True)):
-            rows.append(dict(reference(train, valid, args.myfm_iter, True, day=day, ordinal=ordinal),
-                             machine=machine()))
+    if not args.skip_myfm:  # myFM's further steps: the day without genres, and an ordered-probit output
+        for genres, day, ordinal in ((False, True, False), (False, False, True), (True, True, True)):
+            rows.append(dict(reference(train, valid, args.myfm_iter, True, day=day, ordinal=ordinal,
+                                       genres=items if genres else None), machine=machine()))
             emit(**rows[-1])
     best = min((r for r in rows if r["model"] == "myfm-0.4"), key=lambda r: r["rmse"])
-    mine = min((r for r in rows if r["model"] == "collab-studio"), key=lambda r: r["rmse"])
+    # ours as it ships: the default feature set (the day is off by default), at the first --sweeps
+    mine = next(r for r in rows if r["model"] == "collab-studio" and r["features"] == features(True, True, False))
     emit(target="RMSE at most 0.880, below myFM's best, in less time", ours=round(mine["rmse"], 4),
          ours_seconds=mine["seconds"], myfm_best=round(best["rmse"], 4), myfm_best_features=best["features"],
          myfm_best_output=best.get("output"), myfm_best_seconds=best["seconds"],

@@ -116,6 +116,7 @@ class RelationSampler(GibbsSampler):
             self.rows["day"] = torch.repeat_interleave(torch.arange(n_days, device=dev), crow[1:] - crow[:-1])
             self.W["day"] = torch.zeros(n_days, self.d, dtype=dt, device=dev)
             self.hyper["day"] = (torch.zeros(self.d, dtype=dt, device=dev), torch.ones(self.d, dtype=dt, device=dev))
+        self._sweep_grams: dict[str, torch.Tensor] | None = None  # per side, within a sweep (`_sample_weights`)
         self.cg_iterations: list[int] = []  # per solve, for the benchmark and tests
         self.cg_unconverged = 0  # solves that stopped at CG_MAX_ITER
 
@@ -224,7 +225,10 @@ class RelationSampler(GibbsSampler):
         return G.reshape(len(G), w, w), self._rating_sum(side, y, X, False)
 
     def _normal_equations(self, side: str) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._grams(side, *self._design(side, self.W[side]))
+        G, h = self._grams(side, *self._design(side, self.W[side]))
+        if self._sweep_grams is not None:  # the side's blocks, drawn next, have the same features: reuse them
+            self._sweep_grams[side] = G[:, :self.k, :self.k]
+        return G, h
 
     # ------------------------------------------------------------ the relation blocks: perturb and solve
     def _block_system(self, name: str):
@@ -232,6 +236,9 @@ class RelationSampler(GibbsSampler):
         features and the right-hand side h_r; and the features as `_design` gives them."""
         block = self.blocks[name]
         X, y, by_other = self._design(block.side, block.M @ self.W[name])
+        known = (self._sweep_grams or {}).get(block.side)
+        if known is not None:
+            return known, self._rating_sum(block.side, y, X, by_other), X, by_other
         G, h = self._grams(block.side, X, y, by_other)
         return G, h, X, by_other
 
@@ -298,6 +305,9 @@ class RelationSampler(GibbsSampler):
     def _sample_weights(self) -> None:
         """Users, their blocks (what they rated), items, theirs (who rated them, their genres), days: each given the
         rest."""
+        # A side's features (the other sides' vectors) stay as they are while the side's rows and then its blocks
+        # are drawn: the Gram matrices of the rows' draw serve the blocks' too.
+        self._sweep_grams = {}
         for side in ("user", "item"):
             self._sample_side(side)
             for name, block in self.blocks.items():
@@ -305,3 +315,4 @@ class RelationSampler(GibbsSampler):
                     self._sample_block(name)
         if self.day is not None:
             self._sample_side("day")
+        self._sweep_grams = None

@@ -381,3 +381,27 @@ def test_learning_from_what_each_person_rated_trains_from_the_page(app_env):
     assert not at.exception and _snap(at).status == "done", _snap(at)
     at.selectbox(key="optimizer").set_value("adam").run()
     assert at.checkbox(key="implicit_off").disabled and resolved_config(at)["implicit"] is False
+
+
+def test_learning_from_the_genres_and_the_day_trains_from_the_page(app_env):
+    """The genres and day blocks: ticked (genres) and unticked (day) by default for the Bayesian fit, in the settings
+    that train, and a run that kept them; both shown off for the optimizers."""
+    at = train_page(epochs=4)
+    assert at.checkbox(key="genres").value and not at.checkbox(key="day").value
+    assert resolved_config(at)["genres"] is True and resolved_config(at)["day"] is False
+    at.checkbox(key="day").check().run()
+    assert resolved_config(at)["day"] is True
+    table = dict(at.dataframe[0].value.values.tolist())
+    assert table["Learns from the day of each rating"] == "yes"
+    at = wait_for(at.button(key="start").click().run())
+    assert not at.exception and _snap(at).status == "done", _snap(at)
+    from cf_core.access import LOCAL
+    from ui.state import store
+
+    run = store().load(_snap(at).run_id, LOCAL)
+    assert run.recommender.config.day and run.recommender.config.genres
+    assert "timestamp" in run.valid.columns  # the Evaluate page's predictions use the day's terms too
+    assert hasattr(run.recommender.model, "day")
+    at.selectbox(key="optimizer").set_value("adam").run()
+    assert at.checkbox(key="genres_off").disabled and at.checkbox(key="day_off").disabled
+    assert resolved_config(at)["day"] is False and resolved_config(at)["genres"] is False

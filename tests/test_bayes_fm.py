@@ -167,15 +167,18 @@ def test_what_each_user_rated_helps_where_the_data_has_that_structure():
     assert plain < mean_rmse and implicit < 0.95 * plain, (implicit, plain, mean_rmse)
 
 
-@pytest.mark.parametrize("implicit", [False, True])
-def test_a_fit_resumed_from_a_checkpoint_ends_where_the_whole_fit_does(implicit):
-    """A worker that is cut off resumes from its last checkpoint: the implicit blocks and their averages travel.
+@pytest.mark.parametrize("blocks", [dict(implicit=False, genres=False), dict(implicit=True, genres=False),
+                                    dict(implicit=False, genres=True, day=True)])
+def test_a_fit_resumed_from_a_checkpoint_ends_where_the_whole_fit_does(blocks):
+    """A worker that is cut off resumes from its last checkpoint: the blocks and their averages travel.
     (A checkpoint kept in memory held the running sums themselves, which the sweeps after it went on adding to.)"""
     from cf_core.train import Callback
 
     df = _planted_selection(n_users=150, n_items=40)
+    df["timestamp"] = 86_400 * (np.arange(len(df)) % 9)
+    items = pd.DataFrame({"item": np.arange(40), "genres": ["a|b" if i % 2 else "c" for i in range(40)]})
     train, valid = random_split(df, 0.2, seed=1)
-    cfg = TrainConfig(epochs=8, burn_in=3, seed=4, implicit=implicit)
+    cfg = TrainConfig(epochs=8, burn_in=3, seed=4, **blocks)
 
     class Keep(Callback):
         def on_epoch_end(self, trainer, info):
@@ -183,11 +186,80 @@ def test_a_fit_resumed_from_a_checkpoint_ends_where_the_whole_fit_does(implicit)
                 self.saved = trainer.checkpoint()
 
     keep = Keep()
-    whole = Recommender(cfg).fit(train, valid, [keep]).evaluate(valid)["rmse"]
-    assert any(k.startswith("sampler.W.implicit_item") for k in keep.saved.tensors) == implicit
+    whole = Recommender(cfg).fit(train, valid, [keep], items=items).evaluate(valid)["rmse"]
+    for name in ("implicit_item", "genres", "day"):
+        assert any(k.startswith(f"sampler.W.{name}") for k in keep.saved.tensors) == \
+            blocks.get("implicit" if name == "implicit_item" else name, False)
     for _ in range(2):  # twice from the same checkpoint: resuming must not write into it either
-        resumed = Recommender(cfg).fit(train, valid, resume=keep.saved).evaluate(valid)["rmse"]
+        resumed = Recommender(cfg).fit(train, valid, resume=keep.saved, items=items).evaluate(valid)["rmse"]
         assert resumed == pytest.approx(whole, abs=1e-6)
+
+
+def _planted_genres(n_users=500, n_items=240, seed=0):
+    """Items of a genre share their traits (one of four genre vectors, and a little of their own); a user rates 4 to
+    8 items, so most items have few ratings: what their genre says is most of what is known about them."""
+    rng = np.random.default_rng(seed)
+    genre = rng.integers(0, 4, n_items)
+    G = rng.normal(0, 1, (4, 3))
+    Q = G[genre] + 0.2 * rng.normal(0, 1, (n_items, 3))
+    P = rng.normal(0, 1, (n_users, 3))
+    rows = [(u, i) for u in range(n_users) for i in rng.choice(n_items, rng.integers(4, 9), replace=False)]
+    u, i = np.array(rows).T
+    r = 3 + (P[u] * Q[i]).sum(1) + 0.3 * rng.normal(0, 1, len(u))
+    items = pd.DataFrame({"item": np.arange(n_items), "title": [f"t{i}" for i in range(n_items)],
+                          "genres": [f"g{g}" for g in genre]})
+    return pd.DataFrame({"user": u, "item": i, "rating": r.astype(np.float32)}), items
+
+
+def test_the_items_genres_help_where_the_data_has_that_structure():
+    df, items = _planted_genres()
+    train, valid = random_split(df, 0.2, seed=1)
+    cfg = TrainConfig(epochs=60, seed=3, implicit=False, n_factors=3)
+    plain = Recommender(cfg.replace(genres=False)).fit(train, None, items=items)
+    genres = Recommender(cfg).fit(train, None, items=items)
+    assert genres.config.genres and not plain.config.genres
+    mean_rmse = float(np.sqrt(((valid["rating"] - train["rating"].mean()) ** 2).mean()))
+    assert plain.evaluate(valid)["rmse"] < mean_rmse
+    assert genres.evaluate(valid)["rmse"] < 0.9 * plain.evaluate(valid)["rmse"]
+
+
+def _planted_days(n=8000, n_users=200, n_items=150, n_days=40, seed=0):
+    """Each day moves every rating of that day: by a bias, and by a vector added to both the user's and the item's."""
+    rng = np.random.default_rng(seed)
+    u, i, d = rng.integers(0, n_users, n), rng.integers(0, n_items, n), rng.integers(0, n_days, n)
+    P, Q, V = (rng.normal(0, 0.5, (m, 3)) for m in (n_users, n_items, n_days))
+    r = 3 + (P[u] * Q[i]).sum(1) + (V[d] * (P[u] + Q[i])).sum(1) + rng.normal(0, 0.5, n_days)[d]
+    r += 0.3 * rng.normal(0, 1, n)
+    df = pd.DataFrame({"user": u, "item": i, "rating": r.astype(np.float32),
+                       "timestamp": 1_000_000_000 + 86_400 * d + rng.integers(0, 86_400, n)})
+    return df.drop_duplicates(["user", "item"])
+
+
+def test_the_day_of_the_rating_helps_where_the_data_has_that_structure_and_survives_saving():
+    df = _planted_days()
+    train, valid = random_split(df, 0.2, seed=1)
+    cfg = TrainConfig(epochs=40, seed=3, implicit=False, n_factors=3)
+    plain = Recommender(cfg).fit(train, None).evaluate(valid)["rmse"]
+    rec = Recommender(cfg.replace(day=True)).fit(train, None)
+    with_day = rec.evaluate(valid)["rmse"]
+    assert with_day < 0.7 * plain, (with_day, plain)
+    # Without the ratings' time the day's terms are left out, as for a top-N list.
+    assert rec.evaluate(valid[["user", "item", "rating"]])["rmse"] > 0.9 * plain
+    meta, tensors, ids = rec.to_state()
+    loaded = Recommender.from_state(meta, tensors, ids, device="cpu")
+    assert loaded.evaluate(valid)["rmse"] == pytest.approx(with_day, abs=1e-6)
+
+
+def test_a_block_asked_for_without_its_data_says_what_is_missing_and_a_default_one_goes_off():
+    df = _planted_selection(n_users=60, n_items=20)
+    with pytest.raises(ValueError, match="genres block needs an item table"):
+        Recommender(TrainConfig(epochs=2, genres=True)).fit(df)
+    with pytest.raises(ValueError, match="day block needs the ratings' timestamps"):
+        Recommender(TrainConfig(epochs=2, day=True)).fit(df)
+    rec = Recommender(TrainConfig(epochs=2)).fit(df)
+    assert rec.config.implicit and not rec.config.genres and not rec.config.day
+    no_genres = pd.DataFrame({"item": np.arange(20), "genres": [""] * 20})
+    assert not Recommender(TrainConfig(epochs=2)).fit(df, items=no_genres).config.genres
 
 
 def test_a_config_saved_before_implicit_existed_resumes_with_the_plain_sampler():
@@ -197,3 +269,5 @@ def test_a_config_saved_before_implicit_existed_resumes_with_the_plain_sampler()
     del old["implicit"]
     assert TrainConfig.from_dict(old).implicit is False
     assert TrainConfig.from_dict(TrainConfig(epochs=4).to_dict()).implicit is None  # saved since: still "auto"
+    del old["genres"]  # and before the genres block: without it
+    assert TrainConfig.from_dict(old).genres is False
