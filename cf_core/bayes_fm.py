@@ -34,7 +34,10 @@ Implicit information comes from the training ratings only: validation pairs neve
 stricter of the paper's two protocols). The fit ends as one ordinary `DotProductBias`: its user embedding is P_u and
 its item embedding Q_i (the posterior means), so the explore pages, the PCA of the item factors and a new user's
 fold-in work unchanged; the day's terms are the model's `day` (`models.DayTerms`), used where a rating's time is
-known (evaluation), and left out elsewhere (top-N, similar items).
+known (evaluation), and left out elsewhere (top-N, similar items). They are kept as draws (every DAY_THIN sweeps, the
+last DAY_KEPT) and predicted as the average over them of v_t . (P_u + Q_i): on MovieLens 100k the product of the
+averaged vectors gave 0.8866 (implicit, genres and day, 120 sweeps), the average of the products 0.8844 (without the
+day: 0.8841; measured while this was built).
 """
 from __future__ import annotations
 
@@ -49,6 +52,9 @@ from .bayes import GibbsSampler, _Sparse, _sparse
 CG_TOL, CG_MAX_ITER = 1e-2, 200
 IMPLICIT = ("implicit_item", "implicit_user")  # y (on the user side: items rated), z (on the item side: raters)
 BLOCKS = (*IMPLICIT, "genres", "day")  # genres: from the item table; day: from the ratings' timestamps
+# The day's terms are averaged over draws, kept every DAY_THIN sweeps after the burn-in, the last DAY_KEPT of them
+# (the average of v_t . (P_u + Q_i) over draws predicts better than the product of the averages: the module docstring).
+DAY_KEPT, DAY_THIN = 50, 2
 CHUNK = 1 << 18  # ratings per step when summing per-rating outer products: bounds the memory at 25M ratings
 
 
@@ -117,6 +123,11 @@ class RelationSampler(GibbsSampler):
             self.W["day"] = torch.zeros(n_days, self.d, dtype=dt, device=dev)
             self.hyper["day"] = (torch.zeros(self.d, dtype=dt, device=dev), torch.ones(self.d, dtype=dt, device=dev))
         self._sweep_grams: dict[str, torch.Tensor] | None = None  # per side, within a sweep (`_sample_weights`)
+        self.kept: dict[str, torch.Tensor] = {}  # the day's terms' draws (`_keep_draw`)
+        self.n_sampled = self.n_kept = 0
+        if self.day is not None:
+            self.kept = {name: torch.zeros(DAY_KEPT, rows, self.k, dtype=dt, device=dev)
+                         for name, rows in (("days", len(self.W["day"])), ("users", nu), ("items", ni))}
         self.cg_iterations: list[int] = []  # per solve, for the benchmark and tests
         self.cg_unconverged = 0  # solves that stopped at CG_MAX_ITER
 
@@ -159,9 +170,32 @@ class RelationSampler(GibbsSampler):
         super().write(self.totals(weights))
         if self.day is not None:
             with torch.no_grad():
-                self.model.day.factors.weight.copy_(weights["day"][:, :self.k] * self.scale**0.5)
+                day = self.model.day
+                day.factors.weight.copy_(weights["day"][:, :self.k] * self.scale**0.5)
                 if self.bias:
-                    self.model.day.bias.weight.copy_(weights["day"][:, self.k:] * self.scale)
+                    day.bias.weight.copy_(weights["day"][:, self.k:] * self.scale)
+                n = min(self.n_kept, len(day.kept_days))
+                day.n_kept.fill_(n)
+                for name, draws in self.kept.items() if n else ():
+                    getattr(day, f"kept_{name}")[:n] = draws[:n].to(day.kept_days.dtype)
+
+    def sweep(self, warmup: bool = False) -> float:
+        mse = super().sweep(warmup)
+        if self.day is not None and self._sum is not None and not warmup:
+            self._keep_draw()
+        return mse
+
+    def _keep_draw(self) -> None:
+        """Every DAY_THIN sweeps, this draw's day, user and item vectors (in rating units) into the ring of the last
+        DAY_KEPT."""
+        self.n_sampled += 1
+        if self.n_sampled % DAY_THIN:
+            return
+        T, root = self.totals(), self.scale**0.5
+        slot = self.n_kept % DAY_KEPT
+        for name, w in (("days", self.W["day"]), ("users", T["user"]), ("items", T["item"])):
+            self.kept[name][slot] = w[:, :self.k] * root
+        self.n_kept += 1
 
     # ------------------------------------------------------------ each rating's features
     def _design(self, side: str, own: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
@@ -316,3 +350,16 @@ class RelationSampler(GibbsSampler):
         if self.day is not None:
             self._sample_side("day")
         self._sweep_grams = None
+
+    # ------------------------------------------------------------ checkpoints
+    def state(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        scalars, tensors = super().state()
+        scalars.update(n_sampled=self.n_sampled, n_kept=self.n_kept)
+        tensors.update({f"kept.{name}": w.detach().cpu().clone() for name, w in self.kept.items()})
+        return scalars, tensors
+
+    def load_state(self, scalars: dict, tensors: dict[str, torch.Tensor]) -> None:
+        super().load_state(scalars, tensors)
+        self.n_sampled, self.n_kept = scalars.get("n_sampled", 0), scalars.get("n_kept", 0)
+        for name in self.kept:
+            self.kept[name] = tensors[f"kept.{name}"].to(self.device, copy=True)

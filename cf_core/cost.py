@@ -57,6 +57,7 @@ IMPLICIT_SECONDS = {"cpu": (1e-6, 3.5e-6), "cuda": (1e-8, 3.5e-8)}  # (below LAR
 # dimensions): about 0.8 s a sweep more on 2 CPU cores (`bench/accuracy.py`), 10 us a rating; the GPU figure is a
 # guess at a hundredth. Memory: a few per-rating feature arrays, and the outer products of one chunk at a time.
 DAY_SECONDS = {"cpu": 1e-5, "cuda": 1e-7}
+DAY_KEPT = 50  # bayes_fm.DAY_KEPT (not imported: this module stays light)
 DAY_CHUNK_BYTES = 8 * (1 << 18)  # times d x d: one chunk's outer products (bayes_fm.CHUNK ratings)
 
 
@@ -75,7 +76,9 @@ def _gibbs_sweep_seconds(stats: DataStats, d: int, implicit: bool, kind: str, da
 def _gibbs_need(stats: DataStats, d: int, implicit: bool, day: bool = False) -> int:
     """The Gibbs fit's memory: its batched conditionals, and with the implicit blocks (and the day's) their
     per-rating arrays."""
-    extra = stats.n_ratings * (IMPLICIT_BYTES if implicit or day else 0) + (DAY_CHUNK_BYTES * d * d if day else 0)
+    extra = stats.n_ratings * (IMPLICIT_BYTES if implicit or day else 0)
+    if day:  # a chunk's outer products, and the kept draws of every user's and item's vector (float64 and float32)
+        extra += DAY_CHUNK_BYTES * d * d + DAY_KEPT * (stats.n_users + stats.n_items) * (d - 1) * 12
     return _gibbs_bytes(stats.n_users, stats.n_items, d) + extra
 
 

@@ -92,13 +92,28 @@ class DayTerms(nn.Module):
     """What the day of a rating adds to a dot product, as the Bayesian fit's day block learns it (`bayes_fm.py`):
     v_t . (user + item) + w_t, for `n_days` days from day `first` (days since 1970, UTC). A day outside them adds
     nothing. Attached to a dot-product model as its `day`; `forward` of the model itself leaves it out (top-N and
-    similar items have no day), `Recommender` adds it where a rating's time is known."""
+    similar items have no day), `Recommender` adds it where a rating's time is known.
 
-    def __init__(self, n_days: int, n_factors: int, first: int = 0):
+    `kept` draws of the day, user and item vectors (from `n_users` users and `n_items` items): where the fit kept
+    some, v_t . (user + item) is their average over those draws, not the product of the averaged vectors (the
+    average of the products predicts better: bayes_fm.py).
+    """
+
+    def __init__(self, n_days: int, n_factors: int, first: int = 0, n_users: int = 0, n_items: int = 0,
+                 kept: int = 0):
         super().__init__()
         self.factors = _embedding(n_days, n_factors, 0.0)
         self.bias = _embedding(n_days, 1, 0.0)
         self.register_buffer("first", torch.tensor(int(first)))
+        self.register_buffer("n_kept", torch.tensor(0))
+        for name, rows in (("kept_days", n_days), ("kept_users", n_users), ("kept_items", n_items)):
+            self.register_buffer(name, torch.zeros(kept, rows, n_factors))
+
+    @classmethod
+    def like(cls, state: dict[str, torch.Tensor], prefix: str = "") -> DayTerms:
+        """An empty DayTerms of the shapes in a state dict (to load it into)."""
+        kept, n_days, k = state[f"{prefix}kept_days"].shape
+        return cls(n_days, k, 0, state[f"{prefix}kept_users"].shape[1], state[f"{prefix}kept_items"].shape[1], kept)
 
     def index(self, timestamp: torch.Tensor) -> torch.Tensor:
         """Day rows of timestamps (seconds since 1970); -1 for a day outside the fit's."""
@@ -107,7 +122,12 @@ class DayTerms(nn.Module):
 
     def forward(self, model: nn.Module, user: torch.Tensor, item: torch.Tensor, day: torch.Tensor) -> torch.Tensor:
         t = day.clamp(min=0)
-        x = (self.factors(t) * (model.user_factors(user) + model.item_factors(item))).sum(1) + self.bias(t).squeeze(1)
+        n = min(int(self.n_kept), len(self.kept_days))
+        if n:
+            x = (self.kept_days[:n, t] * (self.kept_users[:n, user] + self.kept_items[:n, item])).sum(2).mean(0)
+        else:
+            x = (self.factors(t) * (model.user_factors(user) + model.item_factors(item))).sum(1)
+        x = x + self.bias(t).squeeze(1)
         return torch.where(day >= 0, x, torch.zeros_like(x))
 
 

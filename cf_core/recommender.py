@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .bayes_fm import DAY_KEPT
 from .config import TrainConfig, data_stats, resolve
 from .cost import check_cost
 from .ids import IdMap
@@ -130,7 +131,8 @@ class Recommender:
             return genres, None
         day = torch.div(torch.tensor(df["timestamp"].to_numpy(np.int64)), SECONDS_PER_DAY, rounding_mode="floor")
         first = int(day.min())
-        self.model.day = DayTerms(int(day.max()) - first + 1, self.config.n_factors, first).to(self.device)
+        self.model.day = DayTerms(int(day.max()) - first + 1, self.config.n_factors, first, len(self.user_map),
+                                  len(self.item_map), DAY_KEPT).to(self.device)
         return genres, day - first
 
     def _new_model(self) -> torch.nn.Module:
@@ -299,7 +301,7 @@ class Recommender:
             setattr(rec, k, tensors[k].numpy())
         rec.model = rec._new_model()
         if "model.day.factors.weight" in tensors:  # the Bayesian fit's day block
-            rec.model.day = DayTerms(*tensors["model.day.factors.weight"].shape)
+            rec.model.day = DayTerms.like(tensors, "model.day.")
         rec.model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
         rec.model.to(rec.device).eval()
         rec.history = History.from_dict(meta.get("history", {}))

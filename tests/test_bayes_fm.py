@@ -250,6 +250,24 @@ def test_the_day_of_the_rating_helps_where_the_data_has_that_structure_and_survi
     assert loaded.evaluate(valid)["rmse"] == pytest.approx(with_day, abs=1e-6)
 
 
+def test_the_days_terms_are_the_average_over_the_kept_draws_not_the_product_of_averages():
+    df = _planted_days(n=3000)
+    rec = Recommender(TrainConfig(epochs=30, burn_in=10, seed=3, implicit=False, n_factors=3, day=True)).fit(df)
+    day = rec.model.day
+    assert int(day.n_kept) == 10  # every second of the 20 sweeps after the burn-in
+    u, i = torch.tensor([0, 5]), torch.tensor([3, 7])
+    t = day.index(torch.tensor(df["timestamp"].to_numpy()[:2]))
+    draws = [(day.kept_days[s, t] * (day.kept_users[s, u] + day.kept_items[s, i])).sum(1) for s in range(10)]
+    expected = torch.stack(draws).mean(0) + day.bias(t).squeeze(1)
+    torch.testing.assert_close(day(rec.model, u, i, t), expected)
+    averaged = (day.factors(t) * (rec.model.user_factors(u) + rec.model.item_factors(i))).sum(1)
+    assert not torch.allclose(expected - day.bias(t).squeeze(1), averaged)  # a different estimate
+    import cf_core.bayes_fm
+    import cf_core.cost
+
+    assert cf_core.cost.DAY_KEPT == cf_core.bayes_fm.DAY_KEPT  # the memory estimate counts what is kept
+
+
 def test_a_block_asked_for_without_its_data_says_what_is_missing_and_a_default_one_goes_off():
     df = _planted_selection(n_users=60, n_items=20)
     with pytest.raises(ValueError, match="genres block needs an item table"):
