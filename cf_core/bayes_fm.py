@@ -33,11 +33,12 @@ draws (their conditional means would cost a second solve a sweep).
 Implicit information comes from the training ratings only: validation pairs never enter N(u) or N(i) (the
 stricter of the paper's two protocols). The fit ends as one ordinary `DotProductBias`: its user embedding is P_u and
 its item embedding Q_i (the posterior means), so the explore pages, the PCA of the item factors and a new user's
-fold-in work unchanged; the day's terms are the model's `day` (`models.DayTerms`), used where a rating's time is
-known (evaluation), and left out elsewhere (top-N, similar items). They are kept as draws (every DAY_THIN sweeps, the
-last DAY_KEPT) and predicted as the average over them of v_t . (P_u + Q_i): on MovieLens 100k the product of the
-averaged vectors gave 0.8866 (implicit, genres and day, 120 sweeps), the average of the products 0.8844 (without the
-day: 0.8841; measured while this was built).
+fold-in work unchanged; the day's terms are the model's `day` (`models.DayTerms`), added to the predictions of
+ratings (evaluation: the rating's day where its time is known, the average day's where not) and left out elsewhere
+(top-N, similar items). They are kept as draws (every DAY_THIN sweeps, the last DAY_KEPT) and predicted as the
+average over them of v_t . (P_u + Q_i): on MovieLens 100k the product of the averaged vectors gave 0.8866
+(implicit, genres and day, 120 sweeps), the average of the products 0.8844 (without the day: 0.8841; measured while
+this was built).
 """
 from __future__ import annotations
 

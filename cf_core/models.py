@@ -90,9 +90,10 @@ SECONDS_PER_DAY = 86_400
 
 class DayTerms(nn.Module):
     """What the day of a rating adds to a dot product, as the Bayesian fit's day block learns it (`bayes_fm.py`):
-    v_t . (user + item) + w_t, for `n_days` days from day `first` (days since 1970, UTC). A day outside them adds
-    nothing. Attached to a dot-product model as its `day`; `forward` of the model itself leaves it out (top-N and
-    similar items have no day), `Recommender` adds it where a rating's time is known.
+    v_t . (user + item) + w_t, for `n_days` days from day `first` (days since 1970, UTC). A rating whose day is outside
+    them, or unknown, gets the average day's terms. Attached to a dot-product model as its `day`; `forward` of the
+    model itself leaves it out (top-N and similar items have no day); `Recommender` adds it to every prediction of
+    a rating (evaluation), with the rating's day where its time is known.
 
     `kept` draws of the day, user and item vectors (from `n_users` users and `n_items` items): where the fit kept
     some, v_t . (user + item) is their average over those draws, not the product of the averaged vectors (the
@@ -121,14 +122,19 @@ class DayTerms(nn.Module):
         return torch.where((day >= 0) & (day < self.factors.num_embeddings), day, -1)
 
     def forward(self, model: nn.Module, user: torch.Tensor, item: torch.Tensor, day: torch.Tensor) -> torch.Tensor:
-        t = day.clamp(min=0)
+        """The day's part of each rating's prediction; a day outside the fit's (-1) gets the average day's."""
+        known, t = day >= 0, day.clamp(min=0)
+
+        def vectors(days: torch.Tensor) -> torch.Tensor:  # each rating's day vector, or the average day's
+            return torch.where(known[:, None], days[t], days.mean(0))
+
         n = min(int(self.n_kept), len(self.kept_days))
-        if n:
-            x = (self.kept_days[:n, t] * (self.kept_users[:n, user] + self.kept_items[:n, item])).sum(2).mean(0)
+        if n:  # one draw at a time: all at once would hold n x ratings x factors
+            x = sum((vectors(self.kept_days[s]) * (self.kept_users[s, user] + self.kept_items[s, item])).sum(1)
+                    for s in range(n)) / n
         else:
-            x = (self.factors(t) * (model.user_factors(user) + model.item_factors(item))).sum(1)
-        x = x + self.bias(t).squeeze(1)
-        return torch.where(day >= 0, x, torch.zeros_like(x))
+            x = (vectors(self.factors.weight) * (model.user_factors(user) + model.item_factors(item))).sum(1)
+        return x + torch.where(known, self.bias(t).squeeze(1), self.bias.weight.mean())
 
 
 class EmbeddingNN(nn.Module):

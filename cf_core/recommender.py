@@ -45,7 +45,8 @@ def item_genres(items: pd.DataFrame | None, item_map: IdMap) -> tuple[torch.Tens
     if items is None or "genres" not in items.columns or "item" not in items.columns:
         return None
     table = items[["item", "genres"]].dropna()
-    idx = item_map.encode(table["item"].to_numpy(), "ignore")
+    # matched as text, id by id: an item table read with string ids ("12") meets ratings read with integer ones
+    idx = pd.Index(item_map.ids.astype(str)).get_indexer(table["item"].astype(str))
     pairs = pd.DataFrame({"item": idx, "genre": table["genres"].astype(str).str.split("|")}).explode("genre")
     pairs["genre"] = pairs["genre"].str.strip()
     pairs = pairs[(pairs["item"] >= 0) & (pairs["genre"] != "")].drop_duplicates()
@@ -127,6 +128,9 @@ class Recommender:
                 if asked[name]:
                     raise ValueError(f"the {name} block needs {what}: give them, or turn the block off")
                 self.config = self.config.replace(**{name: False})  # on by default only where there is data for it
+                if name == "genres" and items is not None and "genres" in items.columns:
+                    self.warnings.append("The item table's ids match none of the rated items, so the fit does not "
+                                         "learn from their genres: check that its item column holds the same ids.")
         if not self.config.day:
             return genres, None
         day = torch.div(torch.tensor(df["timestamp"].to_numpy(np.int64)), SECONDS_PER_DAY, rounding_mode="floor")
@@ -218,9 +222,12 @@ class Recommender:
         return out
 
     def _days(self, df: pd.DataFrame) -> torch.Tensor | None:
-        """The model's day rows of `df`'s ratings, where it has a day block and `df` timestamps; else None."""
-        if not hasattr(self.model, "day") or "timestamp" not in df.columns:
+        """The model's day rows of `df`'s ratings where it has a day block (-1 for every rating when `df` has no
+        timestamps: the average day's terms); else None."""
+        if not hasattr(self.model, "day"):
             return None
+        if "timestamp" not in df.columns:
+            return torch.full((len(df),), -1, dtype=torch.long, device=self.device)
         return self.model.day.index(torch.tensor(df["timestamp"].to_numpy(np.int64)).to(self.device))
 
     def fallback(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:

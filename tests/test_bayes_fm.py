@@ -243,7 +243,7 @@ def test_the_day_of_the_rating_helps_where_the_data_has_that_structure_and_survi
     rec = Recommender(cfg.replace(day=True)).fit(train, None)
     with_day = rec.evaluate(valid)["rmse"]
     assert with_day < 0.7 * plain, (with_day, plain)
-    # Without the ratings' time the day's terms are left out, as for a top-N list.
+    # Without the ratings' time each gets the average day's terms: no better than without the block.
     assert rec.evaluate(valid[["user", "item", "rating"]])["rmse"] > 0.9 * plain
     meta, tensors, ids = rec.to_state()
     loaded = Recommender.from_state(meta, tensors, ids, device="cpu")
@@ -262,6 +262,10 @@ def test_the_days_terms_are_the_average_over_the_kept_draws_not_the_product_of_a
     torch.testing.assert_close(day(rec.model, u, i, t), expected)
     averaged = (day.factors(t) * (rec.model.user_factors(u) + rec.model.item_factors(i))).sum(1)
     assert not torch.allclose(expected - day.bias(t).squeeze(1), averaged)  # a different estimate
+    # A day the fit never saw (or an unknown one) gets the average day's vector and bias in each draw.
+    none = torch.tensor([-1, -1])
+    draws = [(day.kept_days[s].mean(0) * (day.kept_users[s, u] + day.kept_items[s, i])).sum(1) for s in range(10)]
+    torch.testing.assert_close(day(rec.model, u, i, none), torch.stack(draws).mean(0) + day.bias.weight.mean())
     import cf_core.bayes_fm
     import cf_core.cost
 
@@ -278,6 +282,11 @@ def test_a_block_asked_for_without_its_data_says_what_is_missing_and_a_default_o
     assert rec.config.implicit and not rec.config.genres and not rec.config.day
     no_genres = pd.DataFrame({"item": np.arange(20), "genres": [""] * 20})
     assert not Recommender(TrainConfig(epochs=2)).fit(df, items=no_genres).config.genres
+    # An item table read with text ids meets integer ratings ids, one unparseable id or not.
+    text_ids = pd.DataFrame({"item": [str(i) for i in range(20)] + ["tt1"], "genres": ["a|b", "c"] * 10 + ["d"]})
+    assert Recommender(TrainConfig(epochs=2)).fit(df, items=text_ids).config.genres
+    other = Recommender(TrainConfig(epochs=2)).fit(df, items=text_ids.assign(item=[f"x{i}" for i in range(21)]))
+    assert not other.config.genres and any("match none of the rated items" in w for w in other.warnings)
 
 
 def test_a_config_saved_before_implicit_existed_resumes_with_the_plain_sampler():
