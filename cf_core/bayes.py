@@ -98,9 +98,7 @@ class GibbsSampler:
         n_other = {"user": self.W["item"].shape[0], "item": self.W["user"].shape[0]}
         self.ones = {side: _sparse(crow, col, torch.ones(len(col), dtype=torch.float64, device=self.device),
                                    n_other[side]) for side, (crow, col, _) in self.csr.items()}
-        self.rows = {side: torch.repeat_interleave(torch.arange(len(crow) - 1, device=self.device),
-                                                   crow[1:] - crow[:-1])
-                     for side, (crow, _, _) in self.csr.items()}
+        self.rows = {side: self._rows(crow) for side, (crow, _, _) in self.csr.items()}
         zeros = torch.zeros(self.d, dtype=torch.float64, device=self.device)
         self.hyper = {side: (zeros.clone(), torch.ones_like(zeros)) for side in self.W}  # prior mean, precision
         self._sum: dict[str, torch.Tensor] | None = None
@@ -121,6 +119,11 @@ class GibbsSampler:
                 getattr(self.model, f"{side}_factors").weight.copy_(w[:, :self.k] * self.scale**0.5)
                 if self.bias:
                     getattr(self.model, f"{side}_bias").weight.copy_(w[:, self.k:] * self.scale)
+
+    @staticmethod
+    def _rows(crow: torch.Tensor) -> torch.Tensor:
+        """Each entry's row, in CSR order, from the row pointers."""
+        return torch.repeat_interleave(torch.arange(len(crow) - 1, device=crow.device), crow[1:] - crow[:-1])
 
     @staticmethod
     def _csr(own: torch.Tensor, other: torch.Tensor, n_rows: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

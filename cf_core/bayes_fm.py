@@ -52,7 +52,6 @@ from .bayes import GibbsSampler, _Sparse, _sparse
 
 CG_TOL, CG_MAX_ITER = 1e-2, 200
 IMPLICIT = ("implicit_item", "implicit_user")  # y (on the user side: items rated), z (on the item side: raters)
-BLOCKS = (*IMPLICIT, "genres", "day")  # genres: from the item table; day: from the ratings' timestamps
 # The day's terms are averaged over draws, kept every DAY_THIN sweeps after the burn-in, the last DAY_KEPT of them
 # (the average of v_t . (P_u + Q_i) over draws predicts better than the product of the averages: the module docstring).
 DAY_KEPT, DAY_THIN = 50, 2
@@ -71,10 +70,8 @@ class Block:
 
 
 def _csr_of(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, n_rows: int, n_cols: int) -> _Sparse:
-    order = torch.argsort(rows, stable=True)
-    crow = torch.zeros(n_rows + 1, dtype=torch.long, device=rows.device)
-    crow[1:] = torch.bincount(rows, minlength=n_rows).cumsum(0)
-    return _sparse(crow, cols[order], values[order], n_cols)
+    crow, col, order = GibbsSampler._csr(rows, cols, n_rows)
+    return _sparse(crow, col, values[order], n_cols)
 
 
 def relation_block(side: str, rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, n_rows: int,
@@ -92,8 +89,9 @@ def normalized(rows: torch.Tensor, n_rows: int) -> torch.Tensor:
 class RelationSampler(GibbsSampler):
     """Gibbs sampling of the factorization machine of the module docstring; the same interface as `GibbsSampler`.
 
-    blocks: which of BLOCKS to add; genres: (item rows, genre columns, number of genres), one entry per item and
-    genre it has (the genres block needs it); day: each rating's day, 0 to the number of days - 1 (the day block's).
+    blocks: which to add, of IMPLICIT, "genres" (from the item table) and "day" (from the timestamps); genres: (item
+    rows, genre columns, number of genres), one entry per item and genre it has (the genres block needs it); day:
+    each rating's day, 0 to the number of days - 1 (the day block's).
     """
 
     def __init__(self, model: nn.Module, user: torch.Tensor, item: torch.Tensor, rating: torch.Tensor,
@@ -116,19 +114,17 @@ class RelationSampler(GibbsSampler):
             self.W[name] = torch.zeros(block.MT.shape[0], self.k, dtype=dt, device=dev)
             self.hyper[name] = (torch.zeros(self.k, dtype=dt, device=dev), torch.ones(self.k, dtype=dt, device=dev))
         self.day = day.long().to(dev) if "day" in blocks and day is not None and len(day) else None
+        self.kept: dict[str, torch.Tensor] = {}  # the day's terms' draws (`_keep_draw`)
+        self.n_sampled = self.n_kept = 0
         if self.day is not None:  # a third side, with rows of its own ([v_t, w_t]) and its own prior
             n_days = int(self.day.max()) + 1
             self.csr["day"] = self._csr(self.day, self.user, n_days)
-            crow = self.csr["day"][0]
-            self.rows["day"] = torch.repeat_interleave(torch.arange(n_days, device=dev), crow[1:] - crow[:-1])
+            self.rows["day"] = self._rows(self.csr["day"][0])
             self.W["day"] = torch.zeros(n_days, self.d, dtype=dt, device=dev)
             self.hyper["day"] = (torch.zeros(self.d, dtype=dt, device=dev), torch.ones(self.d, dtype=dt, device=dev))
-        self._sweep_grams: dict[str, torch.Tensor] | None = None  # per side, within a sweep (`_sample_weights`)
-        self.kept: dict[str, torch.Tensor] = {}  # the day's terms' draws (`_keep_draw`)
-        self.n_sampled = self.n_kept = 0
-        if self.day is not None:
             self.kept = {name: torch.zeros(DAY_KEPT, rows, self.k, dtype=dt, device=dev)
-                         for name, rows in (("days", len(self.W["day"])), ("users", nu), ("items", ni))}
+                         for name, rows in (("days", n_days), ("users", nu), ("items", ni))}
+        self._sweep_grams: dict[str, torch.Tensor] | None = None  # per side, within a sweep (`_sample_weights`)
         self.cg_iterations: list[int] = []  # per solve, for the benchmark and tests
         self.cg_unconverged = 0  # solves that stopped at CG_MAX_ITER
 

@@ -15,6 +15,11 @@ SCHEDULES = ("onecycle", "constant", "cosine", "cosine_restarts")
 WD_MODES = ("l2", "decoupled")
 
 
+# The Bayesian fit's optional feature blocks (cf_core/bayes_fm.py), by TrainConfig field, as messages name them.
+BAYES_BLOCKS = {"implicit": "what each user rated (implicit)", "genres": "the genres block",
+                "day": "the day of the rating block"}
+
+
 @dataclass
 class DataStats:
     """What the defaults depend on: counts and the rating scale of the training data."""
@@ -128,12 +133,9 @@ class TrainConfig:
             (self.optimizer != "gibbs" or self.y_range is None or not self.use_y_range,
              "Gibbs sampling fits the linear dot product and cannot use a sigmoid y_range: turn the y_range off"),
             (self.burn_in >= 0, "burn_in must be zero or positive"),
-            (not self.implicit or (self.model != "nn" and self.optimizer in (None, "gibbs")),
-             "what each user rated (implicit) is part of the Bayesian fit of the dot products: choose the dot product "
-             "and Gibbs sampling, or turn it off"),
             *((not getattr(self, name) or (self.model != "nn" and self.optimizer in (None, "gibbs")),
-               f"the {label} block is part of the Bayesian fit of the dot products: choose the dot product and Gibbs "
-               "sampling, or turn it off") for name, label in (("genres", "genres"), ("day", "day of the rating"))),
+               f"{what} is part of the Bayesian fit of the dot products: choose the dot product and Gibbs sampling, "
+               "or turn it off") for name, what in BAYES_BLOCKS.items()),
             (not self.pretrain or self.model == "nn", "pretrain applies to the neural net only"),
             (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}"),
             (self.wd_mode in (None, *WD_MODES), f"wd_mode must be l2 or decoupled, not {self.wd_mode!r}"),
@@ -242,16 +244,13 @@ def resolve(cfg: TrainConfig, stats: DataStats) -> TrainConfig:
 def _fit(cfg: TrainConfig, stats: DataStats) -> dict[str, Any]:
     """The optimizer, what each user rated, the sigmoid, the factor counts and the net's pretraining."""
     optimizer = cfg.optimizer or default_optimizer(cfg.model, stats.n_ratings)
-    if cfg.implicit and optimizer != "gibbs":
-        raise ValueError(f"what each user rated (implicit) is part of the Bayesian fit, and this data trains with "
-                         f"{optimizer} ({stats.n_ratings:,} ratings): turn it off, or choose Gibbs sampling")
+    for name, what in BAYES_BLOCKS.items():
+        if getattr(cfg, name) and optimizer != "gibbs":
+            raise ValueError(f"{what} is part of the Bayesian fit, and this data trains with {optimizer} "
+                             f"({stats.n_ratings:,} ratings): turn it off, or choose Gibbs sampling")
     # What each user rated, and who rated each item: the Bayesian fit predicts better with it on every check made
     # (MovieLens 100k, ratings x2 and x0.2, other seeds, per-user and time splits: by 0.015 to 0.021; `bench/accuracy.py
     # --robustness`) and takes about three times as long (a sweep on 800,000 ratings: 1.0 s against 0.3 s).
-    for name, label in (("genres", "genres"), ("day", "day of the rating")):
-        if getattr(cfg, name) and optimizer != "gibbs":
-            raise ValueError(f"the {label} block is part of the Bayesian fit, and this data trains with {optimizer} "
-                             f"({stats.n_ratings:,} ratings): turn it off, or choose Gibbs sampling")
     bayes = optimizer == "gibbs" and cfg.model != "nn"
     implicit = cfg.implicit if cfg.implicit is not None else bayes
     # The items' genres, where the item table has them (Recommender.build turns the block off where it has none):

@@ -33,6 +33,18 @@ def resolved_config(at) -> dict:
     return json.loads(at.json[0].value)
 
 
+def settings_shown(at) -> dict:
+    """The "What will train" table, setting -> value in words."""
+    return dict(at.dataframe[0].value.values.tolist())
+
+
+def train_to_done(at):
+    """Start training and wait until the job is done (no exception on the page on the way)."""
+    at = wait_for(at.button(key="start").click().run())
+    assert not at.exception and _snap(at).status == "done", _snap(at)
+    return at
+
+
 def wait_for(at, statuses=("done", "stopped", "failed"), timeout=60.0):
     """Rerun the page (as the polling fragment does) until the session's job reaches one of `statuses`."""
     deadline = time.time() + timeout
@@ -285,12 +297,12 @@ def test_every_train_control_has_plain_help(app_env, model, optimizer):
 def test_what_will_train_is_a_readable_table_of_what_applies(app_env):
     """It was JSON with wd, eps and schedule for a Gibbs fit."""
     at = train_page(epochs=None)
-    gibbs = dict(at.dataframe[0].value.values.tolist())
+    gibbs = settings_shown(at)
     assert gibbs["How it learns"] == "Bayesian (Gibbs sampling)" and "Learning rate" not in gibbs
     assert not any(k in gibbs for k in ("Weight decay", "Adam's eps", "Schedule", "Hidden layers"))
     at.selectbox(key="model").set_value("nn").run()
     at.selectbox(key="optimizer").set_value("adam").run()
-    net = dict(at.dataframe[0].value.values.tolist())
+    net = settings_shown(at)
     assert net["Model"] == "Neural net" and "Hidden layers" in net and "Adam's betas" in net and "Momentum" not in net
 
 
@@ -375,10 +387,9 @@ def test_learning_from_what_each_person_rated_trains_from_the_page(app_env):
     assert resolved_config(at)["implicit"] is False
     at.checkbox(key="implicit").check().run()
     assert resolved_config(at)["implicit"] is True
-    table = dict(at.dataframe[0].value.values.tolist())
+    table = settings_shown(at)
     assert table["Learns from what each person chose to rate"] == "yes"
-    at = wait_for(at.button(key="start").click().run())
-    assert not at.exception and _snap(at).status == "done", _snap(at)
+    at = train_to_done(at)
     at.selectbox(key="optimizer").set_value("adam").run()
     assert at.checkbox(key="implicit_off").disabled and resolved_config(at)["implicit"] is False
 
@@ -391,10 +402,9 @@ def test_learning_from_the_genres_and_the_day_trains_from_the_page(app_env):
     assert resolved_config(at)["genres"] is True and resolved_config(at)["day"] is False
     at.checkbox(key="day").check().run()
     assert resolved_config(at)["day"] is True
-    table = dict(at.dataframe[0].value.values.tolist())
+    table = settings_shown(at)
     assert table["Learns from the day of each rating"] == "yes"
-    at = wait_for(at.button(key="start").click().run())
-    assert not at.exception and _snap(at).status == "done", _snap(at)
+    at = train_to_done(at)
     from cf_core.access import LOCAL
     from ui.state import store
 
