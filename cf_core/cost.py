@@ -57,8 +57,8 @@ IMPLICIT_SECONDS = {"cpu": (1e-6, 3.5e-6), "cuda": (1e-8, 3.5e-8)}  # (below LAR
 # dimensions): about 0.8 s a sweep more on 2 CPU cores (`bench/accuracy.py`), 10 us a rating; the GPU figure is a
 # guess at a hundredth. Memory: a few per-rating feature arrays, and the outer products of one chunk at a time.
 DAY_SECONDS = {"cpu": 1e-5, "cuda": 1e-7}
-DAY_KEPT = 50  # bayes_fm.DAY_KEPT (not imported: this module stays light)
-DAY_CHUNK_BYTES = 8 * (1 << 18)  # times d x d: one chunk's outer products (bayes_fm.CHUNK ratings)
+DRAWS_MAX, DRAWS_BYTES = 256, 64 << 20  # bayes.DRAWS_MAX, DRAWS_BYTES (not imported: this module stays light)
+DAY_CHUNK_BYTES = 8 * (1 << 18)  # times d x d: one chunk of (user, day) pairs' outer products (day_grams.CHUNK)
 
 
 def _gibbs_sweep_seconds(stats: DataStats, d: int, implicit: bool, kind: str, day: bool = False) -> float:
@@ -74,12 +74,14 @@ def _gibbs_sweep_seconds(stats: DataStats, d: int, implicit: bool, kind: str, da
 
 
 def _gibbs_need(stats: DataStats, d: int, implicit: bool, day: bool = False) -> int:
-    """The Gibbs fit's memory: its batched conditionals, and with the implicit blocks (and the day's) their
-    per-rating arrays."""
+    """The Gibbs fit's memory: its batched conditionals, the draws it keeps for prediction (twice: the model's, and
+    the best epoch's copy), and with the implicit blocks (and the day's) their per-rating arrays."""
     extra = stats.n_ratings * (IMPLICIT_BYTES if implicit or day else 0)
-    if day:  # a chunk's outer products, and the kept draws of every user's and item's vector (float64 and float32)
-        extra += DAY_CHUNK_BYTES * d * d + DAY_KEPT * (stats.n_users + stats.n_items) * (d - 1) * 12
-    return _gibbs_bytes(stats.n_users, stats.n_items, d) + extra
+    if day:  # a chunk's outer products
+        extra += DAY_CHUNK_BYTES * d * d
+    rows = stats.n_users + stats.n_items
+    draws = 2 * min(DRAWS_BYTES, DRAWS_MAX * 4 * (d + 1) * rows)  # [factors | bias]: d + 1 at most
+    return _gibbs_bytes(stats.n_users, stats.n_items, d) + draws + extra
 
 
 def _gibbs_bytes(n_users: int, n_items: int, d: int) -> int:

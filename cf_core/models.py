@@ -90,31 +90,23 @@ SECONDS_PER_DAY = 86_400
 
 class DayTerms(nn.Module):
     """What the day of a rating adds to a dot product, as the Bayesian fit's day block learns it (`bayes_fm.py`):
-    v_t . (user + item) + w_t, for `n_days` days from day `first` (days since 1970, UTC). A rating whose day is outside
-    them, or unknown, gets the average day's terms. Attached to a dot-product model as its `day`; `forward` of the
-    model itself leaves it out (top-N and similar items have no day); `Recommender` adds it to every prediction of
-    a rating (evaluation), with the rating's day where its time is known.
-
-    `kept` draws of the day, user and item vectors (from `n_users` users and `n_items` items): where the fit kept
-    some, v_t . (user + item) is their average over those draws, not the product of the averaged vectors (the
-    average of the products predicts better: bayes_fm.py).
+    v_t . (user + item) + w_t, for `n_days` days from day `first` (days since 1970, UTC), from the posterior-mean
+    weights. A rating whose day is outside them, or unknown, gets the average day's terms. Attached to a dot-product
+    model as its `day`; `forward` of the model itself leaves it out (top-N and similar items have no day);
+    `Recommender` adds it to every prediction of a rating (evaluation), with the rating's day where its time is
+    known. Where the model also has kept draws (`PosteriorDraws`), those predict ratings instead, day terms and all.
     """
 
-    def __init__(self, n_days: int, n_factors: int, first: int = 0, n_users: int = 0, n_items: int = 0,
-                 kept: int = 0):
+    def __init__(self, n_days: int, n_factors: int, first: int = 0):
         super().__init__()
         self.factors = _embedding(n_days, n_factors, 0.0)
         self.bias = _embedding(n_days, 1, 0.0)
         self.register_buffer("first", torch.tensor(int(first)))
-        self.register_buffer("n_kept", torch.tensor(0))
-        for name, rows in (("kept_days", n_days), ("kept_users", n_users), ("kept_items", n_items)):
-            self.register_buffer(name, torch.zeros(kept, rows, n_factors))
 
     @classmethod
     def like(cls, state: dict[str, torch.Tensor], prefix: str = "") -> DayTerms:
         """An empty DayTerms of the shapes in a state dict (to load it into)."""
-        kept, n_days, k = state[f"{prefix}kept_days"].shape
-        return cls(n_days, k, 0, state[f"{prefix}kept_users"].shape[1], state[f"{prefix}kept_items"].shape[1], kept)
+        return cls(*state[f"{prefix}factors.weight"].shape)
 
     def index(self, timestamp: torch.Tensor) -> torch.Tensor:
         """Day rows of timestamps (seconds since 1970); -1 for a day outside the fit's."""
@@ -124,17 +116,48 @@ class DayTerms(nn.Module):
     def forward(self, model: nn.Module, user: torch.Tensor, item: torch.Tensor, day: torch.Tensor) -> torch.Tensor:
         """The day's part of each rating's prediction; a day outside the fit's (-1) gets the average day's."""
         known, t = day >= 0, day.clamp(min=0)
-
-        def vectors(days: torch.Tensor) -> torch.Tensor:  # each rating's day vector, or the average day's
-            return torch.where(known[:, None], days[t], days.mean(0))
-
-        n = min(int(self.n_kept), len(self.kept_days))
-        if n:  # one draw at a time: all at once would hold n x ratings x factors
-            x = sum((vectors(self.kept_days[s]) * (self.kept_users[s, user] + self.kept_items[s, item])).sum(1)
-                    for s in range(n)) / n
-        else:
-            x = (vectors(self.factors.weight) * (model.user_factors(user) + model.item_factors(item))).sum(1)
+        v = torch.where(known[:, None], self.factors(t), self.factors.weight.mean(0))
+        x = (v * (model.user_factors(user) + model.item_factors(item))).sum(1)
         return x + torch.where(known, self.bias(t).squeeze(1), self.bias.weight.mean())
+
+
+class PosteriorDraws(nn.Module):
+    """Draws a Gibbs fit kept of its weights, in rating units: in each, every user's [factors | bias] (the factors
+    with their relation blocks folded in), every item's, and with the day block every day's [v_t | w_t].
+
+    The prediction of a rating is the average of the draws' predictions, the posterior predictive mean, as Bayesian
+    PMF and myFM predict: the average of p . q over draws is not the product of the averaged p and q, and on
+    MovieLens 100k it predicts better (`bayes.py`). The model's own embeddings stay the posterior means, for
+    everything that needs one vector per user or item (PCA, similar items, top-N, fold-in).
+    """
+
+    def __init__(self, capacity: int, n_users: int, n_items: int, n_factors: int, n_days: int = 0):
+        super().__init__()
+        for name, rows in (("users", n_users), ("items", n_items), ("days", n_days)):
+            self.register_buffer(name, torch.zeros(capacity, rows, n_factors + 1))
+        self.register_buffer("n_kept", torch.tensor(0))
+
+    @classmethod
+    def like(cls, state: dict[str, torch.Tensor], prefix: str = "") -> PosteriorDraws:
+        """An empty PosteriorDraws of the shapes in a state dict (to load it into)."""
+        capacity, n_users, width = state[f"{prefix}users"].shape
+        return cls(capacity, n_users, state[f"{prefix}items"].shape[1], width - 1, state[f"{prefix}days"].shape[1])
+
+    def forward(self, user: torch.Tensor, item: torch.Tensor, day: torch.Tensor | None = None) -> torch.Tensor:
+        """The average over the kept draws of p_u . q_i + b_u + c_i (+ v_t . (p_u + q_i) + w_t where `day`, the
+        ratings' day rows, is given and the draws have days; -1: the average day's), less the global mean."""
+        n, k = int(self.n_kept), self.users.shape[2] - 1
+        with_day = day is not None and self.days.shape[1] > 0
+        if with_day:
+            known, t = day >= 0, day.clamp(min=0)
+        total = torch.zeros(len(user), device=user.device)
+        for s in range(n):  # one draw at a time: all at once would hold draws x ratings x factors
+            p, q = self.users[s, user], self.items[s, item]
+            total += (p[:, :k] * q[:, :k]).sum(1) + p[:, k] + q[:, k]
+            if with_day:
+                v = torch.where(known[:, None], self.days[s, t], self.days[s].mean(0))
+                total += (v[:, :k] * (p[:, :k] + q[:, :k])).sum(1) + v[:, k]
+        return total / max(n, 1)
 
 
 class EmbeddingNN(nn.Module):

@@ -14,13 +14,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .bayes_fm import DAY_KEPT
 from .config import TrainConfig, data_stats, resolve
 from .cost import check_cost
 from .ids import IdMap
 from .lr_find import LRFinderResult, find_lr
 from .metrics import mae, rmse
-from .models import MODELS, SECONDS_PER_DAY, DayTerms, EmbeddingNN
+from .models import MODELS, SECONDS_PER_DAY, DayTerms, EmbeddingNN, PosteriorDraws
 from .pretrain import pretrain_embeddings
 from .recording import Callback, History
 from .train import Checkpoint, Tensors, Trainer, pick_device
@@ -135,8 +134,7 @@ class Recommender:
             return genres, None
         day = torch.div(torch.tensor(df["timestamp"].to_numpy(np.int64)), SECONDS_PER_DAY, rounding_mode="floor")
         first = int(day.min())
-        self.model.day = DayTerms(int(day.max()) - first + 1, self.config.n_factors, first, len(self.user_map),
-                                  len(self.item_map), DAY_KEPT).to(self.device)
+        self.model.day = DayTerms(int(day.max()) - first + 1, self.config.n_factors, first).to(self.device)
         return genres, day - first
 
     def _new_model(self) -> torch.nn.Module:
@@ -208,11 +206,17 @@ class Recommender:
     def predict_tensor(self, model: torch.nn.Module, user: torch.Tensor, item: torch.Tensor,
                        day: torch.Tensor | None = None) -> torch.Tensor:
         """`model`'s raw output (unclipped) for index tensors of known users and items, in chunks, in eval mode;
-        with `day` (the model's day rows, `_days`), the day of each rating's part too."""
+        with `day` (the model's day rows, `_days`), the day of each rating's part too. A Bayesian fit's model
+        predicts by the average of its kept draws (`PosteriorDraws`) where it has some."""
         was_training = model.training
         model.eval()
+        draws = getattr(model, "draws", None)
+        if draws is not None and not int(draws.n_kept):
+            draws = None
 
         def chunk(s: slice) -> torch.Tensor:
+            if draws is not None:
+                return model.global_bias + draws(user[s], item[s], None if day is None else day[s])
             out = model(user[s], item[s])
             return out + model.day(model, user[s], item[s], day[s]) if day is not None else out
 
@@ -309,7 +313,12 @@ class Recommender:
         rec.model = rec._new_model()
         if "model.day.factors.weight" in tensors:  # the Bayesian fit's day block
             rec.model.day = DayTerms.like(tensors, "model.day.")
-        rec.model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        if "model.draws.users" in tensors:  # the Bayesian fit's kept draws
+            rec.model.draws = PosteriorDraws.like(tensors, "model.draws.")
+        # (runs saved before the kept draws of the whole model kept the day's alone, as day.kept_*: not read)
+        rec.model.load_state_dict({k[len("model."):]: v for k, v in tensors.items()
+                                   if k.startswith("model.") and not k.startswith(("model.day.kept_",
+                                                                                    "model.day.n_kept"))})
         rec.model.to(rec.device).eval()
         rec.history = History.from_dict(meta.get("history", {}))
         return rec

@@ -186,11 +186,12 @@ class Trainer:
         return AutogradStep(model, cfg, torch.nn.parallel.DistributedDataParallel(model) if world > 1 else None)
 
     def _fit_gibbs(self, train: Tensors, evaluate: Evaluator | None, resume: Checkpoint | None = None) -> History:
-        """Bayesian PMF: each epoch is one Gibbs sweep; after the burn-in the model holds the average of the samples.
+        """Bayesian PMF: each epoch is one Gibbs sweep; after the burn-in the model holds the posterior mean of the
+        weights and the draws it predicts ratings with (their average prediction: `models.PosteriorDraws`).
 
         The loss curve shows each sample's training MSE, over all ratings (exact, so not smoothed: the smoothed
-        loss is the loss itself); the epoch metrics are those of the average, which is what is evaluated, kept and
-        returned.
+        loss is the loss itself); the epoch metrics are those of the draws' average prediction, which is what is
+        evaluated, kept and returned.
         """
         cfg, model = self.cfg, self.model
         blocks = (*(IMPLICIT if cfg.implicit else ()), *(name for name in ("genres", "day") if getattr(cfg, name)))
@@ -211,7 +212,7 @@ class Trainer:
             self._record_batch(BatchInfo(sweep, cfg.epochs, float(sweep), mse, mse, 0.0))
             average = sampler.mean()
             sampler.write(average)
-            err = sampler.errors(average)
+            err = sampler.train_errors()
             valid_rmse, valid_mae = evaluate(model) if evaluate is not None else (None, None)
             info = EpochInfo(sweep, float(err.pow(2).mean().sqrt()), float(err.abs().mean()), valid_rmse, valid_mae,
                              time.perf_counter() - run.t0, 0.0)

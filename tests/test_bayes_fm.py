@@ -250,26 +250,57 @@ def test_the_day_of_the_rating_helps_where_the_data_has_that_structure_and_survi
     assert loaded.evaluate(valid)["rmse"] == pytest.approx(with_day, abs=1e-6)
 
 
-def test_the_days_terms_are_the_average_over_the_kept_draws_not_the_product_of_averages():
+def _draw_prediction(draws, s, u, i, t=None):
+    """Draw s's prediction (less the mean) of (u, i) on day rows t (-1: the average day), from its formula."""
+    P, Q = draws.users[s, u], draws.items[s, i]
+    x = (P[:, :-1] * Q[:, :-1]).sum(1) + P[:, -1] + Q[:, -1]
+    if t is not None:
+        V = torch.stack([draws.days[s, d] if d >= 0 else draws.days[s].mean(0) for d in t.tolist()])
+        x = x + (V[:, :-1] * (P[:, :-1] + Q[:, :-1])).sum(1) + V[:, -1]
+    return x
+
+
+def test_ratings_are_predicted_by_the_average_of_the_kept_draws_not_by_the_product_of_averages():
     df = _planted_days(n=3000)
-    rec = Recommender(TrainConfig(epochs=30, burn_in=10, seed=3, implicit=False, n_factors=3, day=True)).fit(df)
-    day = rec.model.day
-    assert int(day.n_kept) == 10  # every second of the 20 sweeps after the burn-in
-    u, i = torch.tensor([0, 5]), torch.tensor([3, 7])
-    t = day.index(torch.tensor(df["timestamp"].to_numpy()[:2]))
-    draws = [(day.kept_days[s, t] * (day.kept_users[s, u] + day.kept_items[s, i])).sum(1) for s in range(10)]
-    expected = torch.stack(draws).mean(0) + day.bias(t).squeeze(1)
-    torch.testing.assert_close(day(rec.model, u, i, t), expected)
-    averaged = (day.factors(t) * (rec.model.user_factors(u) + rec.model.item_factors(i))).sum(1)
-    assert not torch.allclose(expected - day.bias(t).squeeze(1), averaged)  # a different estimate
-    # A day the fit never saw (or an unknown one) gets the average day's vector and bias in each draw.
-    none = torch.tensor([-1, -1])
-    draws = [(day.kept_days[s].mean(0) * (day.kept_users[s, u] + day.kept_items[s, i])).sum(1) for s in range(10)]
-    torch.testing.assert_close(day(rec.model, u, i, none), torch.stack(draws).mean(0) + day.bias.weight.mean())
-    import cf_core.bayes_fm
+    rec = Recommender(TrainConfig(epochs=30, burn_in=10, seed=3, implicit=True, n_factors=3, day=True)).fit(df)
+    draws, model = rec.model.draws, rec.model
+    assert int(draws.n_kept) == 20  # every sweep after the burn-in
+    u, i = np.array([0, 5, 9]), np.array([3, 7, 2])
+    t = model.day.index(torch.tensor(df["timestamp"].to_numpy()[:3]))
+    tu, ti = torch.tensor(u), torch.tensor(i)
+    for days in (t, torch.tensor([-1, -1, -1])):  # the ratings' days; a day the fit never saw (or an unknown one)
+        each = [_draw_prediction(draws, s, tu, ti, days) for s in range(20)]
+        expected = model.global_bias + torch.stack(each).mean(0)
+        torch.testing.assert_close(torch.tensor(rec.predict_indices(u, i, days)).float(),
+                                   expected.clamp(*rec.rating_scale).float())
+    expected = model.global_bias + torch.stack([_draw_prediction(draws, s, tu, ti) for s in range(20)]).mean(0)
+    torch.testing.assert_close(torch.tensor(rec.predict_indices(u, i)).float(), expected.clamp(*rec.rating_scale))
+    means = (model(tu, ti) + model.day(model, tu, ti, t)).detach()  # the mean weights: a different estimate
+    assert not torch.allclose(rec.predict_tensor(model, tu, ti, t), means, atol=1e-3)
+    # Each draw is the whole model of its sweep: its blocks folded into the user and item vectors.
+    assert not torch.allclose(draws.users[0], draws.users[1])
+    import cf_core.bayes
     import cf_core.cost
 
-    assert cf_core.cost.DAY_KEPT == cf_core.bayes_fm.DAY_KEPT  # the memory estimate counts what is kept
+    # the memory estimate counts what is kept
+    assert (cf_core.cost.DRAWS_MAX, cf_core.cost.DRAWS_BYTES) == (cf_core.bayes.DRAWS_MAX, cf_core.bayes.DRAWS_BYTES)
+
+
+def test_when_the_kept_draws_are_full_every_second_goes_and_they_stay_evenly_spaced(monkeypatch):
+    import cf_core.bayes
+
+    monkeypatch.setattr(cf_core.bayes, "DRAWS_MAX", 4)
+    s, _, _ = _sampler()
+    assert len(s.draws.users) == 4
+    s.start_averaging()
+    seen = []
+    for _ in range(11):
+        s.sweep()
+        seen.append(s._units(s.totals()["user"]))
+    assert int(s.draws.n_kept) == 3 and s.thin == 4  # draws 0, 4 and 8 of the 11
+    for slot, j in enumerate((0, 4, 8)):
+        torch.testing.assert_close(s.draws.users[slot], seen[j])
+    assert float(s.draws.days[:3].abs().sum()) > 0  # with the days' rows
 
 
 def test_a_block_asked_for_without_its_data_says_what_is_missing_and_a_default_one_goes_off():
