@@ -116,17 +116,28 @@ class RelationSampler(GibbsSampler):
             self.day_grams = DayGrams(self.user, self.item, self.day, nu, ni, n_days)
         self._sweep_grams: dict[str, torch.Tensor] | None = None  # per side, within a sweep (`_sample_weights`)
         self._segments: dict[str, _Sparse] = {}  # per side, rows x its ratings (`_segment_sum`)
+        self._block_sums: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # per block, (weights, M @ weights)
+        # per side, each rating's user, item and day (None without the day block), and the rating, in its CSR order
+        self._ordered = {side: tuple(None if x is None else x[order] for x in (self.user, self.item, self.day))
+                         for side, (_, _, order) in self.csr.items()}
+        self._ordered_rating = {side: self.rating[order] for side, (_, _, order) in self.csr.items()}
         self.cg_iterations: list[int] = []  # per solve, for the benchmark and tests
         self.cg_unconverged = 0  # solves that stopped at CG_MAX_ITER
 
     # ------------------------------------------------------------ the model
     def sums(self, weights: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        """Per side, what its blocks add to each row's factors (rows x k): once per row."""
+        """Per side, what its blocks add to each row's factors (rows x k): once per row. A block's product with
+        the sampler's own weights is kept until they are drawn again (each draw is a new tensor)."""
         W = weights or self.W
         out = {side: torch.zeros(len(W[side]), self.k, dtype=W[side].dtype, device=self.device)
                for side in ("user", "item")}
         for name, block in self.blocks.items():
-            out[block.side] += block.M @ W[name]
+            known = self._block_sums.get(name)
+            if known is None or known[0] is not W[name]:
+                known = (W[name], block.M @ W[name])
+                if W is self.W:
+                    self._block_sums[name] = known
+            out[block.side] += known[1]
         return out
 
     def totals(self, weights: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
@@ -138,12 +149,13 @@ class RelationSampler(GibbsSampler):
             out[side][:, :self.k] += s
         return out
 
-    def _parts(self, W: dict[str, torch.Tensor]):
-        """Per training rating: the user's and item's totals, the day's row (or None) and the prediction; and the
-        totals per row."""
+    def _parts(self, W: dict[str, torch.Tensor], side: str | None = None):
+        """Per training rating (in `side`'s CSR order, or as given): the user's and item's totals, the day's row (or
+        None) and the prediction; and the totals per row."""
         T, k = self.totals(W), self.k
-        P, Q = T["user"].index_select(0, self.user), T["item"].index_select(0, self.item)
-        V = W["day"].index_select(0, self.day) if self.day is not None else None
+        user, item, day = self._ordered[side] if side else (self.user, self.item, self.day)
+        P, Q = T["user"].index_select(0, user), T["item"].index_select(0, item)
+        V = W["day"].index_select(0, day) if self.day is not None else None
         pred = (P[:, :k] * Q[:, :k]).sum(1)
         if V is not None:
             pred += (V[:, :k] * (P[:, :k] + Q[:, :k])).sum(1)
@@ -169,18 +181,16 @@ class RelationSampler(GibbsSampler):
         `own`'s part, `own` holding per row of the side what is being solved for: its rows, or one block's sums),
         and whether the features are per row of the other side (no day block: a user's ratings' features are their
         items' vectors) rather than per rating (in CSR order)."""
-        P, Q, V, pred, T = self._parts(self.W)
-        k, (_, col, order), rows = self.k, self.csr[side], self.rows[side]
-        y = self.rating[order] - pred[order]
+        P, Q, V, pred, T = self._parts(self.W, side)  # in the side's CSR order
+        k, rows = self.k, self.rows[side]
+        y = self._ordered_rating[side] - pred
         by_other = V is None and side != "day"
-        if by_other:
-            F = T["item" if side == "user" else "user"][:, :k]
-        else:
-            F = {"user": Q[:, :k], "item": P[:, :k], "day": P[:, :k] + Q[:, :k]}[side]
-            F = (F + V[:, :k] if side != "day" else F).index_select(0, order)
+        X = {"user": Q[:, :k], "item": P[:, :k], "day": P[:, :k] + Q[:, :k]}[side]
+        if V is not None and side != "day":
+            X = X + V[:, :k]
+        F = T["item" if side == "user" else "user"][:, :k] if by_other else X
         if own.shape[1] > k:
-            F = torch.cat([F, torch.ones(len(F), 1, dtype=F.dtype, device=F.device)], 1)
-        X = F.index_select(0, col) if by_other else F
+            F, X = (torch.cat([A, torch.ones(len(A), 1, dtype=A.dtype, device=A.device)], 1) for A in (F, X))
         return F, y + (own.index_select(0, rows) * X).sum(1), by_other
 
     def _segment_sum(self, side: str, values: torch.Tensor) -> torch.Tensor:

@@ -82,7 +82,9 @@ class TrainConfig:
     final_div: float = 1e4                 # onecycle/cosine: end lr = lr / final_div
     restart_epochs: float = 1.0            # cosine_restarts: length of the first cycle, in epochs
     restart_mult: float = 2.0              # cosine_restarts: each cycle is this many times longer
-    burn_in: int = 20                      # gibbs: sweeps drawn before averaging starts (at most half of them)
+    burn_in: int = 5                       # gibbs: sweeps drawn before averaging starts (at most half of them); the
+                                           # first two are ALS steps to a mode, so the chain needs little burn-in:
+                                           # 5 beat 20 on all six checks of `bench/accuracy.py --robustness`'s data
     implicit: bool | None = None           # gibbs, dotbias/dot: add what each user rated and who rated each item
                                            # (Bayesian SVD++ both ways, cf_core/bayes_fm.py); None: on for the Gibbs fit
     genres: bool | None = None             # gibbs, dotbias/dot: add the items' genres (from the item table) as a block;

@@ -170,9 +170,9 @@ def curves(snap: JobSnapshot) -> None:
             st.caption("Train and validation RMSE appear after the first epoch.")
     if p.optimizer == "gibbs":
         st.caption("Gibbs sampling: each epoch is one sweep that draws every user's and item's weights from "
-                   "their posterior. The first sweeps are burn-in; after them the model is the average of the "
-                   "draws so far, which is what the RMSE curves show and what is kept. A single draw fits worse "
-                   "than the average.")
+                   "their posterior. The first sweeps are burn-in; after them the model predicts the average of "
+                   "the draws' predictions so far, which is what the RMSE curves show and what is kept. A single "
+                   "draw fits worse than the average.")
 
 
 def again(job: Job, how: str) -> None:

@@ -19,6 +19,7 @@ from cf_core.config import (
     PRETRAINED_LR_FACTOR,
     SCHEDULES,
     TrainConfig,
+    burn_in,
     default_epochs,
     default_n_factors,
     default_optimizer,
@@ -173,7 +174,7 @@ def settings_table(cfg: TrainConfig) -> pd.DataFrame:
         rows += [("Learns from what each person chose to rate", "yes" if cfg.implicit else "no"),
                  ("Learns from the items' genres", "yes" if cfg.genres else "no"),
                  ("Learns from the day of each rating", "yes" if cfg.day else "no"),
-                 ("Sweeps", f"{cfg.epochs} (the first 20 are burn-in, not averaged)"),
+                 ("Sweeps", f"{cfg.epochs} (the first {burn_in(cfg)} are burn-in, not averaged)"),
                  ("Predictions", "clipped to the rating scale")]
     else:
         rows += [("Learning rate", f"{cfg.lr:.3g}"), ("Schedule", cfg.schedule), ("Epochs", cfg.epochs),
