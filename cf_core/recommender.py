@@ -38,6 +38,24 @@ def _frame(data: Any) -> pd.DataFrame:
     return df
 
 
+@torch.no_grad()
+def _draws_average(draws: PosteriorDraws, running: dict, user: torch.Tensor, item: torch.Tensor,
+                   day: torch.Tensor | None) -> torch.Tensor:
+    """The kept draws' average prediction (less the mean) of the same ratings, sweep after sweep, from `running`
+    (the draws, their number and the sum of their predictions at the last call): where one draw was added since,
+    only its prediction is computed; where the draws were thinned (or are others), all of them."""
+    n = int(draws.n_kept)
+    same = running.get("draws") is draws
+    if same and n == running["n"]:
+        return running["sum"] / n
+    if same and n == running["n"] + 1:
+        total = running["sum"] + draws.one(n - 1, user, item, day)
+    else:
+        total = draws(user, item, day) * n
+    running.update(draws=draws, n=n, sum=total)
+    return total / n
+
+
 def item_genres(items: pd.DataFrame | None, item_map: IdMap) -> tuple[torch.Tensor, torch.Tensor, int] | None:
     """The genres of the trained items, from an item table's `genres` column (genres separated by |): (item index,
     genre index, number of genres), one entry per item and genre; None where the table gives none."""
@@ -194,8 +212,13 @@ class Recommender:
                   torch.from_numpy(np.where(warm, i, 0)).to(self.device))
         lo, hi = self.rating_scale
 
+        running: dict = {}  # a Bayesian fit's kept draws: the sum of their predictions so far
+
         def evaluate(model: torch.nn.Module) -> tuple[float, float]:
-            pred = torch.where(warm_t, self.predict_tensor(model, tu, ti, day).clamp(lo, hi), fallback)
+            draws = getattr(model, "draws", None)
+            raw = self.predict_tensor(model, tu, ti, day) if draws is None or not int(draws.n_kept) \
+                else model.global_bias.detach() + _draws_average(draws, running, tu, ti, day)
+            pred = torch.where(warm_t, raw.clamp(lo, hi), fallback)
             err = pred - truth
             return float(err.pow(2).mean().sqrt()), float(err.abs().mean())
 

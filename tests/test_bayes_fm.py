@@ -305,6 +305,19 @@ def test_when_the_kept_draws_are_full_every_second_goes_and_they_stay_evenly_spa
     assert float(s.draws.days[:3].abs().sum()) > 0  # with the days' rows
 
 
+def test_the_validation_figures_while_training_are_those_of_the_kept_draws(monkeypatch):
+    """Each sweep's validation RMSE adds only the new draw's predictions to the last sweep's (thinning: all again)."""
+    import cf_core.bayes
+
+    monkeypatch.setattr(cf_core.bayes, "DRAWS_MAX", 4)
+    train, valid = random_split(_planted_days(n=3000), 0.2, seed=1)
+    cfg = TrainConfig(epochs=16, burn_in=2, seed=3, implicit=True, n_factors=3, day=True, keep_best=False)
+    rec = Recommender(cfg).fit(train, valid)
+    assert int(rec.model.draws.n_kept) == 4  # 14 draws, thinned twice: 0, 4, 8, 12
+    assert rec.history.epochs[-1]["valid_rmse"] == pytest.approx(rec.evaluate(valid)["rmse"], abs=1e-5)
+    assert rec.history.epochs[-3]["valid_rmse"] != pytest.approx(rec.evaluate(valid)["rmse"], abs=1e-5)  # 3 draws
+
+
 def test_a_block_asked_for_without_its_data_says_what_is_missing_and_a_default_one_goes_off():
     df = _planted_selection(n_users=60, n_items=20)
     with pytest.raises(ValueError, match="genres block needs an item table"):
