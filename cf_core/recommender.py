@@ -318,6 +318,10 @@ class Recommender:
         """(meta, tensors, ids): everything needed to rebuild this Recommender, with no pickle."""
         self._check_fitted()
         tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        if hasattr(self.model, "draws"):  # the kept draws only, not the room left for more
+            n = int(self.model.draws.n_kept)
+            for name in ("users", "items", "days"):
+                tensors[f"model.draws.{name}"] = tensors[f"model.draws.{name}"][:n].clone()
         tensors.update({k: torch.from_numpy(np.ascontiguousarray(getattr(self, k))) for k in self.STATE_ARRAYS})
         meta = {"config": self.config.to_dict(), "history": self.history.to_dict(),
                 "rating_scale": list(self.rating_scale), "global_mean": self.global_mean}

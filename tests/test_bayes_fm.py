@@ -248,6 +248,7 @@ def test_the_day_of_the_rating_helps_where_the_data_has_that_structure_and_survi
     # Without the ratings' time each gets the average day's terms: no better than without the block.
     assert rec.evaluate(valid[["user", "item", "rating"]])["rmse"] > 0.9 * plain
     meta, tensors, ids = rec.to_state()
+    assert len(tensors["model.draws.users"]) == int(rec.model.draws.n_kept)  # saved without the room left
     loaded = Recommender.from_state(meta, tensors, ids, device="cpu")
     assert loaded.evaluate(valid)["rmse"] == pytest.approx(with_day, abs=1e-6)
 
