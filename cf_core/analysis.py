@@ -273,11 +273,17 @@ def fold_in(rec: Recommender, ratings: dict, steps: int = 300, lr: float = 0.05)
     for p in model.parameters():
         p.requires_grad_(False)
     opt = torch.optim.Adam([vector, bias], lr=lr)
+    probit = getattr(model, "probit", lambda: None)()
     try:
         for _ in range(steps):
-            pred = model.forward_user(vector, bias, item)
-            # the negative log posterior, per rating (the same minimum; a step size that suits any number of ratings)
-            loss = ((pred - target).pow(2).sum() / prior.noise + ((vector - prior.mean).pow(2) / prior.var).sum()
+            # twice the negative log posterior, per rating (the same minimum; a step size that suits any number of
+            # ratings); with the ordered probit the likelihood is its own, of the linear output
+            if probit is not None:
+                mean = model.global_bias
+                fit = -2 * probit.log_prob(model.linear_user(vector, bias, item) - mean, target - mean).sum()
+            else:
+                fit = (model.forward_user(vector, bias, item) - target).pow(2).sum() / prior.noise
+            loss = (fit + ((vector - prior.mean).pow(2) / prior.var).sum()
                     + (bias - prior.bias_mean) ** 2 / prior.bias_var) / len(item)
             opt.zero_grad()
             loss.backward()

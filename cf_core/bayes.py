@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .models import PosteriorDraws
+from .ordinal import OrderedProbit
 
 # Normal-Gamma hyperprior: precision ~ Gamma(A0, B0); the prior mean ~ N(0, 1 / (BETA0 * precision)).
 A0 = B0 = BETA0 = 1.0
@@ -86,7 +87,9 @@ class GibbsSampler:
     """
 
     def __init__(self, model: nn.Module, user: torch.Tensor, item: torch.Tensor, rating: torch.Tensor,
-                 seed: int = 0):
+                 seed: int = 0, levels: torch.Tensor | None = None):
+        """levels: the ratings' distinct values, ascending, for the ordered-probit output (`ordinal.py`); None: the
+        Gaussian output."""
         if getattr(model, "y_range", None) is not None:
             raise ValueError("Gibbs sampling fits the linear dot product: turn off the sigmoid y_range")
         self.model = model
@@ -96,11 +99,14 @@ class GibbsSampler:
         # model's weights are these times the scale (biases) or its root (factors, which multiply in pairs).
         self.mean_rating = float(model.global_bias.detach())  # with no y_range the offset is the mean rating itself
         self.scale = rating_spread(rating)
-        self.rating = (rating.double() - self.mean_rating) / self.scale
+        self.observed = rating.double()  # in rating units
+        # What the conditionals regress on: the standardized ratings, or with the ordered probit their latent values
+        self.rating = (self.observed - self.mean_rating) / self.scale
         self.bias = bool(getattr(model, "has_bias", False))
         self.k = model.user_factors.weight.shape[1]
         self.d = self.k + self.bias
         self.gen = torch.Generator(device=self.device).manual_seed(seed)
+        self.probit = None if levels is None else OrderedProbit(rating, levels, self.mean_rating, self.scale, self.gen)
         self.noise_precision = 1.0
         # weights as float64 [factors | bias] per row
         self.W = {"user": self._read("user"), "item": self._read("item")}
@@ -119,6 +125,7 @@ class GibbsSampler:
         self._sse: float | None = None  # of the current sample, once known
         self.n_drawn, self.thin = 0, 1  # draws since the burn-in; every how many of them are kept
         self._pred_sum: torch.Tensor | None = None  # the sum of those draws' predictions of the training ratings
+        self._residuals: torch.Tensor | None = None  # of the current sample, once known
         self.draws = self._attach_draws()
 
     def _attach_draws(self, n_days: int = 0) -> PosteriorDraws:
@@ -126,8 +133,9 @@ class GibbsSampler:
         number, at least 2), for `n_days` days too."""
         rows = self.W["user"].shape[0] + self.W["item"].shape[0] + n_days
         capacity = min(DRAWS_MAX, DRAWS_BYTES // (4 * (self.k + 1) * rows)) // 2 * 2
+        levels = None if self.probit is None else self.probit.levels - self.mean_rating  # about the mean
         self.model.draws = PosteriorDraws(max(capacity, 2), self.W["user"].shape[0], self.W["item"].shape[0], self.k,
-                                          n_days).to(self.device)
+                                          n_days, levels, self.scale).to(self.device)
         return self.model.draws
 
     # ------------------------------------------------------------ weights in and out of the model
@@ -159,7 +167,7 @@ class GibbsSampler:
             return
         if int(draws.n_kept) == len(draws.users):
             half = len(draws.users) // 2
-            for buf in (draws.users, draws.items, draws.days):
+            for buf in (draws.users, draws.items, draws.days, draws.cutpoints):
                 buf[:half] = buf[0::2].clone()
             draws.n_kept.fill_(half)
             self.thin *= 2
@@ -169,6 +177,8 @@ class GibbsSampler:
         draws.users[slot], draws.items[slot] = self._units(T["user"]), self._units(T["item"])
         if "day" in self.W:
             draws.days[slot] = self._units(self.W["day"])
+        if self.probit is not None:  # in rating units about the mean, as the draws' predictions
+            draws.cutpoints[slot] = (self.probit.tau * self.scale).float()
         draws.n_kept += 1
 
     def write(self, weights: dict[str, torch.Tensor]) -> None:
@@ -202,7 +212,16 @@ class GibbsSampler:
 
     def errors(self, weights: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Rating - prediction in rating units, for every training rating."""
-        return self.residuals(weights) * self.scale
+        return self.observed - self._predicted(self.rating - self.residuals(weights))
+
+    def _predicted(self, f: torch.Tensor) -> torch.Tensor:
+        """The ratings predicted from the model's (standardized or latent) outputs f: their expected values under
+        the ordered probit's current cutpoints, or f in rating units."""
+        return self.probit.expected(f) if self.probit is not None else self.mean_rating + self.scale * f
+
+    def _set_target(self, rating: torch.Tensor) -> None:
+        """Regress on `rating` (the ordered probit's latent values) from now on."""
+        self.rating, self._sse, self._residuals = rating, None, None
 
     def _gamma(self, shape: torch.Tensor) -> torch.Tensor:
         return torch._standard_gamma(shape, generator=self.gen)
@@ -211,7 +230,7 @@ class GibbsSampler:
         sse = self._sse if self._sse is not None else float(self.residuals().pow(2).sum())
         n = len(self.rating)
         shape = torch.tensor(A0 + n / 2, dtype=torch.float64, device=self.device)
-        self.noise_precision = float(self._gamma(shape)) / (B0 + sse / 2)
+        self.noise_precision = float(self._gamma(shape)) / (B0 + sse / 2) if self.probit is None else 1.0
         for side, W in self.W.items():  # one prior per block, as wide as its rows
             m, _ = self.hyper[side]
             rows, d = W.shape
@@ -282,24 +301,28 @@ class GibbsSampler:
         if warmup:
             self.als_step(WARMUP_L2)
         else:
+            if self.probit is not None:  # the cutpoints, then the latent ratings, given the current sample
+                f = self.rating - (self._residuals if self._residuals is not None else self.residuals())
+                self.probit.draw_cutpoints(f)
+                self._set_target(self.probit.draw_latent(f))
             self._sample_hyper()
             self._sample_weights()
-        residuals = self.residuals()
+        residuals = self._residuals = self.residuals()
+        prediction = self._predicted(self.rating - residuals)
         if self._sum is not None and not warmup:
             self._keep_draw()
-            prediction = self.rating - residuals
             self._pred_sum = prediction if self._pred_sum is None else self._pred_sum + prediction
         if self._sum is not None:
             self.n_averaged += 1
         self._sse = float(residuals.pow(2).sum())
-        return self._sse * self.scale**2 / len(self.rating)
+        return float((self.observed - prediction).pow(2).mean())
 
     def train_errors(self) -> torch.Tensor:
         """Rating - prediction in rating units, for every training rating, of what the fit predicts with: the
         average of the draws since the burn-in (the kept draws are these, thinned); before it, the current sample."""
         if self._pred_sum is None:
             return self.errors()
-        return (self.rating - self._pred_sum / self.n_drawn) * self.scale
+        return self.observed - self._pred_sum / self.n_drawn
 
     def als_step(self, l2: float) -> None:
         """Set every user's, then every item's, weights to their conditional mean under a per-rating L2 of `l2`
@@ -329,11 +352,17 @@ class GibbsSampler:
             tensors[f"hyper.{side}.mean"], tensors[f"hyper.{side}.precision"] = m, p
         if self._sum is not None:
             tensors.update({f"sum.{s}": v for s, v in self._sum.items()})
-        if self._pred_sum is not None:
-            tensors["pred_sum"] = self._pred_sum
+        if self._pred_sum is not None:  # in rating units ("pred_sum", in standardized ones, before the probit)
+            tensors["pred_sum_rating"] = self._pred_sum
+        if self.probit is not None:
+            tensors["rating"] = self.rating  # the latent values
+            scalars_probit, tensors_probit = self.probit.state()
+            tensors.update(tensors_probit)
         tensors["gen"] = self.gen.get_state()
         scalars = {"noise_precision": self.noise_precision, "n_averaged": self.n_averaged,
                    "averaging": self._sum is not None, "n_drawn": self.n_drawn, "thin": self.thin}
+        if self.probit is not None:
+            scalars["probit"] = scalars_probit
         return scalars, {k: v.detach().cpu().clone() for k, v in tensors.items()}
 
     def load_state(self, scalars: dict, tensors: dict[str, torch.Tensor]) -> None:
@@ -347,5 +376,8 @@ class GibbsSampler:
         self.noise_precision, self.n_averaged = scalars["noise_precision"], scalars["n_averaged"]
         self.gen.set_state(tensors["gen"])
         self.n_drawn, self.thin = scalars.get("n_drawn", 0), scalars.get("thin", 1)  # the draws: in the model's state
-        self._pred_sum = tensors["pred_sum"].to(dev, copy=True) if "pred_sum" in tensors else None
-        self._sse = None
+        self._pred_sum = tensors["pred_sum_rating"].to(dev, copy=True) if "pred_sum_rating" in tensors else None
+        self._sse = self._residuals = None
+        if self.probit is not None:
+            self.probit.load_state(scalars["probit"], tensors)
+            self._set_target(tensors["rating"].to(dev, copy=True))

@@ -88,8 +88,9 @@ class RelationSampler(GibbsSampler):
 
     def __init__(self, model: nn.Module, user: torch.Tensor, item: torch.Tensor, rating: torch.Tensor,
                  seed: int = 0, blocks: tuple[str, ...] = IMPLICIT,
-                 genres: tuple[torch.Tensor, torch.Tensor, int] | None = None, day: torch.Tensor | None = None):
-        super().__init__(model, user, item, rating, seed)
+                 genres: tuple[torch.Tensor, torch.Tensor, int] | None = None, day: torch.Tensor | None = None,
+                 levels: torch.Tensor | None = None):
+        super().__init__(model, user, item, rating, seed, levels)
         nu, ni, dt, dev = self.W["user"].shape[0], self.W["item"].shape[0], torch.float64, self.device
         self.blocks: dict[str, Block] = {}
         if "implicit_item" in blocks:  # users x items: a_uj = 1/sqrt(|N(u)|)
@@ -165,6 +166,10 @@ class RelationSampler(GibbsSampler):
 
     def residuals(self, weights: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         return self.rating - self._parts(weights or self.W)[3]
+
+    def _set_target(self, rating: torch.Tensor) -> None:
+        super()._set_target(rating)
+        self._ordered_rating = {side: rating[order] for side, (_, _, order) in self.csr.items()}
 
     def write(self, weights: dict[str, torch.Tensor]) -> None:
         super().write(self.totals(weights))

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from .access import LOCAL, LOCAL_NAME, PermissionDenied
-from .config import MODEL_NAMES, OPTIMIZERS, SCHEDULES, TrainConfig, data_stats, resolve
+from .config import MODEL_NAMES, OPTIMIZERS, ORDINAL_MAX_LEVELS, OUTPUTS, SCHEDULES, TrainConfig, data_stats, resolve
 from .cost import check_cost
 from .data import DataError, read_items, read_ratings
 from .ids import UnknownIdError
@@ -108,6 +108,9 @@ def _train_model_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("--day", action=argparse.BooleanOptionalAction, default=None,
                    help="the Bayesian fit also learns from the day of each rating (needs a timestamp column). "
                         "Default: off (it predicted worse on MovieLens 100k)")
+    t.add_argument("--output", choices=OUTPUTS,
+                   help="the Bayesian fit's output: ordinal (an ordered probit over the rating levels) or gaussian. "
+                        f"Default: ordinal where the ratings take 2 to {ORDINAL_MAX_LEVELS} values")
     t.add_argument("--model", choices=MODEL_NAMES, default="dotbias")
     t.add_argument("--factors", type=int, help="embedding size (default: chosen from the data)")
     t.add_argument("--layers", type=_ints, help="nn hidden layers, e.g. 64,32")
@@ -207,7 +210,7 @@ def _config(a: argparse.Namespace) -> TrainConfig:
               "lr": a.lr, "wd": a.wd, "wd_mode": a.wd_mode, "layer_wd": a.layer_wd, "pretrain": a.pretrain,
               "optimizer": a.optimizer, "betas": a.betas,
               "schedule": a.schedule, "batch_size": a.batch_size, "y_range": a.y_range, "device": a.device,
-              "implicit": a.implicit, "genres": a.genres, "day": a.day}
+              "implicit": a.implicit, "genres": a.genres, "day": a.day, "output": a.output}
     cfg = TrainConfig().replace(**{k: v for k, v in fields.items() if v is not None})
     cfg.validate()
     return cfg
@@ -231,7 +234,8 @@ def cmd_train(a: argparse.Namespace) -> int:
                                                              "baseline_rmse": None}
     check_finite(rec, metrics)  # exit 2 with what to try; a diverged fit is never saved
     world = distributed()[1]
-    if world > 1:
+    if world > 1:  # every rank done with the group before any leaves it (a rank that left first has aborted gloo's)
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
         if rank:
             return 0

@@ -11,6 +11,8 @@ import math
 import torch
 from torch import nn
 
+from .ordinal import Probit, expected
+
 
 def sigmoid_range(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     """Squash x into (lo, hi), as fastai's `sigmoid_range`."""
@@ -55,10 +57,24 @@ class DotProduct(nn.Module):
 
     def forward_user(self, vector: torch.Tensor, bias: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
         """Predictions of a user given as a factor vector (and bias) rather than an index: for fold-in."""
+        x = self.linear_user(vector, bias, item)
+        if self.y_range is not None:
+            return sigmoid_range(x, *self.y_range)
+        probit, mean = self.probit(), self.global_bias
+        return x if probit is None else mean + expected(probit.levels, probit.cutpoints, x - mean, probit.spread)
+
+    def linear_user(self, vector: torch.Tensor, bias: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
+        """The linear output (before any y_range or ordered probit) of a user given as a vector and bias."""
         x = self.item_factors(item) @ vector + self.global_bias
-        if self.has_bias:
-            x = x + bias + self.item_bias(item).squeeze(1)
-        return sigmoid_range(x, *self.y_range) if self.y_range is not None else x
+        return x + bias + self.item_bias(item).squeeze(1) if self.has_bias else x
+
+    def probit(self) -> Probit | None:
+        """A Bayesian fit's ordered probit with its kept draws' average cutpoints (`ordinal.py`), for what the
+        posterior-mean weights predict (a new user's fold-in); None without one."""
+        draws = getattr(self, "draws", None)
+        if draws is None or not draws.ordinal or not int(draws.n_kept):
+            return None
+        return Probit(draws.levels, draws.cutpoints[:int(draws.n_kept)].mean(0), float(draws.spread))
 
     def penalty(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
         """Mean over the batch of the squared norms of the embeddings each rating used."""
@@ -129,30 +145,55 @@ class PosteriorDraws(nn.Module):
     PMF and myFM predict: the average of p . q over draws is not the product of the averaged p and q, and on
     MovieLens 100k it predicts better (`bayes.py`). The model's own embeddings stay the posterior means, for
     everything that needs one vector per user or item (PCA, similar items, top-N, fold-in).
+
+    With the ordered-probit output (`ordinal.py`) the draws also keep their cutpoints, and a draw predicts the
+    expected rating of its output x (`levels`: the rating levels, `cutpoints` and x about the global mean, in rating
+    units; `spread`: the latent noise's standard deviation in them).
     """
 
-    def __init__(self, capacity: int, n_users: int, n_items: int, n_factors: int, n_days: int = 0):
+    def __init__(self, capacity: int, n_users: int, n_items: int, n_factors: int, n_days: int = 0,
+                 levels: torch.Tensor | None = None, spread: float = 1.0):
         super().__init__()
         for name, rows in (("users", n_users), ("items", n_items), ("days", n_days)):
             self.register_buffer(name, torch.zeros(capacity, rows, n_factors + 1))
         self.register_buffer("n_kept", torch.tensor(0))
+        levels = torch.zeros(0) if levels is None else levels.float()
+        self.register_buffer("levels", levels.clone())
+        self.register_buffer("cutpoints", torch.zeros(capacity, max(len(levels) - 1, 0)))
+        self.register_buffer("spread", torch.tensor(float(spread)))
 
     @classmethod
     def like(cls, state: dict[str, torch.Tensor], prefix: str = "") -> PosteriorDraws:
         """An empty PosteriorDraws of the shapes in a state dict (to load it into)."""
         capacity, n_users, width = state[f"{prefix}users"].shape
-        return cls(capacity, n_users, state[f"{prefix}items"].shape[1], width - 1, state[f"{prefix}days"].shape[1])
+        levels = state.get(f"{prefix}levels")  # (none in runs saved before the ordered probit)
+        return cls(capacity, n_users, state[f"{prefix}items"].shape[1], width - 1, state[f"{prefix}days"].shape[1],
+                   levels if levels is not None and len(levels) else None)
+
+    @property
+    def ordinal(self) -> bool:
+        return len(self.levels) > 0
+
+    def _outputs(self, a: int, b: int, user: torch.Tensor, item: torch.Tensor,
+                 day: torch.Tensor | None) -> torch.Tensor:
+        """Draws a..b-1's outputs x (their linear predictions less the global mean), (b - a) x ratings."""
+        k = self.users.shape[2] - 1
+        p, q = self.users[a:b].index_select(1, user), self.items[a:b].index_select(1, item)
+        x = (p[..., :k] * q[..., :k]).sum(2) + p[..., k] + q[..., k]
+        if day is not None and self.days.shape[1] > 0:
+            rows = self.days[a:b]
+            v = torch.where((day >= 0)[None, :, None], rows.index_select(1, day.clamp(min=0)), rows.mean(1, True))
+            x += (v[..., :k] * (p[..., :k] + q[..., :k])).sum(2) + v[..., k]
+        return x
+
+    def _expected(self, a: int, b: int, x: torch.Tensor) -> torch.Tensor:
+        """Draws a..b-1's expected ratings (less the global mean) of their outputs x under their cutpoints."""
+        return expected(self.levels, self.cutpoints[a:b, None, :], x, self.spread)
 
     def one(self, s: int, user: torch.Tensor, item: torch.Tensor, day: torch.Tensor | None = None) -> torch.Tensor:
         """Draw s's prediction, less the global mean (as `forward` for that draw alone)."""
-        k = self.users.shape[2] - 1
-        p, q = self.users[s].index_select(0, user), self.items[s].index_select(0, item)
-        x = (p[:, :k] * q[:, :k]).sum(1) + p[:, k] + q[:, k]
-        if day is not None and self.days.shape[1] > 0:
-            rows = self.days[s]
-            v = torch.where((day >= 0)[:, None], rows.index_select(0, day.clamp(min=0)), rows.mean(0))
-            x += (v[:, :k] * (p[:, :k] + q[:, :k])).sum(1) + v[:, k]
-        return x
+        x = self._outputs(s, s + 1, user, item, day)
+        return (self._expected(s, s + 1, x) if self.ordinal else x)[0]
 
     def forward(self, user: torch.Tensor, item: torch.Tensor, day: torch.Tensor | None = None) -> torch.Tensor:
         """The average over the kept draws of p_u . q_i + b_u + c_i (+ v_t . (p_u + q_i) + w_t where `day`, the
@@ -163,6 +204,11 @@ class PosteriorDraws(nn.Module):
         n, k = int(self.n_kept), self.users.shape[2] - 1
         if not n:
             return torch.zeros(len(user), device=user.device)
+        if self.ordinal:  # each draw's expected rating: one draw's output at a time per rating, not a dot product
+            step = max(1, (1 << 22) // (n * (k + 1)))
+            return torch.cat([self._expected(0, n, self._outputs(0, n, user[a:a + step], item[a:a + step],
+                                                                  None if day is None else day[a:a + step])).mean(0)
+                              for a in range(0, len(user), step)]) if len(user) else torch.zeros(0)
 
         def side_by_side(draws: torch.Tensor) -> torch.Tensor:  # rows x (n k): each row's draws' factors
             return draws[:n, :, :k].permute(1, 0, 2).reshape(draws.shape[1], n * k)

@@ -320,7 +320,7 @@ class Recommender:
         tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
         if hasattr(self.model, "draws"):  # the kept draws only, not the room left for more
             n = int(self.model.draws.n_kept)
-            for name in ("users", "items", "days"):
+            for name in ("users", "items", "days", "cutpoints"):
                 tensors[f"model.draws.{name}"] = tensors[f"model.draws.{name}"][:n].clone()
         tensors.update({k: torch.from_numpy(np.ascontiguousarray(getattr(self, k))) for k in self.STATE_ARRAYS})
         meta = {"config": self.config.to_dict(), "history": self.history.to_dict(),
@@ -342,6 +342,8 @@ class Recommender:
             rec.model.day = DayTerms.like(tensors, "model.day.")
         if "model.draws.users" in tensors:  # the Bayesian fit's kept draws
             rec.model.draws = PosteriorDraws.like(tensors, "model.draws.")
+            for name, value in rec.model.draws.state_dict().items():  # runs saved before the ordered probit
+                tensors.setdefault(f"model.draws.{name}", value)
         # (runs saved before the kept draws of the whole model kept the day's alone, as day.kept_*: not read)
         rec.model.load_state_dict({k[len("model."):]: v for k, v in tensors.items()
                                    if k.startswith("model.") and not k.startswith(("model.day.kept_",

@@ -195,9 +195,10 @@ class Trainer:
         """
         cfg, model = self.cfg, self.model
         blocks = (*(IMPLICIT if cfg.implicit else ()), *(name for name in ("genres", "day") if getattr(cfg, name)))
+        levels = torch.unique(train.rating) if cfg.output == "ordinal" else None  # the ordered probit's
         sampler = RelationSampler(model, train.user, train.item, train.rating, cfg.seed, blocks, train.genres,
-                                  train.day) \
-            if blocks else GibbsSampler(model, train.user, train.item, train.rating, cfg.seed)
+                                  train.day, levels) \
+            if blocks else GibbsSampler(model, train.user, train.item, train.rating, cfg.seed, levels)
         burn = burn_in(cfg)
         run = self._run = _Run(time.perf_counter(), sampler=sampler)
         if resume is not None:
