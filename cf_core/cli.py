@@ -50,6 +50,17 @@ def _warn(warnings: list[str]) -> None:
         print(f"warning: {line}", file=sys.stderr, flush=True)
 
 
+def _top_k(text: str) -> int:
+    """The ranking metrics' K for argparse: a whole number from 1 (else exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+    return value
+
+
 def _share(text: str) -> float:
     """A share in [0, 1) for argparse (a negative or whole share is an error, exit 2)."""
     try:
@@ -139,6 +150,10 @@ def _train_run_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("--fused", action=argparse.BooleanOptionalAction,
                    help="the fused Adam step of the dot models (default: where it applies; never under torchrun)")
     t.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    t.add_argument("--k", type=_top_k, default=10,
+                   help="the ranking metrics' K: each validation user's top K (default 10)")
+    t.add_argument("--like", type=float, help="the ranking metrics count only validation ratings of at least this "
+                   "(default: every validation rating)")
 
 
 def _query_parsers(sub) -> None:
@@ -240,6 +255,10 @@ def cmd_train(a: argparse.Namespace) -> int:
         if rank:
             return 0
     out = _train_summary(rec, metrics, seconds, train, valid, world)
+    if valid is not None and len(valid):
+        from .ranking import ranking
+
+        out["ranking"] = ranking(rec, valid, a.k, a.like)
     out["run_id"] = _save_run(a, rec, out, items, train, valid)
     print(json.dumps(out))
     return 0

@@ -57,11 +57,17 @@ IMPLICIT_SECONDS = {"cpu": (1e-6, 3.5e-6), "cuda": (1e-8, 3.5e-8)}  # (below LAR
 # against 19.9 s without it on 2 CPU cores, about 0.01 s a sweep, 1.4e-7 s a rating (counted here as 2e-7); the GPU
 # figure is a guess at a hundredth. Memory: a few per-rating arrays, and one chunk of pairs' outer products at a time.
 DAY_SECONDS = {"cpu": 2e-7, "cuda": 2e-9}
+# What the ordered-probit output adds (ordinal.py): ten Metropolis-Hastings passes over the ratings for the cutpoints
+# and a truncated-normal draw per rating. MovieLens 100k (`bench/accuracy.py`, 2026-12-04): 120 sweeps in 11.8 s
+# against 8.1 s with the Gaussian output, about 0.03 s a sweep, 3.9e-7 s a rating (counted as 4e-7); the GPU figure
+# is a guess at a hundredth.
+ORDINAL_SECONDS = {"cpu": 4e-7, "cuda": 4e-9}
 DRAWS_MAX, DRAWS_BYTES = 256, 64 << 20  # bayes.DRAWS_MAX, DRAWS_BYTES (not imported: this module stays light)
 DAY_CHUNK_BYTES = 8 * (1 << 18)  # times d x d: one chunk of (user, day) pairs' outer products (day_grams.CHUNK)
 
 
-def _gibbs_sweep_seconds(stats: DataStats, d: int, implicit: bool, kind: str, day: bool = False) -> float:
+def _gibbs_sweep_seconds(stats: DataStats, d: int, implicit: bool, kind: str, day: bool = False,
+                         ordinal: bool = False) -> float:
     """One Gibbs sweep's time: the Gram matrices (a d x d outer product per rating and per row), a Cholesky
     factorisation and solves per row, at about 10 GFLOP/s on a CPU and 1 TFLOP/s on a GPU in float64; with the
     implicit blocks, two conjugate-gradient solves of about 20 steps of two sparse products each."""
@@ -70,7 +76,7 @@ def _gibbs_sweep_seconds(stats: DataStats, d: int, implicit: bool, kind: str, da
     sweep = flops / (1e10 if kind == "cpu" else 1e12) + SWEEP_SECONDS
     if implicit:
         sweep += stats.n_ratings * IMPLICIT_SECONDS[kind][stats.n_ratings >= LARGE_RATINGS]
-    return sweep + (stats.n_ratings * DAY_SECONDS[kind] if day else 0.0)
+    return sweep + stats.n_ratings * ((DAY_SECONDS[kind] if day else 0.0) + (ORDINAL_SECONDS[kind] if ordinal else 0.0))
 
 
 def _gibbs_need(stats: DataStats, d: int, implicit: bool, day: bool = False) -> int:
@@ -97,7 +103,7 @@ def cost(cfg: TrainConfig, stats: DataStats, device: str) -> Cost:
     if cfg.optimizer == "gibbs":
         d = cfg.n_factors + (1 if cfg.model == "dotbias" else 0)
         return Cost(_gibbs_need(stats, d, cfg.implicit, cfg.day), 0, 0.0,
-                    cfg.epochs * _gibbs_sweep_seconds(stats, d, cfg.implicit, kind, cfg.day))
+                    cfg.epochs * _gibbs_sweep_seconds(stats, d, cfg.implicit, kind, cfg.day, cfg.output == "ordinal"))
     width = (cfg.user_factors or cfg.n_factors) + (cfg.item_factors or cfg.n_factors) if cfg.model == "nn" \
         else 2 * (cfg.n_factors + 1)
     # Weights, gradients, two Adam moments, the weight average and the best epoch's copy; a batch's activations.

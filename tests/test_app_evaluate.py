@@ -35,6 +35,20 @@ def test_shared_run_is_evaluated(saved_run, trained, split_planted):
     heat = next(t for t in figure(at, "joint")["data"] if t["type"] == "heatmap")
     assert len(values(heat["x"])) == 20
 
+    from cf_core.ranking import ranking
+
+    # the top-K table: this model's figures beside the most popular items', at the K chosen
+    def ranking_table(at):
+        return next(d.value for d in at.dataframe if "most popular items" in d.value.columns)
+
+    table = ranking_table(at)
+    expected = ranking(trained, valid, 10)
+    assert list(table.columns) == ["metric", "this model", "most popular items"] and len(table) == 5
+    assert table["this model"].iloc[2] == round(expected["model"]["ndcg"], 4)
+    assert table["most popular items"].iloc[2] == round(expected["most_popular"]["ndcg"], 4)
+    at.number_input(key="top_k").set_value(3).run()
+    assert ranking_table(at)["this model"].iloc[2] == round(ranking(trained, valid, 3)["model"]["ndcg"], 4)
+
     by_activity = analysis.error_by_activity(trained, trained.predict_frame(valid))
     bars = figure(at, "by_activity")["data"][0]
     assert list(values(bars["x"])) == by_activity["user_ratings"].astype(str).tolist()

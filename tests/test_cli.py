@@ -39,6 +39,16 @@ def test_train_prints_json_last_and_progress_on_stderr(trained_run):
     assert out["epochs"] == 3 and out["n_train"] == 2400 and out["n_valid"] == 600 and out["device"] == "cpu"
     assert 0 < out["valid_rmse"] < 0.9 * out["valid_baseline_rmse"]  # three sweeps, well below the mean's
     assert out["optimizer"] == "gibbs" and "sweep 3/3" in trained_run.stderr  # the default fit of the dot product
+    ranked = out["ranking"]  # every run's top-10 figures, the model's and the most popular items'
+    assert ranked["k"] == 10 and ranked["users"] == 80 and ranked["relevant"] == 600
+    for who in ("model", "most_popular"):
+        assert set(ranked[who]) == {"precision", "recall", "ndcg", "map", "coverage"}
+        assert all(0 <= v <= 1 for v in ranked[who].values())
+
+
+def test_a_ranking_k_below_one_is_refused_before_training(files):
+    p = run("train", "--ratings", str(files / "ratings.csv"), "--k", "0", "--out", str(files / "runs_k"))
+    assert p.returncode == 2 and "--k: must be at least 1, not 0" in p.stderr
 
 
 def test_recommend_and_similar(files, trained_run):

@@ -42,6 +42,14 @@ def evaluation(run_id: str) -> dict:
 
 
 @st.cache_resource(show_spinner=False, max_entries=ENTRIES)
+def ranking(run_id: str, k: int) -> dict:
+    """The run's and the most popular items' ranking metrics at K on its validation ratings (`cf_core.ranking`)."""
+    from cf_core.ranking import ranking as rank
+
+    return rank(_run(run_id).recommender, _frame(run_id)[["user", "item", "rating"]], k)
+
+
+@st.cache_resource(show_spinner=False, max_entries=ENTRIES)
 def joint(run_id: str, bins: int) -> go.Figure:
     frame, run = _frame(run_id), _run(run_id)
     lo, hi = run.recommender.rating_scale

@@ -9,6 +9,19 @@ from ui.safe import cells
 TABLE_NAMES = {"n": "ratings", "rmse": "RMSE", "mae": "MAE", "mean_prediction": "average prediction",
                "user_ratings": "the user's training ratings", "rating": "true rating"}
 
+RANKING_NAMES = {"precision": "Precision@K: share of the top K that are hits",
+                 "recall": "Recall@K: share of a user's held-out items in their top K",
+                 "ndcg": "NDCG@K: hits near the top count more (1 is perfect)",
+                 "map": "MAP@K: precision at each hit, averaged",
+                 "coverage": "Coverage: share of the catalogue in someone's top K"}
+
+
+def ranking_table(ranked: dict) -> pd.DataFrame:
+    """One row per metric: this model's figure and the most popular items'."""
+    return pd.DataFrame([{"metric": RANKING_NAMES[m], "this model": round(ranked["model"][m], 4),
+                          "most popular items": round(ranked["most_popular"][m], 4)} for m in RANKING_NAMES])
+
+
 st.title("Evaluate")
 run = widgets.require_run()
 if run is None:
@@ -36,6 +49,22 @@ cols[1].metric("Validation MAE", f"{ev['mae']:.4f}",
 cols[2].metric("Validation ratings", f"{ev['n']:,}")
 cols[3].metric("Cold (unseen user or item)", f"{ev['cold']:,}",
                help="Predicted by the fallback: global mean plus the known biases.")
+
+st.subheader("Top-K ranking")
+st.caption("What a recommender is used for: the order of its top K. For each validation user, every item they did not "
+           "rate in training is ranked by the model; a hit is an item they went on to rate (in the validation part). "
+           "The same figures for recommending everyone the most popular items are the baseline to beat.")
+k = int(st.number_input("K (items in each top list)", 1, 100, 10, key="top_k",
+                        help="How many recommendations each person gets."))
+with st.spinner("Ranking every item for every validation user..."):
+    ranked = shared_views.ranking(run_id, k)
+if ranked["users"]:
+    st.dataframe(cells(ranking_table(ranked)), hide_index=True, key="ranking_table")
+    st.caption(f"{ranked['users']:,} validation users, {ranked['relevant']:,} held-out items"
+               + (f"; {ranked['held_out_unknown_to_the_model']:,} held-out ratings of users or items the model never "
+                  "saw are left out" if ranked["held_out_unknown_to_the_model"] else "") + ".")
+else:
+    st.info("No validation user is also in the training part, so there is no top K to judge.")
 
 st.subheader("Predictions vs actuals")
 st.caption("Each column is one true rating; the darker a cell, the more ratings the model predicted at that height. "
