@@ -17,7 +17,17 @@ import pandas as pd
 import torch
 
 from .access import LOCAL, LOCAL_NAME, PermissionDenied
-from .config import MODEL_NAMES, OPTIMIZERS, ORDINAL_MAX_LEVELS, OUTPUTS, SCHEDULES, TrainConfig, data_stats, resolve
+from .config import (
+    FEEDBACKS,
+    MODEL_NAMES,
+    OPTIMIZERS,
+    ORDINAL_MAX_LEVELS,
+    OUTPUTS,
+    SCHEDULES,
+    TrainConfig,
+    data_stats,
+    resolve,
+)
 from .cost import check_cost
 from .data import DataError, read_items, read_ratings
 from .ids import UnknownIdError
@@ -122,6 +132,13 @@ def _train_model_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("--output", choices=OUTPUTS,
                    help="the Bayesian fit's output: ordinal (an ordered probit over the rating levels) or gaussian. "
                         f"Default: ordinal where the ratings take 2 to {ORDINAL_MAX_LEVELS} values")
+    t.add_argument("--feedback", choices=FEEDBACKS, default="explicit",
+                   help="explicit (ratings, the default) or implicit: who interacted with what, fitted by weighted "
+                        "ALS and judged by its top K (every row is one interaction; with --like only the ratings of "
+                        "at least that; with --counts the rating column is a count)")
+    t.add_argument("--alpha", type=float, help="implicit: an interaction's confidence is 1 + alpha * count "
+                   "(default 1)")
+    t.add_argument("--counts", action="store_true", help="implicit: the rating column holds counts (plays, clicks)")
     t.add_argument("--model", choices=MODEL_NAMES, default="dotbias")
     t.add_argument("--factors", type=int, help="embedding size (default: chosen from the data)")
     t.add_argument("--layers", type=_ints, help="nn hidden layers, e.g. 64,32")
@@ -152,8 +169,9 @@ def _train_run_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("--quiet", action="store_true", help="no progress on stderr")
     t.add_argument("--k", type=_top_k, default=10,
                    help="the ranking metrics' K: each validation user's top K (default 10)")
-    t.add_argument("--like", type=float, help="the ranking metrics count only validation ratings of at least this "
-                   "(default: every validation rating)")
+    t.add_argument("--like", type=float, help="a rating of at least this counts as liked: the ranking metrics "
+                   "count only such validation ratings, and --feedback implicit trains on such ratings alone "
+                   "(default: every rating)")
 
 
 def _query_parsers(sub) -> None:
@@ -225,7 +243,11 @@ def _config(a: argparse.Namespace) -> TrainConfig:
               "lr": a.lr, "wd": a.wd, "wd_mode": a.wd_mode, "layer_wd": a.layer_wd, "pretrain": a.pretrain,
               "optimizer": a.optimizer, "betas": a.betas,
               "schedule": a.schedule, "batch_size": a.batch_size, "y_range": a.y_range, "device": a.device,
-              "implicit": a.implicit, "genres": a.genres, "day": a.day, "output": a.output}
+              "implicit": a.implicit, "genres": a.genres, "day": a.day, "output": a.output,
+              "feedback": a.feedback, "alpha": a.alpha, "counts": a.counts or None,
+              "like": a.like if a.feedback == "implicit" else None}
+    if a.feedback == "implicit":  # the dot product by weighted ALS, whatever --model says
+        fields["model"] = "dot"
     cfg = TrainConfig().replace(**{k: v for k, v in fields.items() if v is not None})
     cfg.validate()
     return cfg
@@ -258,7 +280,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     if valid is not None and len(valid):
         from .ranking import ranking
 
-        out["ranking"] = ranking(rec, valid, a.k, a.like)
+        done = metrics.get("ranking")  # an implicit run's evaluation ranked already, at K = 10
+        out["ranking"] = done if done is not None and a.k == done["k"] else ranking(rec, valid, a.k, a.like)
     out["run_id"] = _save_run(a, rec, out, items, train, valid)
     print(json.dumps(out))
     return 0

@@ -16,6 +16,7 @@ OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "gibbs")
 SCHEDULES = ("onecycle", "constant", "cosine", "cosine_restarts")
 WD_MODES = ("l2", "decoupled")
 OUTPUTS = ("gaussian", "ordinal")
+FEEDBACKS = ("explicit", "implicit")
 # The ordered-probit output (cf_core/ordinal.py) is the Bayesian fit's default where the ratings take from 2 to this
 # many distinct values (a star scale, half stars included).
 ORDINAL_MAX_LEVELS = 10
@@ -101,6 +102,12 @@ class TrainConfig:
     output: str | None = None              # gibbs: gaussian (a rating is the model's output plus noise) or ordinal
                                            # (an ordered probit over the rating levels, cf_core/ordinal.py); None:
                                            # ordinal where the ratings take 2 to ORDINAL_MAX_LEVELS values
+    # implicit feedback (cf_core/wals.py): who interacted with what, fitted by weighted ALS and judged by its top K
+    feedback: str = "explicit"             # explicit (ratings) or implicit
+    alpha: float | None = None             # implicit: an interaction's confidence is 1 + alpha * count (None: 1.0)
+    like: float | None = None              # implicit from ratings: only ratings of at least this are interactions
+    counts: bool = False                   # implicit: the rating column holds counts (plays, clicks); else each
+                                           # row is one interaction
     # run
     ema_epochs: float = 2.5                # average the weights over about this many recent epochs, at most 1/8 of
                                            # the run (0: off); the average is evaluated and kept
@@ -139,8 +146,12 @@ class TrainConfig:
         """Raise ValueError with a plain sentence for a setting that cannot work."""
         checks = [
             (self.model in MODEL_NAMES, f"model must be one of {', '.join(MODEL_NAMES)}, not {self.model!r}"),
-            (self.optimizer in (None, *OPTIMIZERS),
+            (self.optimizer in (None, *OPTIMIZERS) or (self.optimizer == "als" and self.feedback == "implicit"),
              f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}"),
+            (self.feedback in FEEDBACKS, f"feedback must be explicit or implicit, not {self.feedback!r}"),
+            (self.feedback != "implicit" or (self.model in ("dot", "dotbias") and self.optimizer in (None, "als")),
+             "implicit feedback trains the dot product by weighted ALS: choose the dot product and no optimizer"),
+            (self.alpha is None or self.alpha >= 0, "alpha must be zero or positive"),
             (self.optimizer != "gibbs" or self.model != "nn",
              "Gibbs sampling fits the dot-product models only; the neural net needs sgd, momentum, adam or adamw"),
             (self.optimizer != "gibbs" or self.y_range is None or not self.use_y_range,
@@ -253,9 +264,24 @@ def resolve(cfg: TrainConfig, stats: DataStats) -> TrainConfig:
     shape, the pretraining), how strongly (`_strengths`: weight decay, learning rate), and in what steps (`_steps`:
     batch size, eps, epochs)."""
     cfg.validate()
+    if cfg.feedback == "implicit":
+        return cfg.replace(**_implicit(cfg, stats))
     cfg = cfg.replace(**_fit(cfg, stats))
     cfg = cfg.replace(**_strengths(cfg, stats))
     return cfg.replace(**_steps(cfg, stats))
+
+
+def _implicit(cfg: TrainConfig, stats: DataStats) -> dict[str, Any]:
+    """Implicit feedback: the dot product without biases by weighted ALS (cf_core/wals.py), its defaults from the
+    number of interactions; no sigmoid, no feature blocks, no keep-best (no RMSE to keep the best by)."""
+    from .wals import ALPHA, REG, SWEEPS, default_factors
+
+    return {"model": "dot", "optimizer": "als", "n_factors": cfg.n_factors or default_factors(stats.n_ratings),
+            "alpha": ALPHA if cfg.alpha is None else cfg.alpha, "wd": REG if cfg.wd is None else cfg.wd,
+            "epochs": cfg.epochs or SWEEPS, "use_y_range": False, "y_range": None, "implicit": False,
+            "genres": False, "day": False, "output": "gaussian", "keep_best": False, "pretrain": False,
+            "wd_mode": "l2", "layer_wd": 0.0, "lr": None, "batch_size": cfg.batch_size or 1, "eps": 1e-8,
+            "emb_lr_scale": 1.0}
 
 
 def _fit(cfg: TrainConfig, stats: DataStats) -> dict[str, Any]:

@@ -104,6 +104,8 @@ def cost(cfg: TrainConfig, stats: DataStats, device: str) -> Cost:
         d = cfg.n_factors + (1 if cfg.model == "dotbias" else 0)
         return Cost(_gibbs_need(stats, d, cfg.implicit, cfg.day), 0, 0.0,
                     cfg.epochs * _gibbs_sweep_seconds(stats, d, cfg.implicit, kind, cfg.day, cfg.output == "ordinal"))
+    if cfg.optimizer == "als":
+        return _als_cost(cfg, stats, kind)
     width = (cfg.user_factors or cfg.n_factors) + (cfg.item_factors or cfg.n_factors) if cfg.model == "nn" \
         else 2 * (cfg.n_factors + 1)
     # Weights, gradients, two Adam moments, the weight average and the best epoch's copy; a batch's activations.
@@ -117,6 +119,21 @@ def cost(cfg: TrainConfig, stats: DataStats, device: str) -> Cost:
         if cfg.model == "nn" and cfg.pretrain else 0.0  # the Bayesian SVD++ fit its embeddings start from
     return Cost(int(need), steps, step_seconds, pretraining + step_seconds
                 + cfg.epochs * stats.n_ratings * RATING_SECONDS[kind] * (4 if cfg.model == "nn" else 1))
+
+
+# Weighted ALS for implicit feedback (wals.py): per sweep and side, five products with Y'Y for every row and a gather,
+# dot product and CSR product over the interactions. MovieLens 100k (80,000 interactions, 32 factors, 2 CPU cores,
+# `bench/implicit_feedback.py`): about 0.021 s a sweep, 4 GFLOP/s by this count (counted at 2); the GPU's a guess.
+ALS_FLOPS = {"cpu": 2e9, "cuda": 2e11}
+
+
+def _als_cost(cfg: TrainConfig, stats: DataStats, kind: str) -> Cost:
+    """Memory: both sides' factors (and a solve's residuals and directions), the interactions' CSR views both ways
+    and one side's gathered factors per interaction; time: the sweeps' products."""
+    rows, k, n = stats.n_users + stats.n_items, cfg.n_factors, stats.n_ratings
+    need = 4 * rows * k * 4 + 2 * n * 20 + 4 * n * k
+    flops = 2 * 5 * (2 * n * k + 2 * rows * k * k)
+    return Cost(int(need), 0, 0.0, cfg.epochs * (flops / ALS_FLOPS[kind] + SWEEP_SECONDS))
 
 
 def available_bytes(device: str) -> int | None:

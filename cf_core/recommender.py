@@ -100,6 +100,7 @@ class Recommender:
         """Resolve the settings from `df`, map its ids, compute the fallbacks and make a fresh, untrained model (for
         `fit`, `lr_find` and the benchmarks; nothing is trained here). `items`: the item table, whose genres the
         Bayesian fit's genres block reads."""
+        df = self._interactions(df)
         stats = data_stats(df)
         asked = {name: getattr(self.config, name) for name in ("genres", "day")}
         self.config = resolve(self.config, stats)
@@ -128,10 +129,24 @@ class Recommender:
         # What each user rated, as CSR (indptr into item indices), to leave it out of their recommendations.
         self.rated_indptr = np.concatenate([[0], np.cumsum(self.user_counts)]).astype(np.int64)
         self.rated_items = item[np.argsort(user, kind="stable")]
+        if self.config.feedback == "implicit":  # a score is a preference, 0 (none) to 1; no biases to fall back on
+            self.global_mean, self.rating_scale = 0.0, (0.0, 1.0)
+            self.user_offset, self.item_offset = np.zeros(nu), np.zeros(ni)
         self.model = self._new_model().to(self.device)
         genres, day = self._block_data(df, items, asked)
         self._train_tensors = Tensors(torch.from_numpy(user), torch.from_numpy(item),
                                       torch.from_numpy(rating), genres, day).to(self.device)
+
+    def _interactions(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The rows that train: all of them, or for implicit feedback with `like` only the ratings of at least it."""
+        cfg = self.config
+        if cfg.feedback != "implicit" or cfg.like is None:
+            return df
+        kept = df[df["rating"].to_numpy(dtype=np.float64) >= cfg.like]
+        if len(kept) < 2:
+            raise ValueError(f"only {len(kept):,} of the {len(df):,} ratings are at least {cfg.like:g}, the rating "
+                             "that counts as liked: choose a lower one")
+        return kept
 
     def _block_data(self, df: pd.DataFrame, items: pd.DataFrame | None, asked: dict[str, bool | None]):
         """The Bayesian fit's genres (from `items`) and each rating's day (from `df`'s timestamps, the model's `day`
@@ -162,7 +177,8 @@ class Recommender:
         if cfg.model == "nn":
             return EmbeddingNN(nu, ni, cfg.user_factors, cfg.item_factors, tuple(cfg.layers), tuple(cfg.dropout),
                                cfg.emb_dropout, y_range, cfg.init_std, self.global_mean)
-        return MODELS[cfg.model](nu, ni, cfg.n_factors, y_range, cfg.init_std, self.global_mean)
+        return MODELS[cfg.model](nu, ni, cfg.n_factors, y_range, cfg.init_std,
+                                 0.0 if cfg.feedback == "implicit" else self.global_mean)
 
     # ------------------------------------------------------------ training
     def fit(self, train: Any, valid: Any = None, callbacks: Sequence[Callback] = (),
@@ -177,7 +193,9 @@ class Recommender:
         """
         df = _frame(train)
         self.build(df, items)
-        evaluate = self._validator(_frame(valid)) if valid is not None and len(_frame(valid)) else None
+        # (implicit feedback has no rating to predict: its runs are judged by their top K, `ranking`)
+        evaluate = self._validator(_frame(valid)) if valid is not None and len(_frame(valid)) \
+            and self.config.feedback != "implicit" else None
         if self.config.model == "nn" and self.config.pretrain and resume is None:
             dot, fit, history = pretrain_embeddings(self.model, self.config, self._train_tensors, self.global_mean,
                                                      callbacks, cancel, evaluate)
@@ -305,6 +323,11 @@ class Recommender:
         """RMSE and MAE on `data`, cold rows included (predicted by the fallback), with their count, and the RMSE of
         the baseline every model must beat: the training data's mean rating for everyone."""
         pf = self.predict_frame(data)
+        if self.config.feedback == "implicit":  # no rating predicted: the top K's figures (with `like`, of the liked)
+            from .ranking import ranking
+
+            return {"rmse": None, "mae": None, "n": int(len(pf)), "n_cold": int(pf["cold"].sum()),
+                    "baseline_rmse": None, "ranking": ranking(self, _frame(data), like=self.config.like)}
         return {"rmse": rmse(pf["prediction"], pf["rating"]), "mae": mae(pf["prediction"], pf["rating"]),
                 "n": int(len(pf)), "n_cold": int(pf["cold"].sum()),
                 "baseline_rmse": rmse(np.full(len(pf), self.global_mean), pf["rating"])}

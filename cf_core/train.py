@@ -24,6 +24,7 @@ from .fused import FusedDotStep, use_compile, use_fused
 from .lr_find import LRFinderResult, find_lr, suggest_lr  # noqa: F401  (re-exported: the engine's training API)
 from .optim import AutogradStep, Step, WeightAverage, lr_at, make_optimizer  # noqa: F401
 from .recording import BatchInfo, Callback, EpochInfo, History, KeepBest, SmoothedLoss
+from .wals import WALS
 
 
 @dataclass
@@ -131,6 +132,8 @@ class Trainer:
         """
         if self.cfg.optimizer == "gibbs":
             return self._fit_gibbs(train, evaluate, resume)
+        if self.cfg.optimizer == "als":
+            return self._fit_als(train, resume)
         cfg, model, device = self.cfg, self.model, train.rating.device
         rank, world = distributed()
         n, bs = len(train), cfg.batch_size
@@ -222,6 +225,33 @@ class Trainer:
             self._emit("on_epoch_end", info)
         return self._finish()
 
+    def _fit_als(self, train: Tensors, resume: Checkpoint | None = None) -> History:
+        """Implicit feedback: each epoch is one sweep of weighted ALS (`wals.py`), users then items. The loss curve
+        shows its objective per interaction; the epoch's training figures are the errors of the interactions'
+        preference (1). With `counts`, the ratings are counts (confidence 1 + alpha * count); else each is one."""
+        if resume is not None:
+            raise ValueError("an implicit-feedback fit does not resume from a checkpoint: train it again")
+        cfg, model = self.cfg, self.model
+        counts = train.rating if cfg.counts else torch.ones_like(train.rating)
+        fit = WALS(train.user.long(), train.item.long(), counts, model.user_factors.num_embeddings,
+                   model.item_factors.num_embeddings, cfg.n_factors, cfg.wd, cfg.alpha, cfg.seed)
+        run = self._run = _Run(time.perf_counter())
+        self._emit("on_fit_start")
+        for sweep in range(1, cfg.epochs + 1):
+            if self.cancel.is_set():
+                break
+            fit.sweep()
+            loss = fit.loss()
+            self._record_batch(BatchInfo(sweep, cfg.epochs, float(sweep), loss, loss, 0.0))
+            with torch.no_grad():
+                model.user_factors.weight.copy_(fit.W["user"])
+                model.item_factors.weight.copy_(fit.W["item"])
+            info = EpochInfo(sweep, *fit.fit_errors(), None, None, time.perf_counter() - run.t0, 0.0)
+            self._record_epoch(info)
+            run.epoch = sweep
+            self._emit("on_epoch_end", info)
+        return self._finish()
+
     # ------------------------------------------------------------ recording
     def _emit(self, hook: str, *args) -> None:
         for cb in self.callbacks:
@@ -257,6 +287,8 @@ class Trainer:
         `fit(..., resume=checkpoint)` goes on from it exactly."""
         run = self._run
         tensors = {f"model.{k}": v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        if self.cfg.optimizer == "als":  # the weights and the history: it does not resume (seconds to redo)
+            return Checkpoint({"epoch": run.epoch, "history": self.history.to_dict()}, tensors)
         best_meta, best_tensors = self.best.state()
         meta = {"epoch": run.epoch, "history": self.history.to_dict(), "elapsed": time.perf_counter() - run.t0,
                 **best_meta}
