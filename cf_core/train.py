@@ -229,8 +229,7 @@ class Trainer:
         """Implicit feedback: each epoch is one sweep of weighted ALS (`wals.py`), users then items. The loss curve
         shows its objective per interaction; the epoch's training figures are the errors of the interactions'
         preference (1). With `counts`, the ratings are counts (confidence 1 + alpha * count); else each is one."""
-        if resume is not None:
-            raise ValueError("an implicit-feedback fit does not resume from a checkpoint: train it again")
+        # (a checkpoint, `resume`, is not gone on from: a worker cut off trains such a fit again, in seconds)
         cfg, model = self.cfg, self.model
         counts = train.rating if cfg.counts else torch.ones_like(train.rating)
         fit = WALS(train.user.long(), train.item.long(), counts, model.user_factors.num_embeddings,

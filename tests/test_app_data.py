@@ -65,7 +65,7 @@ def test_columns_named_in_unknown_words_are_read_by_their_values_and_can_be_corr
 
 @pytest.mark.parametrize("data, message", [
     (b"", "the file is empty"),
-    (b"user,item\n1,2\n3,4\n", "no rating column found"),
+    (b"name,colour\nHeat,red\nAlien,green\n", "no rating column found"),
     (bytes(range(256)) * 8, "binary file"),
     (b"user,item,rating\n1,2,3\n", "needs at least 2 ratings"),
     (b"user,item,rating\n1,2,3\n2,2,x\n", "row 3"),

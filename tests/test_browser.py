@@ -96,7 +96,7 @@ def test_critical_path(server, browser):
 
 @pytest.mark.parametrize("name, data, message", [
     ("empty.csv", b"", "the file is empty"),
-    ("no_rating.csv", b"user,item\n1,2\n3,4\n", "no rating column found"),
+    ("no_rating.csv", b"name,colour\nHeat,red\nAlien,green\n", "no rating column found"),
     ("binary.bin", bytes(range(256)) * 16, "binary file"),
     ("one_row.csv", b"user,item,rating\n1,2,3\n", "needs at least 2 ratings"),
 ])

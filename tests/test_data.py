@@ -299,8 +299,29 @@ def test_not_a_table(tmp_path, content):
 
 
 def test_no_rating_column_lists_columns_and_names(tmp_path):
-    err = raises(tmp_path, "user,item,comment\n1,2,good\n2,1,bad\n")
+    err = raises(tmp_path, "user,comment\n1,good\n2,bad\n")  # no item either: not implicit feedback
     assert "no rating column" in err.reason and "'comment'" in err.reason and "score" in err.reason
+
+
+def test_a_user_and_item_with_no_rating_is_implicit_feedback_and_repeated_pairs_add_up():
+    r = read_ratings(b"user,item,comment\n1,2,good\n2,1,bad\n1,2,again\n3,1,ok\n", name="views.csv")
+    assert r.feedback == "counts" and r.df.to_dict("records") == [  # a pair seen twice: one interaction, count 2
+        {"user": 1, "item": 2, "rating": 2.0}, {"user": 2, "item": 1, "rating": 1.0},
+        {"user": 3, "item": 1, "rating": 1.0}]
+    assert "No rating column: read as implicit feedback, each row one interaction" in r.warnings[0]
+    plain = read_ratings(b"1,10\n1,11\n2,10\n", name="pairs.txt")  # two columns, no header
+    assert plain.feedback == "implicit" and plain.df["rating"].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_a_column_of_plays_is_read_as_counts_zero_dropped_negative_refused():
+    r = read_ratings(b"user,song,plays\n1,a,3\n1,b,0\n2,a,5\n2,a,1\n3,c,2\n", name="plays.csv")
+    assert r.feedback == "counts" and r.columns["rating"] == "plays"
+    assert r.df.to_dict("records") == [{"user": 1, "item": "a", "rating": 3.0}, {"user": 2, "item": "a", "rating": 6.0},
+                                       {"user": 3, "item": "c", "rating": 2.0}]
+    assert any("Dropped 1 row whose count is 0" in w for w in r.warnings)
+    with pytest.raises(DataError) as err:
+        read_ratings(b"user,item,plays\n1,a,3\n2,a,-5\n", name="plays.csv")
+    assert (err.value.row, err.value.column, err.value.reason) == (3, "plays", "a count cannot be negative: -5")
 
 
 def test_no_user_column(tmp_path):

@@ -48,12 +48,16 @@ def _layout(fig: go.Figure, title: str | None = None, **kwargs) -> go.Figure:
 
 
 # ---------------------------------------------------------------- data
-def rating_histogram(histogram: Mapping[float, int]) -> go.Figure:
-    """Bars of the number of ratings per rating value (summarize()["rating_histogram"])."""
-    values, counts = list(histogram.keys()), list(histogram.values())
-    fig = go.Figure(go.Bar(x=values, y=counts, marker_color=ACCENT,
-                           hovertemplate="rating %{x}: %{y:,} ratings<extra></extra>"))
-    return _layout(fig, "Ratings by value", xaxis_title="rating", yaxis_title="ratings", bargap=0.15)
+def rating_histogram(histogram: Mapping[float, int], counts: bool = False) -> go.Figure:
+    """Bars of the number of ratings per rating value (summarize()["rating_histogram"]); with `counts`, of the
+    (user, item) pairs per count of interactions (implicit feedback: plays, clicks)."""
+    values, n = list(histogram.keys()), list(histogram.values())
+    what, of = ("count", "pairs") if counts else ("rating", "ratings")
+    fig = go.Figure(go.Bar(x=values, y=n, marker_color=ACCENT,
+                           hovertemplate=f"{what} %{{x}}: %{{y:,}} {of}<extra></extra>"))
+    title = "How often each pair interacted (counts)" if counts else "Ratings by value"
+    return _layout(fig, title, xaxis_title=what, yaxis_title=of, bargap=0.15,
+                   **({"yaxis_type": "log"} if counts else {}))
 
 
 def long_tail(counts: pd.Series, what: str) -> go.Figure:

@@ -144,7 +144,12 @@ def ended(snap: JobSnapshot) -> None:
     metrics = snap.metrics
     verb = "Stopped early" if snap.status == "stopped" else "Done"
     rmse = (f": validation RMSE {metrics['valid_rmse']:.4f}, MAE {metrics['valid_mae']:.4f}"
-            if "valid_rmse" in metrics else "")
+            if metrics.get("valid_rmse") is not None else "")
+    if metrics.get("valid_ndcg") is not None:  # implicit feedback: its top K
+        k = metrics.get("valid_ranking_k", 10)
+        rmse = (f": NDCG@{k} {metrics['valid_ndcg']:.4f} and Recall@{k} {metrics['valid_recall']:.4f} on the "
+                f"validation part (most popular items: {metrics['valid_popular_ndcg']:.4f} and "
+                f"{metrics['valid_popular_recall']:.4f})")
     st.success(f"{verb} in {snap.elapsed:.0f} s{rmse}. This run is now the current run.",
                icon=":material/check_circle:")
     widgets.warn_if_no_better(metrics)

@@ -17,13 +17,14 @@ def show(config: TrainConfig, train: pd.DataFrame, choice: Choice) -> None:
     with st.expander("Learning-rate finder", expanded="lr_result" in st.session_state):
         st.caption("Trains briefly with a learning rate that grows exponentially and plots the loss: pick a rate where "
                    "the loss still falls steeply, before it blows up.")
-        if choice.gibbs:
-            st.info("Gibbs sampling has no learning rate. Choose SGD, momentum, Adam or AdamW to use the finder.")
+        if not choice.has_lr:
+            fit = "Gibbs sampling" if choice.gibbs else "Weighted ALS (implicit feedback)"
+            st.info(f"{fit} has no learning rate. Choose SGD, momentum, Adam or AdamW to use the finder.")
         elif st.button("Find a learning rate", key="lr_find", icon=":material/search:"):
             with st.spinner("Sweeping learning rates…"):
                 result = Recommender(config).lr_find(train)
             st.session_state["lr_result"] = (result.lrs, result.losses, result.suggestion)
-        if not choice.gibbs and "lr_result" in st.session_state:
+        if choice.has_lr and "lr_result" in st.session_state:
             result_view(*st.session_state["lr_result"], choice)
 
 

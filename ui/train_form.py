@@ -27,7 +27,7 @@ from cf_core.config import (
     default_y_range,
 )
 
-from . import state, widgets
+from . import implicit_form, state, widgets
 from .safe import lit
 
 MODEL_LABELS = widgets.MODEL_LABELS
@@ -76,7 +76,7 @@ DEFAULTS = TrainConfig()
 SETTINGS = ("model", "n_factors", "layers", "dropout", "emb_dropout", "pretrain", "layer_wd", "use_y_range",
             "y_lo", "y_hi", "optimizer", "lr", "beta1", "beta2", "eps", "momentum", "wd", "wd_mode", "schedule",
             "epochs", "batch_size", "split_how", "valid_frac", "seed", "run_name", "implicit", "genres", "day",
-            "output")
+            "output", *implicit_form.SETTINGS)
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,11 @@ class Choice:
     def gibbs(self) -> bool:
         return self.optimizer == "gibbs"
 
+    @property
+    def has_lr(self) -> bool:
+        """Whether the fit has a learning rate (Gibbs sampling and weighted ALS have none)."""
+        return self.optimizer not in ("gibbs", "als")
+
 
 def n_train(ds: state.Dataset) -> int:
     """How many ratings will train: the defaults are chosen from the training part, not the whole table."""
@@ -107,10 +112,13 @@ def fit_method(model: str, optimizer: str | None, n: int) -> str:
 
 
 def config_from_settings(settings: Mapping[str, Any], n: int, has_time: bool = True,
-                         genres: bool = True) -> TrainConfig:
+                         genres: bool = True, counts: bool = False) -> TrainConfig:
     """The TrainConfig that the form's values (`settings`, by widget key) describe for `n` training ratings; empty
     inputs stay None (chosen from the data by `resolve`). `has_time`, `genres`: whether the ratings have timestamps
-    and the items genres (the day and genres blocks need them)."""
+    and the items genres (the day and genres blocks need them); `counts`: the data's rating column holds counts
+    (implicit feedback)."""
+    if settings.get("feedback") == "implicit":
+        return implicit_form.config(settings, counts)
     model = settings["model"]
     optimizer = None if settings["optimizer"] == "auto" else settings["optimizer"]
     gibbs = fit_method(model, optimizer, n) == "gibbs"
@@ -142,7 +150,8 @@ def config_from_settings(settings: Mapping[str, Any], n: int, has_time: bool = T
 
 def read_config(ds: state.Dataset) -> TrainConfig:
     """The TrainConfig the widgets describe."""
-    return config_from_settings(st.session_state, n_train(ds), has_timestamps(ds), has_genres(ds))
+    return config_from_settings(st.session_state, n_train(ds), has_timestamps(ds), has_genres(ds),
+                                ds.ratings.feedback == "counts")
 
 
 def has_timestamps(ds: state.Dataset) -> bool:
@@ -164,6 +173,9 @@ def reset_settings() -> None:
 def settings_table(cfg: TrainConfig) -> pd.DataFrame:
     """The settings that apply to this fit, in words (a Gibbs fit has no rate, decay or batches; only the net has
     layers)."""
+    if cfg.feedback == "implicit":
+        rows = implicit_form.settings_rows(cfg)
+        return pd.DataFrame({"setting": [r[0] for r in rows], "value": [str(r[1]) for r in rows]})
     gibbs, net = cfg.optimizer == "gibbs", cfg.model == "nn"
     rows = [("Model", MODEL_LABELS[cfg.model]), ("How it learns", OPTIMIZER_LABELS[cfg.optimizer])]
     rows.append(("Hidden traits per user and item", f"{cfg.user_factors} and {cfg.item_factors}" if net
@@ -203,6 +215,9 @@ def draw(ds: state.Dataset) -> Choice:
     st.caption(f"Training on {lit(ds.name)}: {ds.ratings.n_ratings:,} ratings, {ds.ratings.n_users:,} users, "
                f"{ds.ratings.n_items:,} items. Empty fields are chosen from the data.")
     n = n_train(ds)
+    if implicit_form.feedback_choice(ds) == "implicit":
+        how, valid_frac = implicit_form.draw(ds, n)
+        return Choice("dot", "als", 0.0, how, valid_frac)
     model_col, opt_col, sched_col = st.columns(3)
     with model_col:
         st.subheader("Model")

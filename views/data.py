@@ -160,22 +160,36 @@ summary = described["summary"]
 st.subheader(lit(ds.name))
 for note in ratings.warnings + (ds.valid.warnings if ds.valid is not None else []):
     st.warning(lit(note))
+implicit = ratings.feedback != "explicit"
+if implicit:
+    st.info("This file has no ratings: it is read as **implicit feedback**, who chose what"
+            + (", and how often (the counts)" if ratings.feedback == "counts" else "") + ". The Train page fits "
+            "an implicit-feedback model to it, judged by how well its top recommendations find what people went on "
+            "to choose.", icon=":material/touch_app:")
 cols = st.columns(5)
 cols[0].metric("Users", f"{summary['n_users']:,}")
 cols[1].metric("Items", f"{summary['n_items']:,}")
-cols[2].metric("Ratings", f"{summary['n_ratings']:,}")
+cols[2].metric("Interactions" if implicit else "Ratings", f"{summary['n_ratings']:,}")
 cols[3].metric("Sparsity", f"{summary['sparsity']:.2%}")
 lo, hi = summary["rating_scale"]
-cols[4].metric("Rating scale", f"{lo:g} to {hi:g}", help=f"mean {summary['mean_rating']:.2f}")
+if ratings.feedback == "implicit":
+    cols[4].metric("Counts", "none", help="Each (user, item) pair is one interaction.")
+else:
+    cols[4].metric("Counts" if implicit else "Rating scale", f"{lo:g} to {hi:g}",
+                   help=f"mean {summary['mean_rating']:.2f}")
 if ds.valid is not None:
     st.caption(f"Validation file {lit(ds.valid_name)}: {ds.valid.n_ratings:,} ratings. Training uses every rating "
                "above and measures on these.")
-if ratings.n_duplicates:
+if ratings.n_duplicates and not implicit:
     st.caption(f"{ratings.n_duplicates:,} repeated (user, item) ratings were dropped: the latest one is kept.")
 
 left, right = st.columns(2)
 with left:
-    st.plotly_chart(charts.rating_histogram(summary["rating_histogram"]), config=charts.CONFIG, key="rating_hist")
+    if ratings.feedback != "implicit":  # (plain interactions are all 1: nothing to chart)
+        st.plotly_chart(charts.rating_histogram(summary["rating_histogram"], counts=implicit), config=charts.CONFIG,
+                        key="rating_hist")
+    else:
+        st.caption("Every pair counts once: there are no ratings or counts to chart.")
 with right:
     st.dataframe(cells(ratings.df.head(100)), hide_index=True, height=380)
 

@@ -22,12 +22,40 @@ def ranking_table(ranked: dict) -> pd.DataFrame:
                           "most popular items": round(ranked["most_popular"][m], 4)} for m in RANKING_NAMES])
 
 
+def ranking_section(run_id: str) -> None:
+    """The top-K table, the model's figures beside the most popular items', at the K chosen."""
+    st.subheader("Top-K ranking")
+    st.caption("What a recommender is used for: the order of its top K. For each validation user, every item they "
+               "did not have in training is ranked by the model; a hit is an item they went on to choose (in the "
+               "validation part). The same figures for recommending everyone the most popular items are the "
+               "baseline to beat.")
+    k = int(st.number_input("K (items in each top list)", 1, 100, 10, key="top_k",
+                            help="How many recommendations each person gets."))
+    with st.spinner("Ranking every item for every validation user..."):
+        ranked = shared_views.ranking(run_id, k)
+    if ranked["users"]:
+        st.dataframe(cells(ranking_table(ranked)), hide_index=True, key="ranking_table")
+        st.caption(f"{ranked['users']:,} validation users, {ranked['relevant']:,} held-out items"
+                   + (f"; {ranked['held_out_unknown_to_the_model']:,} held-out rows of users or items the model "
+                      "never saw are left out" if ranked["held_out_unknown_to_the_model"] else "") + ".")
+    else:
+        st.info("No validation user is also in the training part, so there is no top K to judge.")
+
+
 st.title("Evaluate")
 run = widgets.require_run()
 if run is None:
     st.stop()
 
 run_id = run.info.id
+if run.recommender.config.feedback == "implicit":  # no rating predicted: its top K is what it is judged by
+    if not shared_views.evaluation(run_id)["n"]:
+        st.info("This run was trained without a validation set, so there is nothing to judge its top K by.")
+        st.stop()
+    st.caption("This run learned from implicit feedback (what people chose), so it predicts no ratings: it is judged "
+               "by its recommendations alone.")
+    ranking_section(run_id)
+    st.stop()
 ev = shared_views.evaluation(run_id)  # computed once per run, shared by every viewer
 if not ev["n"]:
     st.info("This run was trained without a validation set, so there is nothing to compare predictions with.")
@@ -50,21 +78,7 @@ cols[2].metric("Validation ratings", f"{ev['n']:,}")
 cols[3].metric("Cold (unseen user or item)", f"{ev['cold']:,}",
                help="Predicted by the fallback: global mean plus the known biases.")
 
-st.subheader("Top-K ranking")
-st.caption("What a recommender is used for: the order of its top K. For each validation user, every item they did not "
-           "rate in training is ranked by the model; a hit is an item they went on to rate (in the validation part). "
-           "The same figures for recommending everyone the most popular items are the baseline to beat.")
-k = int(st.number_input("K (items in each top list)", 1, 100, 10, key="top_k",
-                        help="How many recommendations each person gets."))
-with st.spinner("Ranking every item for every validation user..."):
-    ranked = shared_views.ranking(run_id, k)
-if ranked["users"]:
-    st.dataframe(cells(ranking_table(ranked)), hide_index=True, key="ranking_table")
-    st.caption(f"{ranked['users']:,} validation users, {ranked['relevant']:,} held-out items"
-               + (f"; {ranked['held_out_unknown_to_the_model']:,} held-out ratings of users or items the model never "
-                  "saw are left out" if ranked["held_out_unknown_to_the_model"] else "") + ".")
-else:
-    st.info("No validation user is also in the training part, so there is no top K to judge.")
+ranking_section(run_id)
 
 st.subheader("Predictions vs actuals")
 st.caption("Each column is one true rating; the darker a cell, the more ratings the model predicted at that height. "

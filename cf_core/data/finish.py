@@ -58,13 +58,39 @@ def _dropped_missing(n: int, missing: float) -> str:
     return f"Dropped {n:,} ratings equal to the missing-value marker {missing:g}."
 
 
+def _interactions(df: pd.DataFrame, feedback: str, warnings: list[str]) -> tuple[pd.DataFrame, str]:
+    """Implicit feedback: rows of no interaction (a count of 0) dropped, and each (user, item) pair on one row,
+    its count the sum of its rows' (each row one where there is no count column; the latest timestamp)."""
+    if feedback == "counts":
+        zero = df["rating"].to_numpy() == 0
+        if zero.any():
+            df = df[~zero]
+            n = int(zero.sum())
+            warnings.append(f"Dropped {n:,} row{'s' if n > 1 else ''} whose count is 0 (no interaction).")
+    pairs = df.groupby(["user", "item"], sort=False)
+    if len(pairs) == len(df):
+        return df, feedback
+    agg = {"rating": "sum", **({"timestamp": "max"} if "timestamp" in df else {})}
+    merged = pairs.agg(agg).reset_index()
+    n = len(df) - len(merged)
+    warnings.append(f"{n:,} row{'s repeat' if n > 1 else ' repeats'} a (user, item) pair already seen: each pair "
+                    "is one interaction whose count is the sum of its rows'"
+                    + (" (the number of rows it has)." if feedback == "implicit" else "."))
+    return merged, "counts"
+
+
 def _finish(cols: dict[str, Any], columns: dict[str, str], display: str,
-            warnings: list[str], missing: float | None, n_rows_read: int, *, owned: bool = False) -> Ratings:
+            warnings: list[str], missing: float | None, n_rows_read: int, *, owned: bool = False,
+            feedback: str = "explicit") -> Ratings:
     """Drop sentinel ratings and duplicates, check there is enough data, and build the Ratings.
 
     `owned` says the arrays in `cols` belong to this read, so the frame may wrap them instead of copying them.
+    `feedback` (`Ratings.feedback`): implicit or counts, whose duplicate pairs add up instead (`_interactions`).
     """
     df = pd.DataFrame({r: cols[r] for r in _ROLES if r in cols}, copy=not owned)
+    if feedback != "explicit":
+        df, feedback = _interactions(df, feedback, warnings)
+        return _built(df.reset_index(drop=True), columns, display, warnings, n_rows_read, 0, feedback)
     if missing is not None and "rating" in columns and columns.get("item") != "(header row)":
         is_missing = df["rating"].to_numpy() == missing
         if is_missing.any():
@@ -82,7 +108,12 @@ def _finish(cols: dict[str, Any], columns: dict[str, str], display: str,
             df = df[keep]
             warnings.append(f"{n_pairs:,} (user, item) pairs were rated more than once; removed {n_dup:,} "
                             f"duplicate ratings. {DUPLICATE_RULE}")
-    df = df.reset_index(drop=True)
+    return _built(df.reset_index(drop=True), columns, display, warnings, n_rows_read, n_dup)
+
+
+def _built(df: pd.DataFrame, columns: dict[str, str], display: str, warnings: list[str], n_rows_read: int,
+           n_dup: int, feedback: str = "explicit") -> Ratings:
+    """The Ratings, once there is enough to learn from (with warnings about odd ratings)."""
     df["rating"] = df["rating"].astype(np.float32)
     if len(df) < 2:
         raise DataError(f"needs at least 2 ratings, found {len(df)}", source=display)
@@ -92,7 +123,9 @@ def _finish(cols: dict[str, Any], columns: dict[str, str], display: str,
             raise DataError(f"needs at least 2 different {role}s, found {n}", source=display,
                             column=columns.get(role))
     r = df["rating"].to_numpy()
-    if r.min() == r.max():
+    if feedback != "explicit":
+        pass  # counts: any spread is fine, and all ones is what plain interactions are
+    elif r.min() == r.max():
         warnings.append(f"Every rating is {r[0]:g}; a model cannot learn preferences from that.")
     else:
         odd = _odd_rating_column(r)
@@ -103,7 +136,7 @@ def _finish(cols: dict[str, Any], columns: dict[str, str], display: str,
             warnings.append(f"The rating column {columns.get('rating', 'rating')!r} {odd}: check that it is the "
                             "rating, and pick the right column if not.")
     return Ratings(df=df, columns=columns, source=display, n_rows_read=n_rows_read, n_duplicates=n_dup,
-                   warnings=warnings)
+                   warnings=warnings, feedback=feedback)
 
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from .sniff import _is_number
-from .types import _FUZZY, _KNOWN_NORM, _ROLES, KNOWN_NAMES, DataError, _norm, _Table
+from .types import _COUNT_NORM, _FUZZY, _KNOWN_NORM, _ROLES, KNOWN_NAMES, DataError, _norm, _Table
 
 _DATE = re.compile(r"^(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})([ T]\d{1,2}:\d{2}(:\d{2})?.*)?$")
 
@@ -108,6 +108,13 @@ def _by_content(table: _Table, roles: dict[str, str]) -> dict[str, str]:
                 return {}
             take(role, free[0])
     return found
+
+
+def _count_column(table: _Table, roles: dict[str, str]) -> str | None:
+    """With no rating column, a column named as counts of interactions (plays, clicks, quantity...), or None."""
+    if "rating" in roles or not table.header:
+        return None
+    return next((n for n in table.names if n not in roles.values() and _norm(n) in _COUNT_NORM), None)
 
 
 def _require(roles: dict[str, str], table: _Table, display: str) -> None:

@@ -23,13 +23,19 @@ KNOWN_NAMES: dict[str, tuple[str, ...]] = {
              "username", "user_name"),
     "item": ("item_id", "movieId", "movie_id", "item", "ISBN", "product_id", "asin", "book_id", "isbn",
              "movie", "book", "product", "iid", "track_id", "song_id", "artist_id", "anime_id", "game_id",
-             "recipe_id", "business_id", "article_id", "parent_asin"),
+             "recipe_id", "business_id", "article_id", "parent_asin", "song", "track", "artist", "video", "sku"),
     "rating": ("rating", "score", "stars", "star", "Book-Rating", "rate", "overall", "preference",
                "user_rating", "review_score", "grade"),
     "timestamp": ("timestamp", "time", "date", "datetime", "date_time", "unix_time", "unix_timestamp",
                   "unixReviewTime", "ts", "rated_at", "created_at"),
 }
 _ROLES = ("user", "item", "rating", "timestamp")
+# A column of counts of interactions (implicit feedback), by name: with no rating column it is read as the counts.
+COUNT_NAMES = ("count", "counts", "plays", "play_count", "playcount", "plays_count", "listens", "listen_count",
+               "clicks", "click_count", "views", "view_count", "quantity", "qty", "purchases", "purchase_count",
+               "times_played", "n_plays", "frequency", "interactions", "sessions", "visits")
+_COUNT_NORM = {_n for _n in (re.sub(r"[^0-9a-z]", "", name) for name in COUNT_NAMES)}
+FEEDBACKS = {"explicit": "ratings", "implicit": "interactions (each row one)", "counts": "interactions with counts"}
 # A substring that marks a column's role when no exact name matches ("movie_rating", "customerNumber"...).
 _FUZZY = {
     "user": ("user", "customer", "reviewer"),
@@ -83,6 +89,9 @@ class Ratings:
     n_rows_read: int = 0  # data rows in the input (cells for a wide matrix)
     n_duplicates: int = 0  # rows removed because their (user, item) pair was rated again (DUPLICATE_RULE)
     warnings: list[str] = field(default_factory=list)  # notes for the user about what reading did
+    # explicit: ratings; implicit: no rating column, each (user, item) pair an interaction (its rating 1, or the
+    # number of rows it had); counts: a column of counts (plays, clicks) as the rating
+    feedback: str = "explicit"
 
     @cached_property
     def n_users(self) -> int:
