@@ -3,6 +3,9 @@ BPR, in the same process, by the same ranking metrics (cf_core/ranking.py) on th
 
     (implicit 0.7.2 is pip-installed on first use: a benchmark's reference, not a dependency)
     .venv/bin/python bench/implicit_feedback.py [--seed 42] [--skip-reference] [--grid small|none]
+    .venv/bin/python bench/implicit_feedback.py --scale [--pairs 20000000] [--factors 64] [--sweeps 2]
+        # seconds per ALS sweep (ours and implicit's) and per BPR epoch (implicit's) on synthetic pairs shaped as
+        # MovieLens 20M (138,493 users, 26,744 items), and peak memory
 
 Every rated pair is a positive (count 1); each user's pairs are split 80/20 at random (`splits.user_split`); a
 user's training items are excluded from their top 10. Prints one JSON line per fit (model, settings, NDCG@10,
@@ -119,6 +122,48 @@ def reference_bpr(split: Split, factors: int = 100, regularization: float = 0.01
             "seconds": round(seconds, 3)}
 
 
+def scale(n_pairs: int, factors: int, sweeps: int, skip_reference: bool) -> list[dict]:
+    """Seconds per sweep on n_pairs synthetic pairs (popular items drawn more often, Zipf-like), ours and implicit's."""
+    import scipy.sparse as sps
+    from common import peak_rss_mb
+
+    n_users, n_items = 138_493, 26_744
+    rng = np.random.default_rng(0)
+    user = rng.integers(0, n_users, n_pairs)
+    item = np.minimum((rng.pareto(1.2, n_pairs) * 200).astype(np.int64), n_items - 1)
+    key = np.unique(user.astype(np.int64) * n_items + item)
+    user, item = key // n_items, key % n_items
+    rows = []
+    u, i = torch.as_tensor(user), torch.as_tensor(item)
+    t = time.perf_counter()
+    fit = WALS(u, i, torch.ones(len(u)), n_users, n_items, factors, seed=0)
+    setup = time.perf_counter() - t
+    times = []
+    for _ in range(sweeps):
+        t = time.perf_counter()
+        fit.sweep()
+        times.append(time.perf_counter() - t)
+    rows.append({"model": "collab-studio wals", "pairs": len(key), "factors": factors, "setup_seconds": round(setup, 1),
+                 "seconds_per_sweep": round(float(np.median(times)), 2), "peak_rss_mb": round(peak_rss_mb())})
+    emit(**rows[-1])
+    del fit
+    if skip_reference:
+        return rows
+    implicit = _implicit()
+    m = sps.csr_matrix((np.ones(len(key), np.float32), (user, item)), shape=(n_users, n_items))
+    for name, model in (("als", implicit.cpu.als.AlternatingLeastSquares(factors=factors, iterations=sweeps,
+                                                                        random_state=42)),
+                        ("bpr", implicit.cpu.bpr.BayesianPersonalizedRanking(factors=factors, iterations=sweeps,
+                                                                             random_state=42))):
+        t = time.perf_counter()
+        model.fit(m, show_progress=False)
+        rows.append({"model": f"implicit-0.7.2 {name}", "pairs": len(key), "factors": factors,
+                     "seconds_per_sweep": round((time.perf_counter() - t) / sweeps, 2),
+                     "peak_rss_mb": round(peak_rss_mb())})
+        emit(**rows[-1])
+    return rows
+
+
 def _grid(grid: dict) -> list[dict]:
     return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
 
@@ -128,7 +173,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--skip-reference", action="store_true")
     parser.add_argument("--grid", choices=("small", "none"), default="small")
+    parser.add_argument("--scale", action="store_true")
+    parser.add_argument("--pairs", type=int, default=20_000_000)
+    parser.add_argument("--factors", type=int, default=64)
+    parser.add_argument("--sweeps", type=int, default=2)
     args = parser.parse_args()
+    if args.scale:
+        save_results("implicit_feedback-scale", [dict(r, machine=machine()) for r in
+                                                 scale(args.pairs, args.factors, args.sweeps, args.skip_reference)])
+        return
     torch.manual_seed(0)
     split = Split(args.seed)
     rows = []

@@ -188,7 +188,7 @@ def _top_n(rec: Recommender, scores: np.ndarray, exclude: np.ndarray, items: pd.
            min_ratings: int) -> pd.DataFrame:
     top = _best(rec, scores, exclude, n, min_ratings)
     out = _titles(rec, items, top)
-    out["predicted_rating"] = np.clip(scores[top], *rec.rating_scale)
+    out["predicted_rating"] = np.clip(scores[top], *rec.rating_scale)  # implicit feedback: a preference, 0 to 1
     out["n_ratings"] = rec.item_counts[top]
     return out
 
@@ -262,6 +262,13 @@ def fold_in(rec: Recommender, ratings: dict, steps: int = 300, lr: float = 0.05)
     """
     if not ratings:
         raise ValueError("rate at least one item to get recommendations")
+    if rec.config.feedback == "implicit":  # what they chose: weighted ALS's exact step for one more user
+        from .wals import fold_in as wals_fold_in
+
+        items = torch.from_numpy(rec.item_map.encode(list(ratings.keys()))).to(rec.device)
+        counts = torch.tensor([float(v) if rec.config.counts else 1.0 for v in ratings.values()], device=rec.device)
+        Y = rec.model.item_factors.weight.detach()
+        return wals_fold_in(Y, items, counts, rec.config.wd, rec.config.alpha), torch.zeros((), device=rec.device)
     model = rec.model
     item = torch.from_numpy(rec.item_map.encode(list(ratings.keys()))).to(rec.device)
     target = torch.tensor(list(ratings.values()), dtype=torch.float32, device=rec.device)

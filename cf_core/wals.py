@@ -31,6 +31,8 @@ def default_factors(n_interactions: int) -> int:
 
     return int(min(128, max(16, 2 ** round(math.log2(max(math.sqrt(n_interactions) / 8, 1))))))
 CHUNK = 1 << 16  # interactions whose outer products the exact path adds at a time (CHUNK x k x k floats)
+GATHER_BYTES = 1 << 30  # the interactions' other-side factors are gathered once a solve up to this size, else
+GATHER_CHUNK = 1 << 21  # a chunk of this many interactions at a time, in every product
 
 
 class Side:
@@ -64,9 +66,20 @@ class Side:
         """Y' C_u p_u for every row: the sum over its interactions of (1 + alpha count) y_i."""
         return self.times(1 + self.extra.to(Y.dtype), Y)
 
-    def product(self, X: torch.Tensor, Y: torch.Tensor, gram: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """(Y'Y + reg_u I + Y' (C_u - I) Y) x_u for every row's x_u (`gram` = Y'Y + reg I; `y` = Y[cols])."""
-        dots = torch.einsum("nk,nk->n", X.index_select(0, self.rows), y)  # half the time of (a * b).sum(1) here
+    def dots(self, X: torch.Tensor, Y: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """x_row . y_col for every interaction; `y`: Y[cols] gathered once a solve, or None (too big to hold: the
+        interactions a chunk at a time)."""
+        if y is not None:
+            return torch.einsum("nk,nk->n", X.index_select(0, self.rows), y)  # half the time of (a * b).sum(1)
+        out = torch.empty(len(self.rows), dtype=X.dtype, device=X.device)
+        for a in range(0, len(self.rows), GATHER_CHUNK):
+            s = slice(a, a + GATHER_CHUNK)
+            out[s] = torch.einsum("nk,nk->n", X.index_select(0, self.rows[s]), Y.index_select(0, self.cols[s]))
+        return out
+
+    def product(self, X: torch.Tensor, Y: torch.Tensor, gram: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """(Y'Y + reg_u I + Y' (C_u - I) Y) x_u for every row's x_u (`gram` = Y'Y + reg I; `y`: as `dots`)."""
+        dots = self.dots(X, Y, y)
         out = X @ gram + self.times(self.extra.to(Y.dtype) * dots, Y)
         return out if self.more_reg is None else out + self.more_reg.to(X.dtype)[:, None] * X
 
@@ -88,7 +101,9 @@ def solve(side: Side, X: torch.Tensor, Y: torch.Tensor, reg: float, cg_steps: in
     gram = Y.T @ Y + reg * torch.eye(Y.shape[1], dtype=Y.dtype, device=Y.device)
     if not cg_steps:
         return side.exact(Y, gram)
-    X, y = X.clone(), Y.index_select(0, side.cols)  # the interactions' factors, once a solve
+    # the interactions' factors, once a solve, where they fit in GATHER_BYTES
+    y = Y.index_select(0, side.cols) if len(side.cols) * Y.shape[1] * Y.element_size() <= GATHER_BYTES else None
+    X = X.clone()
     r = side.rhs(Y) - side.product(X, Y, gram, y)
     p, rs = r.clone(), (r * r).sum(1)
     tiny = torch.finfo(X.dtype).tiny
@@ -152,3 +167,15 @@ class WALS:
             more = self.sides[name].more_reg
             penalty += float((W.pow(2).sum(1) * (self.reg + (0 if more is None else more))).sum())
         return (every + observed + penalty) / max(len(side.rows), 1)
+
+
+def fold_in(Y: torch.Tensor, items: torch.Tensor, counts: torch.Tensor, reg: float, alpha: float,
+            reg_exponent: float = REG_EXPONENT) -> torch.Tensor:
+    """A new user's factors from the items they chose (`items`, with `counts`), against the items' factors Y: the
+    user side's exact step for one more row, as if they had been in training (no retraining)."""
+    k = Y.shape[1]
+    y = Y.index_select(0, items)
+    conf = 1 + alpha * counts.to(Y.dtype)
+    row_reg = reg * max(len(items), 1) ** reg_exponent
+    A = Y.T @ Y + y.T @ ((conf - 1)[:, None] * y) + row_reg * torch.eye(k, dtype=Y.dtype, device=Y.device)
+    return torch.linalg.solve(A, y.T @ conf)

@@ -48,6 +48,8 @@ def test_shared_run_is_evaluated(saved_run, trained, split_planted):
     assert table["most popular items"].iloc[2] == round(expected["most_popular"]["ndcg"], 4)
     at.number_input(key="top_k").set_value(3).run()
     assert ranking_table(at)["this model"].iloc[2] == round(ranking(trained, valid, 3)["model"]["ndcg"], 4)
+    at.number_input(key="hit_like").set_value(4.0).run()  # only the ratings of 4 or more are hits
+    assert ranking_table(at)["this model"].iloc[2] == round(ranking(trained, valid, 3, like=4.0)["model"]["ndcg"], 4)
 
     by_activity = analysis.error_by_activity(trained, trained.predict_frame(valid))
     bars = figure(at, "by_activity")["data"][0]

@@ -38,6 +38,14 @@ def test_a_file_of_plays_is_read_as_implicit_feedback_and_trains_as_such(app_env
     ndcg = table.set_index("metric").iloc[2]
     assert ndcg["this model"] > 1.5 * ndcg["most popular items"], table
 
+    at.switch_page("views/biases.py").run()  # no biases: the items and people by how often they chose
+    assert not at.exception and any("no bias terms" in i.value for i in at.info)
+    most = at.dataframe[1].value  # the items' tables: least, then most chosen
+    assert most["n_ratings"].is_monotonic_decreasing and "bias" not in most
+    for page in ("views/recommend.py", "views/embeddings.py"):  # the explore pages work on its factors
+        at.switch_page(page).run()
+        assert not at.exception, page
+
 
 def test_a_ratings_file_can_train_as_implicit_with_a_liking_threshold(app_env):
     at = with_data(open_page(app(), "views/train.py"))

@@ -91,3 +91,30 @@ def test_the_cli_trains_implicit_feedback_and_prints_its_top_k(interactions, tmp
     out = json.loads(run.stdout.strip().splitlines()[-1])
     assert out["optimizer"] == "als" and out["valid_rmse"] is None
     assert out["ranking"]["model"]["ndcg"] > out["ranking"]["most_popular"]["ndcg"]
+
+
+def test_a_new_user_who_chose_a_few_items_gets_their_groups_items_without_retraining(interactions):
+    from cf_core import analysis
+
+    rec = Recommender(TrainConfig(feedback="implicit", seed=0)).fit(interactions[interactions["user"] >= 30])
+    for group in range(3):
+        chosen = {int(i): 1.0 for i in np.arange(4) + 30 * group}
+        top = analysis.recommend_new_user(rec, chosen, None, 10)
+        assert not set(top["item"]) & set(chosen)  # what they chose is not recommended back
+        assert (top["item"] // 30 == group).mean() >= 0.8, (group, top["item"].tolist())
+
+
+def test_the_fold_in_is_the_user_sides_exact_step():
+    import torch
+
+    from cf_core.wals import WALS, fold_in
+
+    u = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    i = torch.tensor([0, 1, 2, 1, 3, 0, 2, 3, 4])
+    fit = WALS(u, i, torch.ones(9), 3, 5, 3, reg=0.2, alpha=2.0, cg_steps=0)
+    fit.sweep()
+    Y = fit.W["item"].double()
+    exact = fit.sides["user"].exact(Y, Y.T @ Y + 0.2 * torch.eye(3, dtype=torch.float64))  # plus its own penalty
+    for row in range(3):
+        mine = i[u == row]
+        assert torch.allclose(fold_in(Y, mine, torch.ones(len(mine)), 0.2, 2.0), exact[row], atol=1e-8)

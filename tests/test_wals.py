@@ -30,8 +30,15 @@ def _direct(u, i, c, Y, reg, alpha, n_rows, exponent=0.0):
 
 
 @pytest.mark.parametrize("exponent", [0.0, 1.0])  # a shared penalty, and ALS-WR's, reg times the row's count
-@pytest.mark.parametrize("cg_steps", [0, 40])  # exact (batched Cholesky), and conjugate gradients run long
-def test_a_sides_step_is_each_rows_exact_weighted_least_squares_solution(cg_steps, exponent):
+@pytest.mark.parametrize("cg_steps, gather", [(0, True), (40, True), (40, False)])  # exact (batched Cholesky), and
+def test_a_sides_step_is_each_rows_exact_weighted_least_squares_solution(cg_steps, gather, exponent, monkeypatch):
+    """... conjugate gradients run long, with the interactions' factors gathered once a solve or a chunk at a time
+    in every product (as on data too big to hold them)."""
+    import cf_core.wals as wals
+
+    if not gather:
+        monkeypatch.setattr(wals, "GATHER_BYTES", 0)
+        monkeypatch.setattr(wals, "GATHER_CHUNK", 7)
     u, i, c = _pairs()
     u = torch.where(u < 5, 0, u)  # rows with different numbers of interactions
     k, reg, alpha = 8, 0.1, 2.0

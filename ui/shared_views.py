@@ -42,11 +42,15 @@ def evaluation(run_id: str) -> dict:
 
 
 @st.cache_resource(show_spinner=False, max_entries=ENTRIES)
-def ranking(run_id: str, k: int) -> dict:
-    """The run's and the most popular items' ranking metrics at K on its validation ratings (`cf_core.ranking`)."""
+def ranking(run_id: str, k: int, like: float | None = None) -> dict:
+    """The run's and the most popular items' ranking metrics at K on its validation ratings (`cf_core.ranking`);
+    `like`: only the ratings of at least it are hits (an implicit run's own threshold where it has one)."""
     from cf_core.ranking import ranking as rank
 
-    return rank(_run(run_id).recommender, _frame(run_id)[["user", "item", "rating"]], k)
+    rec = _run(run_id).recommender
+    if rec.config.feedback == "implicit":
+        like = rec.config.like
+    return rank(rec, _frame(run_id)[["user", "item", "rating"]], k, like)
 
 
 @st.cache_resource(show_spinner=False, max_entries=ENTRIES)

@@ -22,7 +22,7 @@ min_ratings = controls[0].slider("Minimum number of ratings", 0, 300, 20, key="b
 n = controls[1].slider("Rows", 5, 50, 15, key="bias_n")
 
 items, users = shared_views.biases(run.info.id, min_ratings)  # once per run and minimum, for every viewer
-if not items.attrs["learned"]:
+if not items.attrs["learned"] and rec.config.feedback != "implicit":
     st.info("This model has no bias terms: the tables show the damped baseline offsets computed from the data instead.")
 # The numbers first: long titles would push them out of view.
 item_cols = [c for c in ("title", "bias", "n_ratings", "mean_rating", "year", "item") if c in items]
@@ -45,5 +45,22 @@ def both_ends(table, cols, what: str, low: str, high: str) -> None:
                     key=f"{what}_bias_hist")
 
 
+if rec.config.feedback == "implicit":  # no biases to learn: how often each was chosen is the popularity it has
+    st.info("This run learned from implicit feedback (what people chose), which has no bias terms: here are the "
+            "items and people by how many interactions they have instead.", icon=":material/info:")
+    for table, cols, what, low, high in (
+            (items, [c for c in ("title", "n_ratings", "year", "item") if c in items], "item",
+             "Least chosen", "Most chosen"),
+            (users, [c for c in users.columns if c not in ("bias", "mean_rating")], "user", "Fewest interactions",
+             "Most interactions")):
+        st.subheader(f"{what.capitalize()}s")
+        ordered = table.sort_values("n_ratings", kind="stable")
+        left, right = st.columns(2)
+        left.caption(low)
+        left.dataframe(cells(ordered.head(n)[cols]), hide_index=True, column_config=numbers, key=f"{what}s_low")
+        right.caption(high)
+        right.dataframe(cells(ordered.tail(n).iloc[::-1][cols]), hide_index=True, column_config=numbers,
+                        key=f"{what}s_high")
+    st.stop()
 both_ends(items, item_cols, "item", "Lowest bias: the worst, whoever watches", "Highest bias: liked by everyone")
 both_ends(users, list(users.columns), "user", "Lowest bias: the harshest raters", "Highest bias: the most generous")

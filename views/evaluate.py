@@ -22,22 +22,34 @@ def ranking_table(ranked: dict) -> pd.DataFrame:
                           "most popular items": round(ranked["most_popular"][m], 4)} for m in RANKING_NAMES])
 
 
-def ranking_section(run_id: str) -> None:
-    """The top-K table, the model's figures beside the most popular items', at the K chosen."""
+def ranking_section(run_id: str, implicit: bool = False) -> None:
+    """The top-K table, the model's figures beside the most popular items', at the K chosen (and for a rating
+    model, counting as hits only the ratings of at least a value, where one is given)."""
     st.subheader("Top-K ranking")
     st.caption("What a recommender is used for: the order of its top K. For each validation user, every item they "
                "did not have in training is ranked by the model; a hit is an item they went on to choose (in the "
                "validation part). The same figures for recommending everyone the most popular items are the "
                "baseline to beat.")
-    k = int(st.number_input("K (items in each top list)", 1, 100, 10, key="top_k",
-                            help="How many recommendations each person gets."))
+    left, right = st.columns(2)
+    k = int(left.number_input("K (items in each top list)", 1, 100, 10, key="top_k",
+                              help="How many recommendations each person gets."))
+    like = None
+    if not implicit:
+        lo, hi = run.recommender.rating_scale
+        like = right.number_input("Count as a hit only ratings of at least", float(lo), float(hi), value=None,
+                                  key="hit_like", placeholder="any rating (having rated it at all)",
+                                  help="Empty: every held-out rating is a hit, low ones too (having rated a film "
+                                       "says they chose to watch it). 4 on a 1-5 scale: only what they liked.")
     with st.spinner("Ranking every item for every validation user..."):
-        ranked = shared_views.ranking(run_id, k)
+        ranked = shared_views.ranking(run_id, k, like)
     if ranked["users"]:
-        st.dataframe(cells(ranking_table(ranked)), hide_index=True, key="ranking_table")
-        st.caption(f"{ranked['users']:,} validation users, {ranked['relevant']:,} held-out items"
-                   + (f"; {ranked['held_out_unknown_to_the_model']:,} held-out rows of users or items the model "
-                      "never saw are left out" if ranked["held_out_unknown_to_the_model"] else "") + ".")
+        st.dataframe(cells(ranking_table(ranked)), hide_index=True, key="ranking_table",
+                     column_config={c: st.column_config.NumberColumn(c, format="%.4f")
+                                    for c in ("this model", "most popular items")})
+        st.caption(f"{ranked['users']:,} validation users, {ranked['relevant']:,} held-out (user, item) pairs to "
+                   "find" + (f"; {ranked['held_out_unknown_to_the_model']:,} held-out rows of users or items the "
+                             "model never saw are left out" if ranked["held_out_unknown_to_the_model"] else "")
+                   + ". Higher is better for every figure.")
     else:
         st.info("No validation user is also in the training part, so there is no top K to judge.")
 
@@ -54,7 +66,7 @@ if run.recommender.config.feedback == "implicit":  # no rating predicted: its to
         st.stop()
     st.caption("This run learned from implicit feedback (what people chose), so it predicts no ratings: it is judged "
                "by its recommendations alone.")
-    ranking_section(run_id)
+    ranking_section(run_id, implicit=True)
     st.stop()
 ev = shared_views.evaluation(run_id)  # computed once per run, shared by every viewer
 if not ev["n"]:

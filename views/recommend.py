@@ -72,7 +72,10 @@ with similar:
     st.caption("Nearest by the cosine similarity of the item embeddings.")
 
 with new_user:
-    st.caption("Rate a handful of items as if you were a new user: the model works out your tastes from them "
+    st.caption("Pick a handful of items you chose (this run learned from what people chose), as if you were a new "
+               "user: the model works out your tastes from them (without training again) and recommends at once."
+               if rec.config.feedback == "implicit" else
+               "Rate a handful of items as if you were a new user: the model works out your tastes from them "
                "(without training again) and recommends at once.")
     chosen = st.multiselect("Items you have an opinion on", popular[:500], format_func=label, key="new_items",
                             max_selections=20, help="Up to 20 of the 500 most rated items; then rate each below.")
@@ -80,6 +83,9 @@ with new_user:
     step = 0.5 if hi - lo <= 10 else 1.0
     middle = lo + round((hi - lo) / 2 / step) * step  # choosing an item is not yet an opinion of it
     for item in chosen:
+        if rec.config.feedback == "implicit":  # an implicit run learned what people chose: choosing is enough
+            ratings[item] = 1.0
+            continue
         ratings[item] = st.slider(f"Your rating of {lit(label(item))}", float(lo), float(hi), float(middle), step,
                                   key=f"new_rating_{item}")
     if ratings:
