@@ -268,7 +268,9 @@ def fold_in(rec: Recommender, ratings: dict, steps: int = 300, lr: float = 0.05)
         items = torch.from_numpy(rec.item_map.encode(list(ratings.keys()))).to(rec.device)
         counts = torch.tensor([float(v) if rec.config.counts else 1.0 for v in ratings.values()], device=rec.device)
         Y = rec.model.item_factors.weight.detach()
-        return wals_fold_in(Y, items, counts, rec.config.wd, rec.config.alpha), torch.zeros((), device=rec.device)
+        # (after the gradient-trained losses too: the weighted least-squares fit of their choices, no bias)
+        alpha = rec.config.alpha if rec.config.alpha is not None else 1.0
+        return wals_fold_in(Y, items, counts, max(rec.config.wd, 1e-3), alpha), torch.zeros((), device=rec.device)
     model = rec.model
     item = torch.from_numpy(rec.item_map.encode(list(ratings.keys()))).to(rec.device)
     target = torch.tensor(list(ratings.values()), dtype=torch.float32, device=rec.device)

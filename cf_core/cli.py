@@ -19,6 +19,7 @@ import torch
 from .access import LOCAL, LOCAL_NAME, PermissionDenied
 from .config import (
     FEEDBACKS,
+    IMPLICIT_LOSSES,
     MODEL_NAMES,
     OPTIMIZERS,
     ORDINAL_MAX_LEVELS,
@@ -139,6 +140,11 @@ def _train_model_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("--alpha", type=float, help="implicit: an interaction's confidence is 1 + alpha * count "
                    "(default 1)")
     t.add_argument("--counts", action="store_true", help="implicit: the rating column holds counts (plays, clicks)")
+    t.add_argument("--implicit-loss", choices=IMPLICIT_LOSSES,
+                   help="implicit with --optimizer sgd, momentum, adam or adamw: bce (the dot product with a sigmoid "
+                        "against sampled negatives; the default) or bpr (pairwise ranking). Without --optimizer: "
+                        "weighted ALS")
+    t.add_argument("--negatives", type=int, help="implicit, bce: negatives drawn per interaction (default 4)")
     t.add_argument("--model", choices=MODEL_NAMES, default="dotbias")
     t.add_argument("--factors", type=int, help="embedding size (default: chosen from the data)")
     t.add_argument("--layers", type=_ints, help="nn hidden layers, e.g. 64,32")
@@ -245,8 +251,9 @@ def _config(a: argparse.Namespace) -> TrainConfig:
               "schedule": a.schedule, "batch_size": a.batch_size, "y_range": a.y_range, "device": a.device,
               "implicit": a.implicit, "genres": a.genres, "day": a.day, "output": a.output,
               "feedback": a.feedback, "alpha": a.alpha, "counts": a.counts or None,
-              "like": a.like if a.feedback == "implicit" else None}
-    if a.feedback == "implicit":  # the dot product by weighted ALS, whatever --model says
+              "like": a.like if a.feedback == "implicit" else None, "implicit_loss": a.implicit_loss,
+              "negatives": a.negatives}
+    if a.feedback == "implicit" and a.optimizer in (None, "als"):  # the dot product by weighted ALS
         fields["model"] = "dot"
     cfg = TrainConfig().replace(**{k: v for k, v in fields.items() if v is not None})
     cfg.validate()

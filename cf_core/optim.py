@@ -99,8 +99,7 @@ class AutogradStep:
         """Update the model on one batch; returns (mse, errors) of the batch before the update."""
         for group in self.opt.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
-        err = self.forward(user, item) - rating
-        mse = err.pow(2).mean()
+        mse, err = self.loss(user, item, rating)
         # Per-rating L2: the penalty is averaged over the batch like the loss, so its weight relative to the data
         # term does not shrink as the batch grows.
         loss = mse + self.l2 * self.model.penalty(user, item) if self.l2 else mse
@@ -115,6 +114,11 @@ class AutogradStep:
                 torch._foreach_mul_(self.decay, 1 - lr * self.wd)
         self.opt.step()
         return mse, err
+
+    def loss(self, user: torch.Tensor, item: torch.Tensor, rating: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's data term and its errors: the squared errors of the ratings."""
+        err = self.forward(user, item) - rating
+        return err.pow(2).mean(), err
 
     def state(self) -> tuple[dict, dict[str, torch.Tensor]]:
         """The optimizer's state dict, split into scalars and tensors."""
@@ -193,3 +197,29 @@ class WeightAverage:
         with torch.no_grad():
             for i, a in enumerate(self.averaged):
                 a.copy_(tensors[f"avg.{i}"])
+
+
+class RankingStep(AutogradStep):
+    """Implicit feedback by a gradient optimizer: each interaction (u, i) of the batch against items drawn at random
+    as its negatives. bce: binary cross-entropy of sigmoid(x_ui) = 1 and, for `negatives` draws j, sigmoid(x_uj)
+    = 0 (the lesson's dot product with a sigmoid, trained on what was chosen and what was not); bpr: -log
+    sigmoid(x_ui - x_uj) for one draw j (Rendle et al. 2009). The penalties are those of the rows the batch
+    used, as the rating models'. The errors returned are the interactions' 1 - sigmoid(x_ui)."""
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig, n_items: int, gen: torch.Generator,
+                 forward: nn.Module | None = None):
+        super().__init__(model, cfg, forward)
+        self.kind, self.negatives, self.n_items, self.gen = cfg.implicit_loss, cfg.negatives, n_items, gen
+
+    def loss(self, user: torch.Tensor, item: torch.Tensor, rating: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        k = 1 if self.kind == "bpr" else self.negatives
+        other = torch.randint(0, self.n_items, (len(user) * k,), device=user.device, generator=self.gen)
+        pos = self.forward(user, item)
+        neg = self.forward(user.repeat_interleave(k), other)
+        if self.kind == "bpr":
+            loss = -torch.nn.functional.logsigmoid(pos - neg).mean()
+        else:
+            logits = torch.cat([pos, neg])
+            labels = torch.cat([torch.ones_like(pos), torch.zeros_like(neg)])
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+        return loss, 1 - torch.sigmoid(pos.detach())

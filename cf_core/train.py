@@ -22,7 +22,7 @@ from .bayes_fm import IMPLICIT, RelationSampler
 from .config import TrainConfig, burn_in
 from .fused import FusedDotStep, use_compile, use_fused
 from .lr_find import LRFinderResult, find_lr, suggest_lr  # noqa: F401  (re-exported: the engine's training API)
-from .optim import AutogradStep, Step, WeightAverage, lr_at, make_optimizer  # noqa: F401
+from .optim import AutogradStep, RankingStep, Step, WeightAverage, lr_at, make_optimizer  # noqa: F401
 from .recording import BatchInfo, Callback, EpochInfo, History, KeepBest, SmoothedLoss
 from .wals import WALS
 
@@ -184,6 +184,10 @@ class Trainer:
         updates only the rows a batch touches; across ranks the gradients are DDP's to average, so distributed
         training takes the autograd path."""
         model, cfg = self.model, self.cfg
+        if cfg.feedback == "implicit":  # interactions against sampled negatives
+            return RankingStep(model, cfg, model.item_factors.num_embeddings,
+                               torch.Generator(device=next(model.parameters()).device).manual_seed(cfg.seed + 1),
+                               torch.nn.parallel.DistributedDataParallel(model) if world > 1 else None)
         if use_fused(model, cfg) and world == 1:
             return FusedDotStep(model, cfg.betas, cfg.eps, cfg.wd, cfg.bias_wd, use_compile(cfg, n))
         return AutogradStep(model, cfg, torch.nn.parallel.DistributedDataParallel(model) if world > 1 else None)

@@ -56,5 +56,14 @@ def test_a_ratings_file_can_train_as_implicit_with_a_liking_threshold(app_env):
     resolved = resolved_config(at)
     assert (resolved["feedback"], resolved["like"], resolved["counts"]) == ("implicit", 4.0, False)
     assert settings_shown(at)["Counts as chosen"] == "ratings of at least 4"
+    at.selectbox(key="implicit_method").set_value("bce").run()  # the lesson's dot product, by Adam
+    resolved = resolved_config(at)
+    assert (resolved["optimizer"], resolved["implicit_loss"], resolved["model"]) == ("adam", "bce", "dotbias")
+    assert at.number_input(key="implicit_lr").placeholder == "auto (0.01)"
+    at.number_input(key="implicit_epochs").set_value(3).run()
+    at = train_to_done(at)
+    at.switch_page("views/evaluate.py").run()
+    assert not at.exception and any("most popular items" in d.value.columns for d in at.dataframe)
+    at.switch_page("views/train.py").run()
     at.radio(key="feedback").set_value("explicit").run()  # and back: the rating models' form
     assert not at.exception and resolved_config(at)["feedback"] == "explicit"

@@ -58,8 +58,10 @@ def test_counts_weigh_the_interactions(interactions):
 
 
 @pytest.mark.parametrize("bad, message", [
-    (dict(optimizer="adam"), "implicit feedback trains the dot product by weighted ALS"),
-    (dict(model="nn"), "implicit feedback trains the dot product by weighted ALS"),
+    (dict(optimizer="gibbs"), "implicit feedback trains the dot product, by weighted ALS or by SGD"),
+    (dict(model="nn"), "implicit feedback trains the dot product, by weighted ALS or by SGD"),
+    (dict(implicit_loss="hinge"), "implicit_loss must be bce or bpr"),
+    (dict(negatives=0), "negatives must be at least 1"),
     (dict(alpha=-1.0), "alpha must be zero or positive"),
     (dict(feedback="clicks"), "feedback must be explicit or implicit"),
 ])
@@ -84,13 +86,14 @@ def test_an_implicit_run_saves_loads_and_ranks_the_same(interactions, tmp_path):
 def test_the_cli_trains_implicit_feedback_and_prints_its_top_k(interactions, tmp_path):
     path = tmp_path / "plays.csv"
     interactions.rename(columns={"rating": "plays"}).to_csv(path, index=False)
-    run = subprocess.run([sys.executable, "-m", "cf_core", "train", "--ratings", str(path), "--rating-col", "plays",
-                          "--feedback", "implicit", "--counts", "--out", str(tmp_path / "runs"), "--quiet"],
-                         capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr
-    out = json.loads(run.stdout.strip().splitlines()[-1])
-    assert out["optimizer"] == "als" and out["valid_rmse"] is None
-    assert out["ranking"]["model"]["ndcg"] > out["ranking"]["most_popular"]["ndcg"]
+    for extra, optimizer in (([], "als"), (["--optimizer", "adam", "--implicit-loss", "bpr"], "adam")):
+        run = subprocess.run([sys.executable, "-m", "cf_core", "train", "--ratings", str(path), "--rating-col",
+                              "plays", "--feedback", "implicit", "--counts", *extra, "--out", str(tmp_path / "runs"),
+                              "--quiet"], capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+        out = json.loads(run.stdout.strip().splitlines()[-1])
+        assert out["optimizer"] == optimizer and out["valid_rmse"] is None
+        assert out["ranking"]["model"]["ndcg"] > out["ranking"]["most_popular"]["ndcg"]
 
 
 def test_a_new_user_who_chose_a_few_items_gets_their_groups_items_without_retraining(interactions):
@@ -118,3 +121,16 @@ def test_the_fold_in_is_the_user_sides_exact_step():
     for row in range(3):
         mine = i[u == row]
         assert torch.allclose(fold_in(Y, mine, torch.ones(len(mine)), 0.2, 2.0), exact[row], atol=1e-8)
+
+
+@pytest.mark.parametrize("loss", ["bce", "bpr"])
+def test_the_lessons_dot_product_learns_from_interactions_and_sampled_negatives(interactions, loss):
+    """The dot product with biases by Adam, against items drawn at random: a sigmoid and binary cross-entropy
+    (bce) or pairwise ranking (bpr); both rank far above the most popular items."""
+    train, valid = user_split(interactions, 0.2, seed=1)
+    rec = Recommender(TrainConfig(feedback="implicit", optimizer="adam", implicit_loss=loss, seed=0)).fit(train)
+    cfg = rec.config
+    assert (cfg.model, cfg.implicit_loss, cfg.n_factors, cfg.epochs) == ("dotbias", loss, 64, 20)
+    ranked = rec.evaluate(valid)["ranking"]
+    assert ranked["model"]["ndcg"] > 1.5 * ranked["most_popular"]["ndcg"], ranked
+    assert rec.history.epochs[-1]["train_rmse"] < rec.history.epochs[0]["train_rmse"]  # the loss falls
