@@ -188,7 +188,10 @@ def _top_n(rec: Recommender, scores: np.ndarray, exclude: np.ndarray, items: pd.
            min_ratings: int) -> pd.DataFrame:
     top = _best(rec, scores, exclude, n, min_ratings)
     out = _titles(rec, items, top)
-    out["predicted_rating"] = np.clip(scores[top], *rec.rating_scale)  # implicit feedback: a preference, 0 to 1
+    if rec.config.feedback == "implicit" and rec.config.optimizer != "als":  # logits: the chance of choosing
+        out["predicted_rating"] = 1 / (1 + np.exp(-scores[top].astype(np.float64)))
+    else:  # (weighted ALS's scores are preferences, 0 to 1)
+        out["predicted_rating"] = np.clip(scores[top], *rec.rating_scale)
     out["n_ratings"] = rec.item_counts[top]
     return out
 

@@ -148,7 +148,9 @@ class ProgressCallback(Callback):
             self.progress.update(pretrain=(sweep, sweeps))
 
     def on_fit_start(self, trainer: Trainer) -> None:
-        self.progress.start_phase(n_epochs=trainer.cfg.epochs, optimizer=trainer.cfg.optimizer, pretrain=None)
+        cfg = trainer.cfg  # an implicit-feedback fit is tagged: its loss and epoch figures are not a rating's
+        self.progress.start_phase(n_epochs=cfg.epochs, pretrain=None, optimizer=cfg.optimizer if cfg.feedback !=
+                                  "implicit" else f"implicit:{cfg.implicit_loss or 'als'}")
 
     def on_batch_end(self, trainer: Trainer, info: BatchInfo) -> None:
         self.progress.add_batch(info)

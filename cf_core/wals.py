@@ -31,8 +31,9 @@ def default_factors(n_interactions: int) -> int:
 
     return int(min(128, max(16, 2 ** round(math.log2(max(math.sqrt(n_interactions) / 8, 1))))))
 CHUNK = 1 << 16  # interactions whose outer products the exact path adds at a time (CHUNK x k x k floats)
-GATHER_BYTES = 1 << 30  # the interactions' other-side factors are gathered once a solve up to this size, else
-GATHER_CHUNK = 1 << 21  # a chunk of this many interactions at a time, in every product
+# The interactions' other-side factors are gathered once a solve where they take at most GATHER_SHARE of the free
+# memory (and GATHER_MAX), else a chunk of GATHER_CHUNK interactions at a time in every product.
+GATHER_SHARE, GATHER_MAX, GATHER_CHUNK = 0.25, 8 << 30, 1 << 21
 
 
 class Side:
@@ -96,13 +97,23 @@ class Side:
         return torch.cholesky_solve(self.rhs(Y)[:, :, None], torch.linalg.cholesky(A))[:, :, 0]
 
 
+def _gather_budget(device: torch.device) -> int:
+    """How many bytes of gathered factors a solve may hold: GATHER_SHARE of the free memory, at most GATHER_MAX
+    (1 GB where the free memory is unknown)."""
+    from .cost import available_bytes
+
+    free = available_bytes(str(device))
+    return int(min(GATHER_MAX, GATHER_SHARE * free if free is not None else 1 << 30))
+
+
 def solve(side: Side, X: torch.Tensor, Y: torch.Tensor, reg: float, cg_steps: int = CG_STEPS) -> torch.Tensor:
     """The rows' new factors given the other side's Y: `cg_steps` conjugate-gradient steps from X, or exact (0)."""
     gram = Y.T @ Y + reg * torch.eye(Y.shape[1], dtype=Y.dtype, device=Y.device)
     if not cg_steps:
         return side.exact(Y, gram)
-    # the interactions' factors, once a solve, where they fit in GATHER_BYTES
-    y = Y.index_select(0, side.cols) if len(side.cols) * Y.shape[1] * Y.element_size() <= GATHER_BYTES else None
+    # the interactions' factors, once a solve, where they fit (`GATHER_SHARE`)
+    y = Y.index_select(0, side.cols) if len(side.cols) * Y.shape[1] * Y.element_size() <= _gather_budget(Y.device) \
+        else None
     X = X.clone()
     r = side.rhs(Y) - side.product(X, Y, gram, y)
     p, rs = r.clone(), (r * r).sum(1)

@@ -134,3 +134,7 @@ def test_the_lessons_dot_product_learns_from_interactions_and_sampled_negatives(
     ranked = rec.evaluate(valid)["ranking"]
     assert ranked["model"]["ndcg"] > 1.5 * ranked["most_popular"]["ndcg"], ranked
     assert rec.history.epochs[-1]["train_rmse"] < rec.history.epochs[0]["train_rmse"]  # the loss falls
+    from cf_core import analysis
+
+    scores = analysis.recommend(rec, 0, None, 5)["predicted_rating"]  # the chance of choosing: a sigmoid of logits
+    assert scores.between(0, 1).all() and scores.is_monotonic_decreasing and scores.iloc[0] > 0.05, scores.tolist()

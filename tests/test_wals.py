@@ -37,7 +37,7 @@ def test_a_sides_step_is_each_rows_exact_weighted_least_squares_solution(cg_step
     import cf_core.wals as wals
 
     if not gather:
-        monkeypatch.setattr(wals, "GATHER_BYTES", 0)
+        monkeypatch.setattr(wals, "GATHER_MAX", 0)
         monkeypatch.setattr(wals, "GATHER_CHUNK", 7)
     u, i, c = _pairs()
     u = torch.where(u < 5, 0, u)  # rows with different numbers of interactions

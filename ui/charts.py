@@ -60,13 +60,14 @@ def rating_histogram(histogram: Mapping[float, int], counts: bool = False) -> go
                    **({"yaxis_type": "log"} if counts else {}))
 
 
-def long_tail(counts: pd.Series, what: str) -> go.Figure:
-    """Ratings per user or per item, sorted from most to least active, on a log scale: the long tail."""
+def long_tail(counts: pd.Series, what: str, unit: str = "ratings") -> go.Figure:
+    """Ratings (or another `unit`: interactions) per user or per item, sorted from most to least active, on a log
+    scale: the long tail."""
     y = np.sort(counts.to_numpy())[::-1]
     x = np.arange(1, len(y) + 1)
     fig = go.Figure(go.Scatter(x=x, y=y, mode="lines", line=dict(color=ACCENT), fill="tozeroy",
-                               hovertemplate=f"{what} #%{{x}}: %{{y:,}} ratings<extra></extra>"))
-    fig = _layout(fig, f"Ratings per {what}", xaxis_title=f"{what}s, most active first", yaxis_title="ratings",
+                               hovertemplate=f"{what} #%{{x}}: %{{y:,}} {unit}<extra></extra>"))
+    fig = _layout(fig, f"{unit.capitalize()} per {what}", xaxis_title=f"{what}s, most active first", yaxis_title=unit,
                   yaxis_type="log")
     ticks = _log_ticks(float(y.min()), float(y.max())) if len(y) else []
     if len(ticks) >= 3:  # 1, 2, 5, 10, 20, 50 ... written out, where powers of ten alone would be too few
@@ -105,17 +106,19 @@ def crosstab_heatmap(table: pd.DataFrame, titles: Mapping | None = None) -> go.F
 
 
 # ---------------------------------------------------------------- training
-def loss_curve(batches: Sequence[Sequence[float]], title: str = "Training loss (smoothed)") -> go.Figure:
-    """The smoothed batch loss (MSE) against the fractional epoch, from a progress snapshot's batches."""
+def loss_curve(batches: Sequence[Sequence[float]], title: str = "Training loss (smoothed)",
+               unit: str = "MSE") -> go.Figure:
+    """The smoothed batch loss (MSE, or `unit`) against the fractional epoch, from a progress snapshot's batches."""
     arr = np.asarray(batches, dtype=float).reshape(-1, 3)
     fig = go.Figure(go.Scatter(x=arr[:, 0], y=arr[:, 1], mode="lines+markers" if len(arr) < 30 else "lines",
                                name="loss", line=dict(color=ACCENT),
                                hovertemplate="epoch %{x:.2f}: loss %{y:.4f}<extra></extra>"))
-    return _layout(fig, title, xaxis_title="epoch", yaxis_title="MSE")
+    return _layout(fig, title, xaxis_title="epoch", yaxis_title=unit)
 
 
-def epoch_metrics(epochs: Sequence[Mapping], metric: str = "rmse") -> go.Figure:
-    """Train and validation `metric` per epoch (progress snapshot's or a run history's epochs)."""
+def epoch_metrics(epochs: Sequence[Mapping], metric: str = "rmse", title: str | None = None) -> go.Figure:
+    """Train and validation `metric` per epoch (progress snapshot's or a run history's epochs); `title`: the
+    chart's and the axis's name for it (an implicit fit's error of its interactions)."""
     frame = pd.DataFrame(list(epochs))
     fig = go.Figure()
     for split, color in (("train", MUTED), ("valid", ACCENT)):
@@ -124,7 +127,8 @@ def epoch_metrics(epochs: Sequence[Mapping], metric: str = "rmse") -> go.Figure:
             fig.add_trace(go.Scatter(x=frame["epoch"], y=frame[col], mode="lines+markers",
                                      name=f"{split} {metric.upper()}", line=dict(color=color),
                                      hovertemplate=f"epoch %{{x}}: %{{y:.4f}}<extra>{split}</extra>"))
-    return _layout(fig, f"{metric.upper()} per epoch", xaxis_title="epoch", yaxis_title=metric.upper())
+    return _layout(fig, title or f"{metric.upper()} per epoch", xaxis_title="epoch",
+                   yaxis_title=metric.upper() if title is None else "error")
 
 
 def lr_finder(lrs: Sequence[float], losses: Sequence[float], suggestion: float | None = None) -> go.Figure:

@@ -117,7 +117,8 @@ def draw(ds: state.Dataset, n: int) -> tuple[str, float]:
         valid_frac = st.slider("Validation share", 0.05, 0.5, 0.2, 0.05, key="valid_frac",
                                disabled=ds.valid is not None)
         st.number_input("Seed", 0, 2**31 - 1, 42, key="seed")
-        st.text_input("Run name", "", placeholder="Implicit feedback (ALS)", key="run_name")
+        method = st.session_state.get("implicit_method", "als")
+        st.text_input("Run name", "", placeholder=f"Implicit feedback ({method.upper()})", key="run_name")
     return how, valid_frac
 
 

@@ -161,18 +161,26 @@ def ended(snap: JobSnapshot) -> None:
 def curves(snap: JobSnapshot) -> None:
     """The live loss curve and the RMSE per epoch (or a word on when they appear)."""
     p = snap.progress
+    implicit = p.optimizer.startswith("implicit:")
+    loss_unit = {"implicit:als": "ALS objective", "implicit:bce": "cross-entropy", "implicit:bpr": "BPR loss"}
     left, right = st.columns(2)
     with left:
         if p.batches:
             title = "Training MSE of each sample" if p.optimizer == "gibbs" else "Training loss (smoothed)"
-            st.plotly_chart(charts.loss_curve(p.batches, title), config=charts.CONFIG, key="loss_chart")
+            st.plotly_chart(charts.loss_curve(p.batches, title, loss_unit.get(p.optimizer, "MSE")),
+                            config=charts.CONFIG, key="loss_chart")
         elif snap.active:
             st.caption("The loss curve appears with the first batches.")
     with right:
         if p.epochs:
-            st.plotly_chart(charts.epoch_metrics(p.epochs), config=charts.CONFIG, key="metrics_chart")
+            st.plotly_chart(charts.epoch_metrics(p.epochs, title="How far the interactions' scores are from 1"
+                                                 if implicit else None), config=charts.CONFIG, key="metrics_chart")
         elif snap.active:
-            st.caption("Train and validation RMSE appear after the first epoch.")
+            st.caption("The per-epoch figures appear after the first epoch." if implicit else
+                       "Train and validation RMSE appear after the first epoch.")
+    if implicit:
+        st.caption("Implicit feedback: the run predicts no ratings, so there is no validation RMSE; it is judged by "
+                   "its top K on the Evaluate page once it is done.")
     if p.optimizer == "gibbs":
         st.caption("Gibbs sampling: each epoch is one sweep that draws every user's and item's weights from "
                    "their posterior. The first sweeps are burn-in; after them the model predicts the average of "

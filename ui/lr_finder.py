@@ -18,8 +18,12 @@ def show(config: TrainConfig, train: pd.DataFrame, choice: Choice) -> None:
         st.caption("Trains briefly with a learning rate that grows exponentially and plots the loss: pick a rate where "
                    "the loss still falls steeply, before it blows up.")
         if not choice.has_lr:
-            fit = "Gibbs sampling" if choice.gibbs else "Weighted ALS (implicit feedback)"
-            st.info(f"{fit} has no learning rate. Choose SGD, momentum, Adam or AdamW to use the finder.")
+            if choice.implicit:
+                st.info("The finder is for the rating models. Weighted ALS has no learning rate; the implicit "
+                        "methods that use Adam have a default one, set on the form above.")
+            else:
+                st.info("Gibbs sampling has no learning rate. Choose SGD, momentum, Adam or AdamW to use the "
+                        "finder.")
         elif st.button("Find a learning rate", key="lr_find", icon=":material/search:"):
             with st.spinner("Sweeping learning rates…"):
                 result = Recommender(config).lr_find(train)

@@ -88,6 +88,7 @@ class Choice:
     auto_lr: float      # the learning rate an empty field gets (0 for Gibbs sampling)
     how: str            # the validation split: random, user or time
     valid_frac: float   # the share of ratings held back to validate
+    implicit: bool = False  # implicit feedback (its own form, with its own learning rates)
 
     @property
     def gibbs(self) -> bool:
@@ -96,7 +97,7 @@ class Choice:
     @property
     def has_lr(self) -> bool:
         """Whether the fit has a learning rate (Gibbs sampling and weighted ALS have none)."""
-        return self.optimizer not in ("gibbs", "als")
+        return self.optimizer not in ("gibbs", "als") and not self.implicit
 
 
 def n_train(ds: state.Dataset) -> int:
@@ -212,12 +213,13 @@ def draw(ds: state.Dataset) -> Choice:
     The model column is finished after the optimizer's: its number of factors and its output range depend on it."""
     st.button("Reset to defaults", key="reset_settings", on_click=reset_settings, icon=":material/restart_alt:",
               help="Put every setting below back to its default; empty fields are then chosen from the data again.")
-    st.caption(f"Training on {lit(ds.name)}: {ds.ratings.n_ratings:,} ratings, {ds.ratings.n_users:,} users, "
+    unit = "interactions" if ds.ratings.feedback != "explicit" else "ratings"
+    st.caption(f"Training on {lit(ds.name)}: {ds.ratings.n_ratings:,} {unit}, {ds.ratings.n_users:,} users, "
                f"{ds.ratings.n_items:,} items. Empty fields are chosen from the data.")
     n = n_train(ds)
     if implicit_form.feedback_choice(ds) == "implicit":
         how, valid_frac = implicit_form.draw(ds, n)
-        return Choice("dot", "als", 0.0, how, valid_frac)
+        return Choice("dot", "als", 0.0, how, valid_frac, implicit=True)
     model_col, opt_col, sched_col = st.columns(3)
     with model_col:
         st.subheader("Model")

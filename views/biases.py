@@ -22,7 +22,7 @@ min_ratings = controls[0].slider("Minimum number of ratings", 0, 300, 20, key="b
 n = controls[1].slider("Rows", 5, 50, 15, key="bias_n")
 
 items, users = shared_views.biases(run.info.id, min_ratings)  # once per run and minimum, for every viewer
-if not items.attrs["learned"] and rec.config.feedback != "implicit":
+if not items.attrs["learned"] and rec.config.feedback != "implicit":  # (an implicit run: said below)
     st.info("This model has no bias terms: the tables show the damped baseline offsets computed from the data instead.")
 # The numbers first: long titles would push them out of view.
 item_cols = [c for c in ("title", "bias", "n_ratings", "mean_rating", "year", "item") if c in items]
@@ -45,7 +45,7 @@ def both_ends(table, cols, what: str, low: str, high: str) -> None:
                     key=f"{what}_bias_hist")
 
 
-if rec.config.feedback == "implicit":  # no biases to learn: how often each was chosen is the popularity it has
+if rec.config.feedback == "implicit" and not items.attrs["learned"]:  # ALS: how often each was chosen instead
     st.info("This run learned from implicit feedback (what people chose), which has no bias terms: here are the "
             "items and people by how many interactions they have instead.", icon=":material/info:")
     for table, cols, what, low, high in (

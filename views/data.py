@@ -138,8 +138,9 @@ else:
                     st.session_state["_upload_key"] = key
                     state.keep_upload(upload, items_upload, roles, valid_upload)
                     st.rerun()  # redraw from the top, so the sidebar shows the new dataset too
-                found = state.dataset().ratings.columns
-                st.success("Read as " + ", ".join(f"{role} = {lit(found[role])}"
+                read = state.dataset().ratings
+                found, names = read.columns, {"rating": "count"} if read.feedback == "counts" else {}
+                st.success("Read as " + ", ".join(f"{names.get(role, role)} = {lit(found[role])}"
                                                   for role in state.ROLES if role in found),
                            icon=":material/check_circle:")
             except DataError as exc:
@@ -195,9 +196,11 @@ with right:
 
 left, right = st.columns(2)
 with left:
-    st.plotly_chart(charts.long_tail(described["per_user"], "user"), config=charts.CONFIG, key="per_user")
+    st.plotly_chart(charts.long_tail(described["per_user"], "user", "interactions" if implicit else "ratings"),
+                    config=charts.CONFIG, key="per_user")
 with right:
-    st.plotly_chart(charts.long_tail(described["per_item"], "item"), config=charts.CONFIG, key="per_item")
+    st.plotly_chart(charts.long_tail(described["per_item"], "item", "interactions" if implicit else "ratings"),
+                    config=charts.CONFIG, key="per_item")
 
 st.subheader("Cross-tab")
 st.caption("The lesson's view of the matrix to fill in: the most active users against the most rated items.")

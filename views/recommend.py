@@ -39,9 +39,15 @@ def label(item) -> str:
     return f"{title} ({int(year)})" if year is not None and not pd.isna(year) else f"{title} (id {item})"
 
 
+implicit = rec.config.feedback == "implicit"  # what people chose: scores, interactions, nothing to rate
+unit = "interactions" if implicit else "ratings"
+columns = {**widgets.COLUMNS, **({"predicted_rating": st.column_config.NumberColumn(
+    "score (0 to 1)", format="%.2f", help="How likely the model thinks the person is to choose it"),
+    "n_ratings": st.column_config.NumberColumn("interactions", help="How many times it was chosen in training"),
+    "rating": st.column_config.NumberColumn("count")} if implicit else {})}
 controls = st.columns(2)
 n = controls[0].slider("How many", 5, 50, 10, key="rec_n")
-min_ratings = controls[1].slider("Only items with at least this many ratings", 0, 200, 10, key="rec_min_ratings")
+min_ratings = controls[1].slider(f"Only items with at least this many {unit}", 0, 200, 10, key="rec_min_ratings")
 for_user, similar, new_user = st.tabs(["For a user", "Similar items", "For a new user"])
 
 with for_user:
@@ -50,25 +56,25 @@ with for_user:
     user = st.text_input("User id", str(top_user), key="rec_user",
                          help="Any user id from the ratings the run was trained on: what the model recommends to "
                               "them, beside what they rated highest.")
-    st.caption("Users with the most ratings: " + ", ".join(
-        f"{lit(u)} ({int(c):,} ratings)" for u, c in zip(rec.user_map.decode(busiest), rec.user_counts[busiest])))
+    st.caption(f"Users with the most {unit}: " + ", ".join(
+        f"{lit(u)} ({int(c):,} {unit})" for u, c in zip(rec.user_map.decode(busiest), rec.user_counts[busiest])))
     try:
         recs = analysis.recommend(rec, user, run.items, n, min_ratings)
     except UnknownIdError as exc:
         st.error(f"{lit(exc)}. Pick a user id that was in the training data.")
     else:
         left, right = st.columns(2)
-        left.caption("Recommended (not rated in training)")
-        left.dataframe(cells(recs), hide_index=True, column_order=RECS, column_config=widgets.COLUMNS, key="user_recs")
+        left.caption("Recommended (not chosen in training)" if implicit else "Recommended (not rated in training)")
+        left.dataframe(cells(recs), hide_index=True, column_order=RECS, column_config=columns, key="user_recs")
         if run.train is not None:
-            right.caption("What they rated highest")
+            right.caption("What they chose most" if implicit else "What they rated highest")
             right.dataframe(cells(analysis.user_history(rec, run.train, user, run.items, n)), hide_index=True,
-                            column_order=HISTORY, column_config=widgets.COLUMNS, key="user_history")
+                            column_order=HISTORY, column_config=columns, key="user_history")
 
 with similar:
     item = st.selectbox("Item", popular, format_func=label, key="similar_item")
     st.dataframe(cells(analysis.similar_items(rec, item, run.items, n, min_ratings)), hide_index=True,
-                 column_order=SIMILAR, column_config=widgets.COLUMNS, key="similar_table")
+                 column_order=SIMILAR, column_config=columns, key="similar_table")
     st.caption("Nearest by the cosine similarity of the item embeddings.")
 
 with new_user:
@@ -77,8 +83,10 @@ with new_user:
                if rec.config.feedback == "implicit" else
                "Rate a handful of items as if you were a new user: the model works out your tastes from them "
                "(without training again) and recommends at once.")
-    chosen = st.multiselect("Items you have an opinion on", popular[:500], format_func=label, key="new_items",
-                            max_selections=20, help="Up to 20 of the 500 most rated items; then rate each below.")
+    chosen = st.multiselect("Items you chose" if implicit else "Items you have an opinion on", popular[:500],
+                            format_func=label, key="new_items", max_selections=20,
+                            help=f"Up to 20 of the 500 items with the most {unit}"
+                                 + ("." if implicit else "; then rate each below."))
     ratings = {}
     step = 0.5 if hi - lo <= 10 else 1.0
     middle = lo + round((hi - lo) / 2 / step) * step  # choosing an item is not yet an opinion of it
@@ -90,6 +98,6 @@ with new_user:
                                   key=f"new_rating_{item}")
     if ratings:
         st.dataframe(cells(analysis.recommend_new_user(rec, ratings, run.items, n, min_ratings)), hide_index=True,
-                     column_order=RECS, column_config=widgets.COLUMNS, key="new_user_recs")
+                     column_order=RECS, column_config=columns, key="new_user_recs")
     else:
         st.info("Pick a few items above to get recommendations.")

@@ -57,7 +57,9 @@ def start_training(ds: state.Dataset, job: Job | None, config: TrainConfig, trai
     busy = job is not None and job.active
     if st.button("Start training", key="start", type="primary", icon=":material/play_arrow:", disabled=busy,
                  help="Stop the running job first" if busy else None):
-        name = st.session_state["run_name"].strip() or train_form.MODEL_LABELS[config.model]
+        name = st.session_state["run_name"].strip() or (
+            f"Implicit feedback ({(config.implicit_loss or 'ALS').upper()})" if config.feedback == "implicit"
+            else train_form.MODEL_LABELS[config.model])
         job = state.jobs().submit(train_df, valid_df, config, owner=state.who(), name=name, dataset=ds.name,
                                   items=ds.items)
         state.remember_job(job)
