@@ -32,8 +32,10 @@ def default_factors(n_interactions: int) -> int:
     return int(min(128, max(16, 2 ** round(math.log2(max(math.sqrt(n_interactions) / 8, 1))))))
 CHUNK = 1 << 16  # interactions whose outer products the exact path adds at a time (CHUNK x k x k floats)
 # The interactions' other-side factors are gathered once a solve where they take at most GATHER_SHARE of the free
-# memory (and GATHER_MAX), else a chunk of GATHER_CHUNK interactions at a time in every product.
-GATHER_SHARE, GATHER_MAX, GATHER_CHUNK = 0.25, 8 << 30, 1 << 21
+# memory and GATHER_MAX, else a chunk of GATHER_CHUNK interactions at a time in every product. At 17.4M pairs and 64
+# factors (4.5 GB of them) gathering once took 28.1 s a sweep and 10.6 GB at peak, in chunks 35.9 s and 3.1 GB
+# (`bench/implicit_feedback.py --scale`): the memory is not worth the time.
+GATHER_SHARE, GATHER_MAX, GATHER_CHUNK = 0.25, 1 << 30, 1 << 21
 
 
 class Side:
