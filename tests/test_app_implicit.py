@@ -28,7 +28,7 @@ def test_a_file_of_plays_is_read_as_implicit_feedback_and_trains_as_such(app_env
     resolved = resolved_config(at)
     assert (resolved["feedback"], resolved["optimizer"], resolved["counts"]) == ("implicit", "als", True)
     shown = settings_shown(at)
-    assert shown["How it learns"] == "Weighted alternating least squares" and shown["Sweeps"] == "10"
+    assert shown["How it learns"] == "Weighted alternating least squares" and shown["Sweeps"] == "8"
     assert "no learning rate" in next(i.value for i in at.info if "learning rate" in i.value)
     at = train_to_done(at)
 

@@ -36,7 +36,7 @@ HELP = {
     "als_alpha": "How much more an interaction counts than a pair never seen: its weight is 1 + alpha x count. "
                  "With counts (plays, clicks), a higher alpha trusts the counts more.",
     "als_sweeps": "Passes of alternating least squares (each solves every user, then every item, exactly enough "
-                  "to move on). 10 is plenty on MovieLens 100k.",
+                  "to move on). 8 is plenty on MovieLens 100k.",
     "implicit_method": "Weighted ALS solves for everyone's traits exactly, a sweep at a time, and ranked best on "
                        "MovieLens 100k (NDCG@10 0.44 against 0.40 for the lesson's dot product with a sigmoid and "
                        "0.38 for BPR). The other two are the lesson's way: an optimizer (Adam) on a loss over what "
