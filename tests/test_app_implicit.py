@@ -2,6 +2,7 @@
 fit through the job queue, and the Evaluate page judging the run by its top K; a ratings file trained as implicit."""
 import numpy as np
 import pandas as pd
+import pytest
 
 from tests.app_helpers import app, open_page
 from tests.test_app_data import upload
@@ -42,6 +43,11 @@ def test_a_file_of_plays_is_read_as_implicit_feedback_and_trains_as_such(app_env
     assert not at.exception and any("no bias terms" in i.value for i in at.info)
     most = at.dataframe[1].value  # the items' tables: least, then most chosen
     assert most["n_ratings"].is_monotonic_decreasing and "bias" not in most
+    at.switch_page("views/runs.py").run()  # its top-10 NDCG in the runs table, and why it has no RMSE curve
+    assert not at.exception
+    runs = next(d.value for d in at.dataframe if "valid_ndcg" in d.value.columns)
+    assert runs["valid_ndcg"].iloc[0] == pytest.approx(ndcg["this model"], abs=1e-4)
+    assert any("no validation curve" in c.value for c in at.caption)
     for page in ("views/recommend.py", "views/embeddings.py"):  # the explore pages work on its factors
         at.switch_page(page).run()
         assert not at.exception, page

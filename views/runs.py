@@ -112,7 +112,8 @@ table = pd.DataFrame([{
     "name": info.name, "owner": info.owner, "created": info.created_text, "model": widgets.model_label(info.model),
     "dataset": info.dataset,
     "valid_rmse": info.metrics.get("valid_rmse"), "valid_mae": info.metrics.get("valid_mae"),
-    "epochs": info.metrics.get("epochs"), "seconds": info.metrics.get("train_seconds"),
+    "valid_ndcg": info.metrics.get("valid_ndcg"), "epochs": info.metrics.get("epochs"),
+    "seconds": info.metrics.get("train_seconds"),
     "n_factors": info.config.get("n_factors"), "optimizer": info.config.get("optimizer"), "lr": info.config.get("lr"),
     "wd": info.config.get("wd"), "batch_size": info.config.get("batch_size"), "schedule": info.config.get("schedule"),
     "current": info.id == state.current_run_id(), "id": info.id} for info in runs])
@@ -122,6 +123,10 @@ st.dataframe(cells(table, exempt=("id",)), hide_index=True, key="runs_table",
                                                                        help="Typical error on held-out ratings"),
                             "valid_mae": st.column_config.NumberColumn("validation MAE", format="%.4f",
                                                                       help="Average error on held-out ratings"),
+                            "valid_ndcg": st.column_config.NumberColumn(
+                                "top-10 NDCG", format="%.4f", help="An implicit-feedback run's measure: how near "
+                                "the top of each person's ten recommendations the items they went on to choose are "
+                                "(1 is perfect; the Evaluate page has the rest)"),
                             "seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
                             "n_factors": st.column_config.NumberColumn("factors", help="Embedding size"),
                             "lr": st.column_config.NumberColumn("learning rate"),
@@ -139,6 +144,9 @@ metric = right.selectbox("Metric", ["valid_rmse", "valid_mae", "train_rmse", "tr
 if compare:
     st.plotly_chart(charts.runs_overlay({label(r): store.history(r, who).get("epochs", []) for r in compare}, metric),
                     config=charts.CONFIG, key="compare_chart")
+    if metric.startswith("valid") and any(by_id[r].config.get("feedback") == "implicit" for r in compare):
+        st.caption("Implicit-feedback runs predict no ratings, so they have no validation curve here: compare them by "
+                   "their top-10 NDCG in the table above, or on the Evaluate page.")
 
 
 
