@@ -222,8 +222,23 @@ def test_a_reload_keeps_the_dataset_and_the_current_run(app_env, saved_run):
     later = open_page(app(), "views/evaluate.py")  # no ?run= in the address: the run comes back from the store
     assert not later.exception and later.session_state["run_id"] == saved_run and later.metric
 
+    import ui.state
     from cf_core.access import LOCAL
     from ui.state import _root, _uploads
+
+    # a read that fails once (here: a reader that raises) starts the session without the dataset but keeps it
+    # remembered for the next one (it was forgotten for good)
+    kept = upload(open_page(app(), "views/data.py"), GOOD)
+    assert not kept.exception
+    real = ui.state.read_upload
+    ui.state.read_upload = lambda *a, **k: (_ for _ in ()).throw(OSError("disk busy"))
+    try:
+        failed = open_page(app(), "views/data.py")
+    finally:
+        ui.state.read_upload = real
+    assert not failed.exception and failed.session_state.get("dataset") is None
+    back = open_page(app(), "views/data.py")
+    assert back.session_state["dataset"].name == "ratings.csv"
 
     gone = upload(open_page(app(), "views/data.py"), GOOD)  # an upload in use; then its owner deletes it elsewhere
     for kept in _uploads(_root()).list(LOCAL):

@@ -39,7 +39,7 @@ from cf_core.store import (
     ShareError,
     default_root,
 )
-from cf_core.uploads import UploadStore
+from cf_core.uploads import UploadNotFound, UploadStore
 from cf_core.worker import Worker
 
 from . import auth
@@ -151,8 +151,10 @@ def restore(me: Principal) -> None:
             st.session_state["dataset"] = dataset_from_upload(chosen[len("upload:"):])
             st.session_state.setdefault("source", "mine")
             st.session_state.setdefault("my_upload", chosen[len("upload:"):])
-    except Exception:  # deleted, unreadable: start without it rather than fail the page
+    except (UploadNotFound, PermissionDenied):  # deleted, or no longer theirs: forget it
         store().remember(me, "dataset", None)
+    except Exception:  # unreadable this time (a read that failed, a cache away): start without it, but keep it in
+        pass  # memory for the next session, where it may read again (forgetting lost it for good)
     run_id = store().recall(me, "run")
     if run_id and "run_id" not in st.session_state:
         try:
