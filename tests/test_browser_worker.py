@@ -31,7 +31,9 @@ def test_a_training_goes_on_when_the_web_server_is_killed(server, browser):
     expect(page.locator('[data-testid="stMetricValue"]').first).to_have_text("120")
     nav(page, "Train")
     _pick(page, "Optimizer", "Adam")
-    for name, value in (("Epochs", "1200"), ("Batch size", "64")):  # 1.5 to 3 minutes here: it outlives the restart
+    # far longer than the restart takes (1,200 epochs took from 24 s to 3 minutes on this machine, and finished
+    # before the restart once): it is stopped once it has been seen running after the restart
+    for name, value in (("Epochs", "10000"), ("Batch size", "64")):
         box = page.get_by_role("spinbutton", name=name)
         box.fill(value)
         box.press("Enter")
@@ -63,8 +65,9 @@ def test_a_training_goes_on_when_the_web_server_is_killed(server, browser):
     assert job_id in fresh.url
     fresh.context.close()
 
-    again.get_by_text("Done in", exact=False).wait_for(timeout=420_000)
-    assert first.startswith("Epoch ")  # it was running, then done
+    assert first.startswith("Epoch ")  # still running after the restart
+    again.get_by_role("button", name="Stop").click()  # Stop keeps the best model so far as the run
+    again.get_by_text("Stopped early in", exact=False).wait_for(timeout=120_000)
     no_exception(again)
     shot(again, "worker-3-done")
     nav(again, "Evaluate")
