@@ -359,12 +359,12 @@ def _train_summary(rec, metrics: dict, seconds: float, train: pd.DataFrame, vali
 def _save_run(a: argparse.Namespace, rec, out: dict, items: pd.DataFrame | None, train: pd.DataFrame,
               valid: pd.DataFrame | None) -> str:
     """Save the run under --out and --owner with the summary's figures as its metrics; returns its id."""
-    from .worker import ranking_metrics
+    from .ranking import flat_metrics
 
     store = RunStore(a.out)
     metrics = {k: v for k, v in out.items() if k.startswith(("valid", "train", "fit")) or k in ("epochs", "best_epoch")}
     if rec.config.feedback == "implicit" and out.get("ranking"):  # its top K, as the worker keeps it
-        metrics.update({f"valid_{k}": v for k, v in ranking_metrics({"ranking": out["ranking"]}).items()})
+        metrics.update({f"valid_{k}": v for k, v in flat_metrics({"ranking": out["ranking"]}).items()})
     return store.save(rec, owner=a.owner, name=a.name or Path(a.ratings).stem, dataset=Path(a.ratings).name,
                       metrics=metrics,
                       items=items, valid=valid, train=train[["user", "item", "rating"]])

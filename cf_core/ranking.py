@@ -105,3 +105,16 @@ def ranking(rec: Recommender, valid: pd.DataFrame, k: int = 10, like: float | No
         top = top_k(score, users, rec.rated_indptr, rec.rated_items, n_items, k, device)
         out[name] = at_k(top, relevant, n_items)
     return out
+
+
+def flat_metrics(metrics: dict) -> dict:
+    """An evaluation's figures as a run keeps them: an implicit-feedback run's top K (`ranking`) as flat numbers
+    (ndcg, recall, precision, map, coverage, and the most popular items' ndcg and recall, at ranking_k)."""
+    ranked = metrics.get("ranking")
+    if ranked is None:
+        return metrics
+    flat = {k: v for k, v in metrics.items() if k != "ranking"}
+    flat.update({name: ranked["model"][name] for name in ("ndcg", "recall", "precision", "map", "coverage")})
+    flat.update(popular_ndcg=ranked["most_popular"]["ndcg"], popular_recall=ranked["most_popular"]["recall"],
+                ranking_k=ranked["k"])
+    return flat

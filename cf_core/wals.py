@@ -145,7 +145,7 @@ class WALS:
         self.sides = {"user": Side(user, item, extra, n_users), "item": Side(item, user, extra, n_items)}
         if reg_exponent:  # a row's penalty reg * (its interactions)^exponent (ALS-WR's, Zhou et al. 2008, at 1)
             for side in self.sides.values():
-                n = torch.bincount(side.rows, minlength=side.n_rows).float().clamp(min=1)
+                n = side.crow.diff().float().clamp(min=1)
                 side.more_reg = reg * (n ** reg_exponent - 1)
         gen = torch.Generator(device=user.device).manual_seed(seed)
         # small random factors, as implicit starts: a zero start is a fixed point of the updates
@@ -159,25 +159,16 @@ class WALS:
 
     def fit_errors(self) -> tuple[float, float]:
         """RMSE and MAE of the interactions' preference (1) by x_u . y_i, a chunk of interactions at a time."""
-        X, Y, side = self.W["user"], self.W["item"], self.sides["user"]
-        sse = sae = 0.0
-        for a in range(0, len(side.rows), 1 << 20):
-            s = slice(a, a + (1 << 20))
-            err = 1 - torch.einsum("nk,nk->n", X.index_select(0, side.rows[s]), Y.index_select(0, side.cols[s]))
-            sse, sae = sse + float(err.pow(2).sum()), sae + float(err.abs().sum())
-        n = max(len(side.rows), 1)
-        return (sse / n) ** 0.5, sae / n
+        err = 1 - self.sides["user"].dots(self.W["user"], self.W["item"], None)
+        return float(err.pow(2).mean().sqrt()) if len(err) else 0.0, float(err.abs().mean()) if len(err) else 0.0
 
     def loss(self) -> float:
         """The objective per observed interaction (the weighted squared errors over all pairs and the penalty), from
         Y'Y and the observed pairs alone."""
         X, Y, side = self.W["user"], self.W["item"], self.sides["user"]
         every = float(((X @ (Y.T @ Y)) * X).sum())  # sum over all pairs of (x_u . y_i)^2: the zeros' errors, c = 1
-        observed = 0.0  # replace the observed pairs' terms, a chunk at a time
-        for a in range(0, len(side.rows), 1 << 20):
-            s = slice(a, a + (1 << 20))
-            pred = torch.einsum("nk,nk->n", X.index_select(0, side.rows[s]), Y.index_select(0, side.cols[s]))
-            observed += float(((1 + side.extra[s]) * (1 - pred) ** 2 - pred ** 2).sum())
+        pred = side.dots(X, Y, None)  # the observed pairs' terms replace theirs
+        observed = float(((1 + side.extra) * (1 - pred) ** 2 - pred ** 2).sum())
         penalty = 0.0
         for name, W in self.W.items():  # each row's penalty: reg, or with reg_exponent reg * n^exponent
             more = self.sides[name].more_reg

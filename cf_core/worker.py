@@ -18,6 +18,7 @@ from .access import Principal
 from .cost import TooCostly
 from .jobs import Job, JobQueue, device_kind, heartbeat_timeout
 from .progress import Progress, ProgressCallback
+from .ranking import flat_metrics
 from .recommender import Recommender, TrainingDiverged, check_finite
 from .store import RunStore, new_id
 from .train import Callback, Checkpoint, EpochInfo, Trainer, pick_device
@@ -35,18 +36,6 @@ def checkpoint_seconds() -> float:
     milliseconds, and a checkpoint of them every few epochs cost more than the training."""
     return float(os.environ.get("COLLAB_STUDIO_CHECKPOINT_SECONDS", "20"))
 
-
-def ranking_metrics(metrics: dict) -> dict:
-    """An evaluation's figures as a run keeps them: an implicit-feedback run's top K (`ranking`) as flat numbers
-    (ndcg, recall, precision, map, coverage, and the most popular items' ndcg and recall, at ranking_k)."""
-    ranked = metrics.get("ranking")
-    if ranked is None:
-        return metrics
-    flat = {k: v for k, v in metrics.items() if k != "ranking"}
-    flat.update({name: ranked["model"][name] for name in ("ndcg", "recall", "precision", "map", "coverage")})
-    flat.update(popular_ndcg=ranked["most_popular"]["ndcg"], popular_recall=ranked["most_popular"]["recall"],
-                ranking_k=ranked["k"])
-    return flat
 
 class CheckpointCallback(Callback):
     """Saves the fit's whole state every `every` complete epochs (not after the last: the run is saved then)."""
@@ -230,7 +219,7 @@ class Worker:
         job, queue = attempt.job, self.queue
         metrics = rec.evaluate(valid) if valid is not None and len(valid) else {}
         check_finite(rec, metrics)  # a diverged fit fails the job; it is never saved as a run
-        metrics = {f"valid_{k}": v for k, v in ranking_metrics(metrics).items() if v is not None}
+        metrics = {f"valid_{k}": v for k, v in flat_metrics(metrics).items() if v is not None}
         metrics.update(train_seconds=rec.history.seconds, epochs=len(rec.history.epochs),
                        best_epoch=rec.history.best_epoch, device=self.device)
         run_id = queue.store.save(rec, owner=job.owner, name=job.name, dataset=job.dataset, metrics=metrics,

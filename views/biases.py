@@ -30,8 +30,8 @@ numbers = widgets.COLUMNS
 
 
 
-def both_ends(table, cols, what: str, low: str, high: str) -> None:
-    """The n lowest and n highest biases side by side, and their histogram."""
+def both_ends(table, cols, what: str, low: str, high: str, histogram: bool = True) -> None:
+    """The n lowest and n highest biases (the table's first and last rows) side by side, and their histogram."""
     st.subheader(f"{what.capitalize()}s")
     if not len(table):
         st.warning(f"No {what} has {min_ratings} ratings: lower the minimum.")
@@ -41,26 +41,19 @@ def both_ends(table, cols, what: str, low: str, high: str) -> None:
     left.dataframe(cells(table.head(n)[cols]), hide_index=True, column_config=numbers, key=f"{what}s_low")
     right.caption(high)
     right.dataframe(cells(table.tail(n).iloc[::-1][cols]), hide_index=True, column_config=numbers, key=f"{what}s_high")
-    st.plotly_chart(shared_views.bias_histogram(run.info.id, min_ratings, what), config=charts.CONFIG,
-                    key=f"{what}_bias_hist")
+    if histogram:
+        st.plotly_chart(shared_views.bias_histogram(run.info.id, min_ratings, what), config=charts.CONFIG,
+                        key=f"{what}_bias_hist")
 
 
 if rec.config.feedback == "implicit" and not items.attrs["learned"]:  # ALS: how often each was chosen instead
     st.info("This run learned from implicit feedback (what people chose), which has no bias terms: here are the "
             "items and people by how many interactions they have instead.", icon=":material/info:")
-    for table, cols, what, low, high in (
-            (items, [c for c in ("title", "n_ratings", "year", "item") if c in items], "item",
-             "Least chosen", "Most chosen"),
-            (users, [c for c in users.columns if c not in ("bias", "mean_rating")], "user", "Fewest interactions",
-             "Most interactions")):
-        st.subheader(f"{what.capitalize()}s")
-        ordered = table.sort_values("n_ratings", kind="stable")
-        left, right = st.columns(2)
-        left.caption(low)
-        left.dataframe(cells(ordered.head(n)[cols]), hide_index=True, column_config=numbers, key=f"{what}s_low")
-        right.caption(high)
-        right.dataframe(cells(ordered.tail(n).iloc[::-1][cols]), hide_index=True, column_config=numbers,
-                        key=f"{what}s_high")
+    both_ends(items.sort_values("n_ratings", kind="stable"),
+              [c for c in ("title", "n_ratings", "year", "item") if c in items], "item", "Least chosen", "Most chosen",
+              histogram=False)
+    both_ends(users.sort_values("n_ratings", kind="stable"), [c for c in users.columns if c not in ("bias",
+              "mean_rating")], "user", "Fewest interactions", "Most interactions", histogram=False)
     st.stop()
 both_ends(items, item_cols, "item", "Lowest bias: the worst, whoever watches", "Highest bias: liked by everyone")
 both_ends(users, list(users.columns), "user", "Lowest bias: the harshest raters", "Highest bias: the most generous")
